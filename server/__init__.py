@@ -1,0 +1,3 @@
+"""RCA workbench server: ingest, detect, group, rank suspects."""
+
+__version__ = "0.1.0"

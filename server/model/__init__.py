@@ -1,0 +1,174 @@
+"""Plain dataclasses shared by every part of the server (no I/O, no frameworks).
+
+Times are Unix epoch seconds (float, UTC) everywhere inside the server; the API
+converts to and from ISO 8601 at the edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ChangeKind = Literal["deployment", "config_change", "flag_change"]
+CHANGE_KINDS: tuple[ChangeKind, ...] = ("deployment", "config_change", "flag_change")
+LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+IncidentStatus = Literal["OPEN", "RESOLVED"]
+Direction = Literal["up", "down"]
+Verdict = Literal["cause", "not_cause"]
+
+
+@dataclass(slots=True)
+class MetricPoint:
+    service: str
+    metric: str
+    ts: float
+    value: float
+    labels: dict[str, str] | None = None
+
+
+@dataclass(slots=True)
+class LogRecord:
+    service: str
+    ts: float
+    level: str
+    message: str
+    attributes: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class DiffFile:
+    path: str
+    added: int = 0
+    removed: int = 0
+
+
+@dataclass(slots=True)
+class Change:
+    """A deployment, config change or feature-flag change.
+
+    ``services`` holds the one service of a deployment/config change, or every service a
+    flag applies to. Kind-specific fields live in ``fields`` exactly as ingested
+    (``version``, ``previous_version``, ``commit``, ``diff``, ``key``, ``old_value``,
+    ``new_value``, ``flag``, ``old_state``, ``new_state``, ``rollout_percent`` ...).
+    """
+
+    id: str
+    kind: ChangeKind
+    services: list[str]
+    ts: float
+    author: str | None = None
+    description: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def service(self) -> str:
+        return self.services[0]
+
+    @property
+    def diff_files(self) -> list[DiffFile]:
+        diff = self.fields.get("diff") or {}
+        files = diff.get("files") or [] if isinstance(diff, dict) else []
+        return [
+            DiffFile(path=str(f.get("path", "")), added=int(f.get("added") or 0), removed=int(f.get("removed") or 0))
+            for f in files
+            if isinstance(f, dict)
+        ]
+
+
+@dataclass(slots=True)
+class Edge:
+    source: str  # caller
+    target: str  # callee (source depends on target)
+
+
+@dataclass(slots=True)
+class Anomaly:
+    id: str
+    service: str
+    metric: str
+    started_at: float  # estimated onset (change point), event time
+    detected_at: float  # event time of the point that confirmed it
+    direction: Direction
+    score: float
+    baseline: float
+    observed: float
+    ended_at: float | None = None
+    incident_id: str | None = None
+    join_reason: str | None = None
+
+
+@dataclass(slots=True)
+class SuspectRef:
+    id: str
+    kind: str
+    change_id: str | None
+    score: float
+
+
+@dataclass(slots=True)
+class Incident:
+    id: str
+    status: IncidentStatus
+    title: str
+    started_at: float
+    detected_at: float
+    services: list[str]
+    severity: float
+    anomaly_count: int
+    resolved_at: float | None = None
+    top_suspect: SuspectRef | None = None
+    # "no convincing change": True when RCA ran and no candidate is convincing.
+    no_convincing_change: bool = False
+    rca_version: int = 0
+
+
+@dataclass(slots=True)
+class Suspect:
+    id: str
+    incident_id: str
+    rank: int
+    kind: str
+    change_id: str | None
+    service: str | None
+    ts: float | None
+    score: float
+    evidence: dict[str, float]
+    explanation: str
+
+
+@dataclass(slots=True)
+class Label:
+    id: str
+    incident_id: str
+    change_id: str
+    verdict: Verdict
+    created_at: float
+    suspect_id: str | None = None
+    author: str | None = None
+    note: str | None = None
+
+
+@dataclass(slots=True)
+class SeriesInfo:
+    service: str
+    metric: str
+    points: int
+    first_ts: float
+    last_ts: float
+
+
+@dataclass(slots=True)
+class LogWindow:
+    """Columnar log records (what the store returns for a time window)."""
+
+    service: list[str]
+    ts: list[float]
+    level: list[str]
+    message: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @staticmethod
+    def empty() -> LogWindow:
+        return LogWindow(service=[], ts=[], level=[], message=[])
