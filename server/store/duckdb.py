@@ -1,0 +1,527 @@
+"""DuckDB implementation of the Store protocol: one file under the data dir.
+
+Raw metrics and logs are appended column-wise from Arrow tables; a ``series``
+catalogue is maintained per batch so service/metric listings never scan the raw
+table. One connection guarded by a lock (DuckDB connections are not thread-safe);
+every driver error is translated into :class:`StoreError`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from server.model import (
+    Anomaly,
+    Change,
+    Edge,
+    Incident,
+    Label,
+    LogWindow,
+    SeriesInfo,
+    Suspect,
+    SuspectRef,
+)
+from server.store.base import StoreError
+
+SCHEMA_VERSION = 1
+LEVEL_RANK = {"DEBUG": 0, "INFO": 1, "WARN": 2, "ERROR": 3, "FATAL": 4}
+
+_SCHEMA_V1 = [
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    """CREATE TABLE IF NOT EXISTS metrics (service VARCHAR NOT NULL, metric VARCHAR NOT NULL,
+        ts DOUBLE NOT NULL, value DOUBLE NOT NULL, labels VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS series (service VARCHAR, metric VARCHAR, points BIGINT,
+        first_ts DOUBLE, last_ts DOUBLE, PRIMARY KEY (service, metric))""",
+    """CREATE TABLE IF NOT EXISTS logs (service VARCHAR NOT NULL, ts DOUBLE NOT NULL,
+        level VARCHAR NOT NULL, level_rank TINYINT NOT NULL, message VARCHAR NOT NULL, attributes VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS changes (id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL,
+        services VARCHAR[] NOT NULL, ts DOUBLE NOT NULL, author VARCHAR, description VARCHAR,
+        fields VARCHAR NOT NULL, seq BIGINT NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS topology (source VARCHAR, target VARCHAR, PRIMARY KEY (source, target))",
+    """CREATE TABLE IF NOT EXISTS anomalies (id VARCHAR PRIMARY KEY, incident_id VARCHAR,
+        service VARCHAR, metric VARCHAR, started_at DOUBLE, detected_at DOUBLE, ended_at DOUBLE,
+        direction VARCHAR, score DOUBLE, baseline DOUBLE, observed DOUBLE, join_reason VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS incidents (id VARCHAR PRIMARY KEY, status VARCHAR, title VARCHAR,
+        started_at DOUBLE, detected_at DOUBLE, resolved_at DOUBLE, services VARCHAR[], severity DOUBLE,
+        anomaly_count INTEGER, top_suspect VARCHAR, no_convincing_change BOOLEAN, rca_version INTEGER)""",
+    """CREATE TABLE IF NOT EXISTS suspects (id VARCHAR PRIMARY KEY, incident_id VARCHAR, rank INTEGER,
+        kind VARCHAR, change_id VARCHAR, service VARCHAR, ts DOUBLE, score DOUBLE, evidence VARCHAR,
+        explanation VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS labels (id VARCHAR PRIMARY KEY, incident_id VARCHAR, change_id VARCHAR,
+        suspect_id VARCHAR, verdict VARCHAR, author VARCHAR, note VARCHAR, created_at DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS models (version INTEGER PRIMARY KEY, blob BLOB, info VARCHAR,
+        created_at DOUBLE)""",
+]
+
+# Migrations from version N to N+1; a newer release opens an older data dir by applying them.
+_MIGRATIONS: dict[int, list[str]] = {}
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+class DuckDBStore:
+    """The embedded store. ``path`` is the database file (created if missing)."""
+
+    def __init__(self, path: Path | str, *, memory_limit: str | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            config: dict[str, Any] = {}
+            if memory_limit:
+                config["memory_limit"] = memory_limit
+            self._con = duckdb.connect(str(self.path), config=config)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open DuckDB file {self.path}: {exc}") from exc
+        self._migrate()
+
+    # ---- plumbing --------------------------------------------------------------------
+    @contextmanager
+    def _tx(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._lock:
+            try:
+                self._con.execute("BEGIN TRANSACTION")
+                yield self._con
+                self._con.execute("COMMIT")
+            except duckdb.Error as exc:
+                self._con.execute("ROLLBACK")
+                raise StoreError(str(exc)) from exc
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+
+    def _q(self, sql: str, params: list[Any] | tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._con.execute(sql, params or []).fetchall()
+            except duckdb.Error as exc:
+                raise StoreError(str(exc)) from exc
+
+    def _migrate(self) -> None:
+        with self._tx() as con:
+            con.execute(_SCHEMA_V1[0])
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                for stmt in _SCHEMA_V1[1:]:
+                    con.execute(stmt)
+                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+                return
+            version = int(row[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"data dir was written by a newer release (schema {version} > {SCHEMA_VERSION}); upgrade rca"
+                )
+            while version < SCHEMA_VERSION:
+                for stmt in _MIGRATIONS[version]:
+                    con.execute(stmt)
+                version += 1
+            con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)])
+
+    def schema_version(self) -> int:
+        row = self._q("SELECT value FROM meta WHERE key = 'schema_version'")
+        return int(row[0][0])
+
+    def ping(self) -> bool:
+        self._q("SELECT 1")
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._con.execute("CHECKPOINT")
+            except duckdb.Error:
+                pass
+            self._con.close()
+
+    # ---- meta / ids --------------------------------------------------------------------
+    def get_meta(self, *, key: str) -> str | None:
+        rows = self._q("SELECT value FROM meta WHERE key = ?", [key])
+        return rows[0][0] if rows else None
+
+    def set_meta(self, *, key: str, value: str) -> None:
+        self._q("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+
+    def next_id(self, *, prefix: str) -> str:
+        with self._lock:
+            key = f"seq:{prefix}"
+            cur = self.get_meta(key=key)
+            n = int(cur) + 1 if cur else 1
+            self.set_meta(key=key, value=str(n))
+            return f"{prefix}-{n}"
+
+    def next_ids(self, *, prefix: str, n: int) -> list[str]:
+        with self._lock:
+            key = f"seq:{prefix}"
+            cur = int(self.get_meta(key=key) or 0)
+            self.set_meta(key=key, value=str(cur + n))
+            return [f"{prefix}-{i}" for i in range(cur + 1, cur + n + 1)]
+
+    # ---- raw data ---------------------------------------------------------------------
+    def insert_metrics(self, *, table: pa.Table) -> int:
+        n = table.num_rows
+        if n == 0:
+            return 0
+        with self._tx() as con:
+            con.register("_batch", table)
+            try:
+                con.execute("INSERT INTO metrics SELECT service, metric, ts, value, labels FROM _batch")
+                con.execute(
+                    """INSERT INTO series
+                       SELECT service, metric, count(*), min(ts), max(ts) FROM _batch GROUP BY 1, 2
+                       ON CONFLICT (service, metric) DO UPDATE SET
+                         points = series.points + excluded.points,
+                         first_ts = least(series.first_ts, excluded.first_ts),
+                         last_ts = greatest(series.last_ts, excluded.last_ts)"""
+                )
+            finally:
+                con.unregister("_batch")
+        return n
+
+    def insert_logs(self, *, table: pa.Table) -> int:
+        n = table.num_rows
+        if n == 0:
+            return 0
+        with self._tx() as con:
+            con.register("_logs", table)
+            try:
+                con.execute(
+                    """INSERT INTO logs SELECT service, ts, level,
+                         CASE level WHEN 'DEBUG' THEN 0 WHEN 'INFO' THEN 1 WHEN 'WARN' THEN 2
+                                    WHEN 'ERROR' THEN 3 ELSE 4 END, message, attributes FROM _logs"""
+                )
+            finally:
+                con.unregister("_logs")
+        return n
+
+    def upsert_changes(self, *, changes: list[Change]) -> list[str]:
+        if not changes:
+            return []
+        with self._tx() as con:
+            ids = [c.id for c in changes]
+            existing = {
+                r[0] for r in con.execute("SELECT id FROM changes WHERE id IN (SELECT unnest(?))", [ids]).fetchall()
+            }
+            row = con.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()
+            seq = int(row[0]) if row else 0
+            new: list[str] = []
+            rows = []
+            for c in changes:
+                if c.id in existing:
+                    continue
+                existing.add(c.id)
+                seq += 1
+                new.append(c.id)
+                rows.append((c.id, c.kind, c.services, c.ts, c.author, c.description,
+                             json.dumps(c.fields, default=str), seq))
+            if rows:
+                con.executemany("INSERT INTO changes VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        return new
+
+    def add_edges(self, *, edges: list[Edge]) -> int:
+        if not edges:
+            return 0
+        with self._tx() as con:
+            before = con.execute("SELECT count(*) FROM topology").fetchone()
+            con.executemany(
+                "INSERT INTO topology VALUES (?, ?) ON CONFLICT DO NOTHING", [(e.source, e.target) for e in edges]
+            )
+            after = con.execute("SELECT count(*) FROM topology").fetchone()
+        return int(after[0]) - int(before[0]) if before and after else 0
+
+    def get_series(
+        self, *, service: str, metric: str, since: float | None = None, until: float | None = None,
+        step: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        where = "service = ? AND metric = ?"
+        params: list[Any] = [service, metric]
+        if since is not None:
+            where += " AND ts >= ?"
+            params.append(since)
+        if until is not None:
+            where += " AND ts <= ?"
+            params.append(until)
+        if step:
+            sql = (f"SELECT floor(ts / {float(step)!r}) * {float(step)!r} AS b, avg(value) FROM metrics "
+                   f"WHERE {where} GROUP BY b ORDER BY b")
+        else:
+            sql = f"SELECT ts, value FROM metrics WHERE {where} ORDER BY ts"
+        with self._lock:
+            try:
+                tbl = self._con.sql(sql, params=params).to_arrow_table()
+            except duckdb.Error as exc:
+                raise StoreError(str(exc)) from exc
+        if tbl.num_rows == 0:
+            return np.empty(0), np.empty(0)
+        return (tbl.column(0).to_numpy().astype(np.float64), tbl.column(1).to_numpy().astype(np.float64))
+
+    def get_series_many(
+        self, *, services: list[str], since: float, until: float
+    ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+        if not services:
+            return {}
+        with self._lock:
+            try:
+                tbl = self._con.sql(
+                    """SELECT service, metric, ts, value FROM metrics
+                       WHERE service IN (SELECT unnest(?)) AND ts >= ? AND ts <= ?
+                       ORDER BY service, metric, ts""",
+                    params=[services, since, until],
+                ).to_arrow_table()
+            except duckdb.Error as exc:
+                raise StoreError(str(exc)) from exc
+        out: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        if tbl.num_rows == 0:
+            return out
+        svc = tbl.column(0).to_pylist()
+        met = tbl.column(1).to_pylist()
+        ts = tbl.column(2).to_numpy()
+        val = tbl.column(3).to_numpy()
+        start = 0
+        n = len(svc)
+        for i in range(1, n + 1):
+            if i == n or svc[i] != svc[start] or met[i] != met[start]:
+                out[(svc[start], met[start])] = (ts[start:i].astype(np.float64), val[start:i].astype(np.float64))
+                start = i
+        return out
+
+    def list_series(self, *, service: str | None = None) -> list[SeriesInfo]:
+        sql = "SELECT service, metric, points, first_ts, last_ts FROM series"
+        params: list[Any] = []
+        if service is not None:
+            sql += " WHERE service = ?"
+            params.append(service)
+        sql += " ORDER BY service, metric"
+        return [SeriesInfo(r[0], r[1], int(r[2]), float(r[3]), float(r[4])) for r in self._q(sql, params)]
+
+    def list_services(self) -> list[dict[str, Any]]:
+        rows = self._q(
+            """WITH s AS (
+                 SELECT service, list(metric ORDER BY metric) AS metrics, max(last_ts) AS last_seen
+                 FROM series GROUP BY service),
+               c AS (SELECT unnest(services) AS service, max(ts) AS last_seen FROM changes GROUP BY 1),
+               names AS (SELECT service FROM s UNION SELECT service FROM c)
+               SELECT n.service, coalesce(s.metrics, []), greatest(s.last_seen, c.last_seen)
+               FROM names n LEFT JOIN s USING (service) LEFT JOIN c USING (service)
+               ORDER BY n.service"""
+        )
+        return [{"name": r[0], "metrics": list(r[1]), "last_seen": _num(r[2])} for r in rows]
+
+    def get_logs(
+        self, *, services: list[str] | None, since: float, until: float, min_level: str = "WARN",
+        limit: int | None = None,
+    ) -> LogWindow:
+        where = "ts >= ? AND ts <= ? AND level_rank >= ?"
+        params: list[Any] = [since, until, LEVEL_RANK.get(min_level.upper(), 2)]
+        if services is not None:
+            where += " AND service IN (SELECT unnest(?))"
+            params.append(services)
+        sql = f"SELECT service, ts, level, message FROM logs WHERE {where} ORDER BY ts"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._lock:
+            try:
+                tbl = self._con.sql(sql, params=params).to_arrow_table()
+            except duckdb.Error as exc:
+                raise StoreError(str(exc)) from exc
+        return LogWindow(
+            service=tbl.column(0).to_pylist(), ts=tbl.column(1).to_pylist(),
+            level=tbl.column(2).to_pylist(), message=tbl.column(3).to_pylist(),
+        )
+
+    def count_logs(self, *, services: list[str] | None, since: float, until: float) -> int:
+        where = "ts >= ? AND ts <= ?"
+        params: list[Any] = [since, until]
+        if services is not None:
+            where += " AND service IN (SELECT unnest(?))"
+            params.append(services)
+        return int(self._q(f"SELECT count(*) FROM logs WHERE {where}", params)[0][0])
+
+    @staticmethod
+    def _change(r: tuple[Any, ...]) -> Change:
+        return Change(id=r[0], kind=r[1], services=list(r[2]), ts=float(r[3]), author=r[4],
+                      description=r[5], fields=json.loads(r[6]))
+
+    _CHANGE_COLS = "id, kind, services, ts, author, description, fields"
+
+    def list_changes(
+        self, *, service: str | None = None, since: float | None = None, until: float | None = None,
+        kind: str | None = None, limit: int | None = None,
+    ) -> list[Change]:
+        conds, params = ["TRUE"], []  # type: ignore[var-annotated]
+        if service is not None:
+            conds.append("list_contains(services, ?)")
+            params.append(service)
+        if since is not None:
+            conds.append("ts >= ?")
+            params.append(since)
+        if until is not None:
+            conds.append("ts <= ?")
+            params.append(until)
+        if kind is not None:
+            conds.append("kind = ?")
+            params.append(kind)
+        sql = f"SELECT {self._CHANGE_COLS} FROM changes WHERE {' AND '.join(conds)} ORDER BY ts DESC, seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [self._change(r) for r in self._q(sql, params)]
+
+    def get_change(self, *, change_id: str) -> Change | None:
+        rows = self._q(f"SELECT {self._CHANGE_COLS} FROM changes WHERE id = ?", [change_id])
+        return self._change(rows[0]) if rows else None
+
+    def get_changes(self, *, change_ids: list[str]) -> list[Change]:
+        if not change_ids:
+            return []
+        rows = self._q(f"SELECT {self._CHANGE_COLS} FROM changes WHERE id IN (SELECT unnest(?)) ORDER BY ts",
+                       [change_ids])
+        return [self._change(r) for r in rows]
+
+    def get_topology(self) -> list[Edge]:
+        return [Edge(r[0], r[1]) for r in self._q("SELECT source, target FROM topology ORDER BY 1, 2")]
+
+    # ---- pipeline state -------------------------------------------------------------------
+    _ANOM_COLS = ("id, incident_id, service, metric, started_at, detected_at, ended_at, direction, score, "
+                  "baseline, observed, join_reason")
+
+    def save_anomalies(self, *, anomalies: list[Anomaly]) -> None:
+        if not anomalies:
+            return
+        rows = [(a.id, a.incident_id, a.service, a.metric, a.started_at, a.detected_at, a.ended_at, a.direction,
+                 a.score, a.baseline, a.observed, a.join_reason) for a in anomalies]
+        with self._tx() as con:
+            con.executemany(f"INSERT OR REPLACE INTO anomalies ({self._ANOM_COLS}) VALUES "
+                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def list_anomalies(self, *, incident_id: str | None = None, open_only: bool = False) -> list[Anomaly]:
+        conds, params = ["TRUE"], []  # type: ignore[var-annotated]
+        if incident_id is not None:
+            conds.append("incident_id = ?")
+            params.append(incident_id)
+        if open_only:
+            conds.append("ended_at IS NULL")
+        rows = self._q(f"SELECT {self._ANOM_COLS} FROM anomalies WHERE {' AND '.join(conds)} "
+                       "ORDER BY started_at, id", params)
+        return [
+            Anomaly(id=r[0], incident_id=r[1], service=r[2], metric=r[3], started_at=r[4], detected_at=r[5],
+                    ended_at=r[6], direction=r[7], score=r[8], baseline=r[9], observed=r[10], join_reason=r[11])
+            for r in rows
+        ]
+
+    _INC_COLS = ("id, status, title, started_at, detected_at, resolved_at, services, severity, anomaly_count, "
+                 "top_suspect, no_convincing_change, rca_version")
+
+    def save_incidents(self, *, incidents: list[Incident]) -> None:
+        if not incidents:
+            return
+        rows = []
+        for i in incidents:
+            top = None
+            if i.top_suspect is not None:
+                t = i.top_suspect
+                top = json.dumps({"id": t.id, "kind": t.kind, "change_id": t.change_id, "score": t.score})
+            rows.append((i.id, i.status, i.title, i.started_at, i.detected_at, i.resolved_at, i.services,
+                         i.severity, i.anomaly_count, top, i.no_convincing_change, i.rca_version))
+        with self._tx() as con:
+            con.executemany(f"INSERT OR REPLACE INTO incidents ({self._INC_COLS}) VALUES "
+                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def delete_incident(self, *, incident_id: str) -> None:
+        with self._tx() as con:
+            con.execute("DELETE FROM incidents WHERE id = ?", [incident_id])
+            con.execute("DELETE FROM suspects WHERE incident_id = ?", [incident_id])
+
+    @staticmethod
+    def _incident(r: tuple[Any, ...]) -> Incident:
+        top = None
+        if r[9]:
+            d = json.loads(r[9])
+            top = SuspectRef(id=d["id"], kind=d["kind"], change_id=d["change_id"], score=float(d["score"]))
+        return Incident(id=r[0], status=r[1], title=r[2], started_at=r[3], detected_at=r[4], resolved_at=r[5],
+                        services=list(r[6] or []), severity=float(r[7]), anomaly_count=int(r[8]), top_suspect=top,
+                        no_convincing_change=bool(r[10]), rca_version=int(r[11] or 0))
+
+    def get_incident(self, *, incident_id: str) -> Incident | None:
+        rows = self._q(f"SELECT {self._INC_COLS} FROM incidents WHERE id = ?", [incident_id])
+        return self._incident(rows[0]) if rows else None
+
+    def list_incidents(
+        self, *, status: str | None = None, service: str | None = None, since: float | None = None,
+        limit: int = 100, offset: int = 0,
+    ) -> list[Incident]:
+        conds, params = ["TRUE"], []  # type: ignore[var-annotated]
+        if status is not None:
+            conds.append("status = ?")
+            params.append(status)
+        if service is not None:
+            conds.append("list_contains(services, ?)")
+            params.append(service)
+        if since is not None:
+            conds.append("started_at >= ?")
+            params.append(since)
+        sql = (f"SELECT {self._INC_COLS} FROM incidents WHERE {' AND '.join(conds)} "
+               f"ORDER BY started_at DESC, id DESC LIMIT {int(limit)} OFFSET {int(offset)}")
+        return [self._incident(r) for r in self._q(sql, params)]
+
+    def replace_suspects(self, *, incident_id: str, suspects: list[Suspect]) -> None:
+        rows = [(s.id, incident_id, s.rank, s.kind, s.change_id, s.service, s.ts, s.score,
+                 json.dumps(s.evidence), s.explanation) for s in suspects]
+        with self._tx() as con:
+            con.execute("DELETE FROM suspects WHERE incident_id = ?", [incident_id])
+            if rows:
+                con.executemany("INSERT INTO suspects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def list_suspects(self, *, incident_id: str) -> list[Suspect]:
+        rows = self._q("SELECT id, incident_id, rank, kind, change_id, service, ts, score, evidence, explanation "
+                       "FROM suspects WHERE incident_id = ? ORDER BY rank", [incident_id])
+        return [Suspect(id=r[0], incident_id=r[1], rank=int(r[2]), kind=r[3], change_id=r[4], service=r[5],
+                        ts=_num(r[6]), score=float(r[7]), evidence=json.loads(r[8]), explanation=r[9])
+                for r in rows]
+
+    def get_suspect(self, *, suspect_id: str) -> Suspect | None:
+        rows = self._q("SELECT incident_id FROM suspects WHERE id = ?", [suspect_id])
+        if not rows:
+            return None
+        return next((s for s in self.list_suspects(incident_id=rows[0][0]) if s.id == suspect_id), None)
+
+    def add_label(self, *, label: Label) -> None:
+        self._q("INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [label.id, label.incident_id, label.change_id, label.suspect_id, label.verdict, label.author,
+                 label.note, label.created_at])
+
+    def list_labels(self, *, incident_id: str | None = None) -> list[Label]:
+        sql = "SELECT id, incident_id, change_id, suspect_id, verdict, author, note, created_at FROM labels"
+        params: list[Any] = []
+        if incident_id is not None:
+            sql += " WHERE incident_id = ?"
+            params.append(incident_id)
+        sql += " ORDER BY created_at, id"
+        return [Label(id=r[0], incident_id=r[1], change_id=r[2], suspect_id=r[3], verdict=r[4], author=r[5],
+                      note=r[6], created_at=r[7]) for r in self._q(sql, params)]
+
+    def save_model(self, *, version: int, blob: bytes, info: dict[str, Any]) -> None:
+        self._q("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?)",
+                [version, blob, json.dumps(info, default=str), time.time()])
+
+    def load_latest_model(self) -> tuple[int, bytes, dict[str, Any]] | None:
+        rows = self._q("SELECT version, blob, info FROM models ORDER BY version DESC LIMIT 1")
+        if not rows:
+            return None
+        return int(rows[0][0]), bytes(rows[0][1]), json.loads(rows[0][2])
+
+    def counts(self) -> dict[str, int]:
+        out = {}
+        for t in ("metrics", "logs", "changes", "topology", "anomalies", "incidents", "suspects", "labels"):
+            out[t] = int(self._q(f"SELECT count(*) FROM {t}")[0][0])
+        return out
