@@ -1,0 +1,132 @@
+"""Behaviour of the streaming detector: online property, events, scale floors, state."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from server.detector.core import DetectorConfig, DetectorEvent, StreamingDetector, score_series
+
+STEP = 10.0
+
+
+def _feed(det: StreamingDetector, ts: np.ndarray, x: np.ndarray, series: int = 0) -> list[DetectorEvent]:
+    events: list[DetectorEvent] = []
+    idx = np.array([series], dtype=np.int64)
+    for i in range(x.shape[0]):
+        events += det.step(idx, ts[i : i + 1], x[i : i + 1]).events
+    return events
+
+
+def _noisy(n: int, seed: int, level: float = 100.0, sd: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return np.arange(n) * STEP, level + rng.normal(0.0, sd, n)
+
+
+def test_scores_are_online_a_future_change_does_not_move_earlier_scores() -> None:
+    ts, x = _noisy(800, seed=1)
+    changed = x.copy()
+    changed[600:] += 50.0
+    changed[700] = 1e6
+    a = score_series(ts, x)
+    b = score_series(ts, changed)
+    np.testing.assert_array_equal(a[:600], b[:600])
+    assert b[600:].max() > a[600:].max()
+    assert ((a >= 0) & (a <= 1)).all() and ((b >= 0) & (b <= 1)).all()
+
+
+def test_level_shift_opens_one_anomaly_with_onset_and_closes_on_recovery() -> None:
+    ts, x = _noisy(1500, seed=2)
+    x[600:900] += 20.0
+    events = _feed(StreamingDetector(), ts, x)
+    opens = [e for e in events if e.kind == "open"]
+    closes = [e for e in events if e.kind == "close"]
+    assert len(opens) == 1 and len(closes) == 1
+    op = opens[0]
+    assert op.direction == "up"
+    assert ts[600] - 3 * STEP <= op.onset <= ts[600] + STEP
+    assert op.ts - ts[600] <= 5 * STEP
+    assert abs(op.baseline - 100.0) < 2.0 and abs(op.observed - 120.0) < 4.0
+    assert op.score > 3
+    assert closes[0].ts >= ts[900] and closes[0].ts - ts[900] <= 15 * STEP
+
+
+def test_downward_shift_is_reported_down() -> None:
+    ts, x = _noisy(1000, seed=3)
+    x[500:] -= 25.0
+    opens = [e for e in _feed(StreamingDetector(), ts, x) if e.kind == "open"]
+    assert len(opens) == 1 and opens[0].direction == "down"
+
+
+def test_one_point_and_two_point_blips_do_not_open() -> None:
+    ts, x = _noisy(2000, seed=4)
+    for i in range(200, 2000, 150):
+        x[i] += 80.0
+    x[1100:1102] += 80.0
+    events = _feed(StreamingDetector(), ts, x)
+    assert events == []
+    scores = score_series(ts, x)
+    assert scores[200] > 0.8  # the blip still raises the per-point score
+
+
+def test_near_constant_series_does_not_open_on_tiny_absolute_moves() -> None:
+    rng = np.random.default_rng(5)
+    ts = np.arange(2000) * STEP
+    x = 0.001 + rng.normal(0.0, 1e-9, 2000)
+    x[1000:] += 5e-6  # 0.5 % relative move: not a regression
+    assert _feed(StreamingDetector(), ts, x) == []
+    x[1500:] = 0.01  # tenfold error rate: a regression
+    opens = [e for e in _feed(StreamingDetector(), ts, x) if e.kind == "open"]
+    assert len(opens) == 1 and opens[0].direction == "up"
+
+
+def test_integer_counter_noise_does_not_open() -> None:
+    rng = np.random.default_rng(6)
+    ts = np.arange(3000) * STEP
+    x = rng.poisson(3.0, 3000).astype(float)
+    opens = [e for e in _feed(StreamingDetector(), ts, x) if e.kind == "open"]
+    assert len(opens) <= 1
+
+
+def test_warmup_blocks_early_opens() -> None:
+    ts, x = _noisy(200, seed=7)
+    x[10:] += 50.0
+    cfg = DetectorConfig(warmup=30)
+    opens = [e for e in _feed(StreamingDetector(cfg), ts, x) if e.kind == "open"]
+    assert all(e.ts >= ts[30] for e in opens)
+    assert score_series(ts, x, cfg)[:30].max() == 0.0
+
+
+def test_vectorised_step_equals_series_by_series() -> None:
+    rng = np.random.default_rng(8)
+    k, n = 20, 400
+    ts = np.arange(n) * STEP
+    data = 50.0 + rng.normal(0, 1, (k, n))
+    data[3, 200:] += 10
+    data[7, 250:] -= 10
+    batch = StreamingDetector(capacity=4)
+    batch_scores = np.zeros((k, n))
+    batch_events = []
+    for i in range(n):
+        r = batch.step(np.arange(k), np.full(k, ts[i]), data[:, i])
+        batch_scores[:, i] = r.scores
+        batch_events += r.events
+    for j in range(k):
+        np.testing.assert_allclose(score_series(ts, data[j]), batch_scores[j])
+    assert {(e.series, e.kind) for e in batch_events} >= {(3, "open"), (7, "open")}
+
+
+def test_subset_steps_and_state_round_trip() -> None:
+    rng = np.random.default_rng(9)
+    a = StreamingDetector()
+    for i in range(300):
+        idx = np.array([0, 2]) if i % 2 else np.array([1])
+        a.step(idx, np.full(idx.size, i * STEP), rng.normal(10, 1, idx.size))
+    b = StreamingDetector(capacity=1)
+    b.set_state(a.get_state())
+    idx = np.array([0, 1, 2])
+    for i in range(300, 400):
+        v = rng.normal(10, 1, 3) + (30 if i > 350 else 0)
+        ra = a.step(idx, np.full(3, i * STEP), v)
+        rb = b.step(idx, np.full(3, i * STEP), v)
+        np.testing.assert_array_equal(ra.scores, rb.scores)
+        assert ra.events == rb.events
