@@ -1,0 +1,123 @@
+"""Score the project's streaming detector on the Numenta Anomaly Benchmark (NAB).
+
+Runs the same detector the server uses over every NAB series strictly online (each
+score uses only points at or before it; labels and windows are never shown to the
+detector), writes NAB-format results (DIR/<category>/<name>.csv with
+timestamp,value,anomaly_score), and scores them with the project's independent NAB
+scorer (standard, low-FP and low-FN profiles; the threshold per profile is the
+corpus-wide optimum found by an exhaustive sweep, as in NAB itself, so it is an oracle
+threshold, not a deployable alerting threshold).
+
+  rca eval nab --data ../shared/datasets/nab --out /tmp/nab-results
+  rca eval nab --score-only DIR [--prefix numenta_] [--stored-thresholds numenta]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from server.eval import nab
+from server.eval.nab_scoring import (
+    PROFILES,
+    ProfileResult,
+    ScoringFile,
+    build_table,
+    normalise,
+    raw_score,
+    score_corpus,
+)
+
+PROFILE_LABELS = {"standard": "standard", "reward_low_FP_rate": "low FP", "reward_low_FN_rate": "low FN"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default="../shared/datasets/nab", help="NAB folder (data/, labels/, results/)")
+    parser.add_argument("--out", default="nab-results", help="where to write the result CSVs")
+    parser.add_argument("--workers", type=int, default=nab.default_workers(), help="processes for scoring series")
+    parser.add_argument("--score-only", metavar="DIR", help="only score an existing result folder")
+    parser.add_argument("--prefix", default="", help="file-name prefix of results in --score-only (e.g. numenta_)")
+    parser.add_argument("--stored-thresholds", metavar="DETECTOR",
+                        help="score at config/thresholds.json thresholds of DETECTOR instead of sweeping")
+
+
+def _print(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def category_scores(files: list[ScoringFile], thresholds: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Per category: normalised score at the corpus-wide thresholds (subset null/perfect)."""
+    cats = sorted({f.name.split("/")[0] for f in files})
+    out: dict[str, dict[str, float]] = {}
+    for cat in cats:
+        sub = [f for f in files if f.name.startswith(cat + "/")]
+        table = build_table(sub)
+        out[cat] = {}
+        for name, prof in PROFILES.items():
+            if table.n_windows == 0:
+                raw = raw_score(table, prof, thresholds[name])
+                out[cat][name] = raw  # no windows: raw FP cost only (0 is best)
+            else:
+                out[cat][name] = normalise(raw_score(table, prof, thresholds[name]), prof, table.n_windows)
+    return out
+
+
+def report(files: list[ScoringFile], results: dict[str, ProfileResult], published: dict[str, dict[str, float]],
+           label: str = "this detector") -> None:
+    thresholds = {k: v.threshold for k, v in results.items()}
+    _print("\nPer category (at the corpus-wide thresholds; categories without windows show the raw FP cost):")
+    _print(f"  {'category':<24}" + "".join(f"{PROFILE_LABELS[p]:>10}" for p in PROFILES))
+    for cat, vals in category_scores(files, thresholds).items():
+        _print(f"  {cat:<24}" + "".join(f"{vals[p]:>10.2f}" for p in PROFILES))
+    _print("\nPer profile:")
+    for name, r in results.items():
+        _print(f"  {PROFILE_LABELS[name]:<10} score {r.score:7.2f}   raw {r.raw:9.4f}   threshold {r.threshold:.6f}")
+    rows = [(label, {k: v.score for k, v in results.items()})]
+    rows += [(k, v) for k, v in published.items()]
+    rows.sort(key=lambda kv: -kv[1].get("standard", 0.0))
+    _print("\nBeside the published scoreboard (results/final_results.json):")
+    _print(f"  {'detector':<22}" + "".join(f"{PROFILE_LABELS[p]:>10}" for p in PROFILES))
+    for name, vals in rows:
+        mark = " <==" if name == label else ""
+        _print(f"  {name:<22}" + "".join(f"{vals.get(p, float('nan')):>10.2f}" for p in PROFILES) + mark)
+
+
+def run(args: argparse.Namespace) -> int:
+    root = Path(args.data)
+    try:
+        nab.check_root(root)
+    except nab.NabDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    corpus = list(nab.iter_corpus(root))
+    n_points = sum(s.values.size for s in corpus)
+    _print(f"NAB: {len(corpus)} series, {n_points} points from {root}")
+    if args.score_only:
+        scores = nab.load_result_scores(Path(args.score_only), corpus, prefix=args.prefix)
+        label = Path(args.score_only).name
+    else:
+        def progress(i: int, total: int, s: nab.NabSeries) -> None:
+            _print(f"  [{i:2d}/{total}] {s.key} ({s.values.size} points, {time.perf_counter() - t0:6.1f} s)")
+
+        t1 = time.perf_counter()
+        scores = nab.run_detector(corpus, workers=args.workers, progress=progress)
+        dt = time.perf_counter() - t1
+        _print(f"detector: {n_points} points in {dt:.1f} s ({n_points / dt:,.0f} points/s, {args.workers} workers)")
+        out = Path(args.out)
+        nab.write_results(out, corpus, scores)
+        _print(f"results written to {out.resolve()}")
+        label = "rca (this project)"
+    if any(((s < 0) | (s > 1) | ~np.isfinite(s)).any() for s in scores):
+        print("error: scores outside [0, 1]", file=sys.stderr)
+        return 1
+    files = nab.scoring_files(root, corpus, scores)
+    thresholds = nab.stored_thresholds(root, args.stored_thresholds) if args.stored_thresholds else None
+    results = score_corpus(files, thresholds)
+    report(files, results, nab.published(root), label=label)
+    _print(f"\ndone in {time.perf_counter() - t0:.1f} s")
+    return 0
