@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -139,10 +139,8 @@ class DuckDBStore:
 
     def close(self) -> None:
         with self._lock:
-            try:
+            with suppress(duckdb.Error):
                 self._con.execute("CHECKPOINT")
-            except duckdb.Error:
-                pass
             self._con.close()
 
     # ---- meta / ids --------------------------------------------------------------------

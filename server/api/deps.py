@@ -1,0 +1,54 @@
+"""Shared application state and FastAPI dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from server.pipeline import Pipeline
+from server.settings import Settings
+from server.store.base import Store
+from server.timeutil import parse_ts
+
+
+class Metrics:
+    """The server's own Prometheus metrics (one registry per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.ingested = Counter("rca_ingested_events", "events accepted by ingest endpoints", ["kind"], registry=r)
+        self.rejected = Counter("rca_rejected_batches", "ingest batches rejected (4xx)", ["kind"], registry=r)
+        self.pending = Gauge("rca_pending_events", "ingested events not fully processed", registry=r)
+        self.late_points = Gauge("rca_late_points", "points older than their series' newest point (stored, not detected)", registry=r)
+        self.detect_seconds = Histogram("rca_detect_batch_seconds", "detector time per metric batch", registry=r)
+        self.rca_seconds = Histogram("rca_analysis_seconds", "RCA time per incident", registry=r)
+        self.requests = Histogram("rca_http_request_seconds", "HTTP request latency", ["route", "method"], registry=r)
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    store: Store
+    pipeline: Pipeline
+    metrics: Metrics
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.rca
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def ts_param(value: str | None, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_ts(value)
+    except ValueError as exc:
+        raise HTTPException(422, detail=[{"loc": ["query", name], "msg": str(exc), "type": "value_error"}]) from exc

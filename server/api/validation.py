@@ -1,0 +1,231 @@
+"""Batch validation for ingest bodies (pure: bytes in, Arrow tables / dataclasses out).
+
+A batch is validated as a whole: :class:`BatchError` carries one entry per bad item
+(``loc`` names the body key, the item index and the field) and nothing is stored.
+Metric batches are validated column-wise (NumPy / Arrow) for throughput; the rules
+are those of :class:`server.api.schemas.MetricPointIn`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from server.api import schemas
+from server.model import Change, Edge
+from server.timeutil import parse_ts
+
+MAX_ERRORS = 100
+
+
+class BatchError(Exception):
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(errors)} invalid item(s)")
+        self.errors = errors[:MAX_ERRORS]
+
+
+def _err(loc: list[Any], msg: str, typ: str = "value_error") -> dict[str, Any]:
+    return {"loc": loc, "msg": msg, "type": typ}
+
+
+def parse_items(body: bytes, key: str, *, ndjson: bool = False, allow_single: bool = False) -> list[Any]:
+    """Decode a wrapped body (``{key: [...]}``), a bare array, NDJSON, or (for change
+    endpoints) one bare event object into a list of raw items."""
+    if ndjson:
+        items = []
+        for lineno, line in enumerate(body.splitlines()):
+            if not line.strip():
+                continue
+            try:
+                items.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise BatchError([_err(["body", lineno], f"invalid JSON on line {lineno + 1}: {exc}", "json_invalid")]) from exc
+        return items
+    if not body.strip():
+        raise BatchError([_err(["body"], "request body is empty", "missing")])
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BatchError([_err(["body"], f"invalid JSON: {exc}", "json_invalid")]) from exc
+    if isinstance(doc, list):
+        return doc
+    if isinstance(doc, dict):
+        if key in doc:
+            items = doc[key]
+            if not isinstance(items, list):
+                raise BatchError([_err(["body", key], f"'{key}' must be an array", "list_type")])
+            return items
+        if allow_single:
+            return [doc]
+        raise BatchError([_err(["body", key], f"missing '{key}' array", "missing")])
+    raise BatchError([_err(["body"], f"body must be an object with '{key}' or an array", "model_type")])
+
+
+# ---- metrics (column-wise) ------------------------------------------------------------
+
+
+def _ts_column(raw: list[Any], key: str, errors: list[dict[str, Any]]) -> np.ndarray:
+    n = len(raw)
+    out = np.empty(n, dtype=np.float64)
+    num_mask = np.fromiter(((type(v) is int or type(v) is float) for v in raw), dtype=bool, count=n)
+    if num_mask.any():
+        idx = np.flatnonzero(num_mask)
+        out[idx] = np.array([raw[i] for i in idx], dtype=np.float64)
+    str_idx = np.flatnonzero(~num_mask)
+    if len(str_idx):
+        strs = [raw[i] for i in str_idx]
+        if all(type(s) is str for s in strs):
+            try:
+                parsed = pc.cast(pa.array(strs, type=pa.string()), pa.timestamp("us", tz="UTC"))
+                out[str_idx] = parsed.cast(pa.int64()).to_numpy(zero_copy_only=False) / 1e6
+                strs = []
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+        if strs:  # slow path: find exactly which items are bad (and parse the good ones)
+            for i in str_idx:
+                try:
+                    out[i] = parse_ts(raw[i])
+                except ValueError as exc:
+                    errors.append(_err(["body", key, int(i), "ts"], str(exc)))
+    bad = np.flatnonzero(~np.isfinite(out[num_mask])) if num_mask.any() else []
+    for j in bad:
+        errors.append(_err(["body", key, int(np.flatnonzero(num_mask)[j]), "ts"], "timestamp must be finite"))
+    return out
+
+
+def validate_metrics(items: list[Any], key: str = "points") -> pa.Table:
+    """Validate raw metric points column-wise; returns an Arrow table
+    (service, metric, ts float64, value float64, labels JSON string or null)."""
+    errors: list[dict[str, Any]] = []
+    n = len(items)
+    for i, it in enumerate(items):
+        if type(it) is not dict:
+            errors.append(_err(["body", key, i], "each point must be an object", "model_type"))
+    if errors:
+        raise BatchError(errors)
+    services = [it.get("service") for it in items]
+    metrics = [it.get("metric") for it in items]
+    for name, col in (("service", services), ("metric", metrics)):
+        for i, v in enumerate(col):
+            if type(v) is not str:
+                msg = "field required" if v is None else "must be a string"
+                errors.append(_err(["body", key, i, name], msg, "missing" if v is None else "string_type"))
+            elif not v or len(v) > 512:
+                errors.append(_err(["body", key, i, name], "must be a non-empty string of at most 512 characters"))
+    raw_ts = [it.get("ts") for it in items]
+    for i, v in enumerate(raw_ts):
+        if v is None:
+            errors.append(_err(["body", key, i, "ts"], "field required", "missing"))
+        elif type(v) is bool or not isinstance(v, int | float | str):
+            errors.append(_err(["body", key, i, "ts"], "timestamp must be an ISO 8601 string with a zone or epoch seconds"))
+    raw_val = [it.get("value") for it in items]
+    val_ok = [type(v) is float or type(v) is int for v in raw_val]
+    for i, ok in enumerate(val_ok):
+        if not ok:
+            v = raw_val[i]
+            errors.append(_err(["body", key, i, "value"], "field required" if v is None else "value must be a number",
+                               "missing" if v is None else "float_type"))
+    if errors:
+        raise BatchError(errors)
+    ts = _ts_column(raw_ts, key, errors)
+    values = np.array(raw_val, dtype=np.float64)
+    for i in np.flatnonzero(~np.isfinite(values)):
+        errors.append(_err(["body", key, int(i), "value"], "value must be finite", "finite_number"))
+    labels: list[str | None] = [None] * n
+    for i, it in enumerate(items):
+        lab = it.get("labels")
+        if lab is None:
+            continue
+        if type(lab) is not dict or not all(type(k) is str and type(v) is str for k, v in lab.items()):
+            errors.append(_err(["body", key, i, "labels"], "labels must be an object of string values", "dict_type"))
+        else:
+            labels[i] = orjson.dumps(lab, option=orjson.OPT_SORT_KEYS).decode()
+    if errors:
+        raise BatchError(errors)
+    return pa.table({
+        "service": pa.array(services, type=pa.string()),
+        "metric": pa.array(metrics, type=pa.string()),
+        "ts": pa.array(ts, type=pa.float64()),
+        "value": pa.array(values, type=pa.float64()),
+        "labels": pa.array(labels, type=pa.string()),
+    })
+
+
+# ---- everything else (pydantic, per item, with index in loc) ----------------------------------
+
+
+def _validate_list(items: list[Any], model: type[BaseModel], key: str) -> list[Any]:
+    adapter: TypeAdapter[list[Any]] = _ADAPTERS.setdefault(model, TypeAdapter(list[model]))  # type: ignore[valid-type]
+    try:
+        return adapter.validate_python(items)
+    except ValidationError as exc:
+        errs = []
+        for e in exc.errors(include_url=False, include_context=False):
+            loc = ["body", key, *e["loc"]]
+            errs.append({"loc": loc, "msg": e["msg"], "type": e["type"]})
+        raise BatchError(errs) from exc
+
+
+_ADAPTERS: dict[type[BaseModel], TypeAdapter[list[Any]]] = {}
+
+
+def validate_logs(items: list[Any], key: str = "logs") -> pa.Table:
+    logs: list[schemas.LogIn] = _validate_list(items, schemas.LogIn, key)
+    return pa.table({
+        "service": pa.array([x.service for x in logs], type=pa.string()),
+        "ts": pa.array([x.ts for x in logs], type=pa.float64()),
+        "level": pa.array([x.level for x in logs], type=pa.string()),
+        "message": pa.array([x.message for x in logs], type=pa.string()),
+        "attributes": pa.array(
+            [orjson.dumps(x.attributes).decode() if x.attributes is not None else None for x in logs],
+            type=pa.string()),
+    })
+
+
+def _check_finite_ts(objs: list[Any], key: str) -> None:
+    errs = [_err(["body", key, i, "ts"], "timestamp must be finite") for i, o in enumerate(objs)
+            if not math.isfinite(o.ts)]
+    if errs:
+        raise BatchError(errs)
+
+
+def validate_changes(items: list[Any], kind: str, key: str) -> list[tuple[Change, bool]]:
+    """Returns (change, id_was_given) pairs; ids are assigned later by the caller."""
+    model: type[BaseModel] = {
+        "deployment": schemas.DeploymentIn, "config_change": schemas.ConfigChangeIn,
+        "flag_change": schemas.FlagChangeIn,
+    }[kind]
+    objs = _validate_list(items, model, key)
+    _check_finite_ts(objs, key)
+    seen: dict[str, int] = {}
+    out: list[tuple[Change, bool]] = []
+    for o in objs:
+        data = o.model_dump(exclude_none=True)
+        cid = data.pop("id", None)
+        ts = data.pop("ts")
+        author = data.pop("author", None)
+        description = data.pop("description", None)
+        if kind == "flag_change":
+            services = list(dict.fromkeys(data.pop("services")))
+            data["services"] = services
+        else:
+            services = [data.pop("service")]
+        change = Change(id=cid or "", kind=kind, services=services, ts=ts, author=author,  # type: ignore[arg-type]
+                        description=description, fields=data)
+        if cid:
+            if cid in seen:  # the same id twice in one batch: stored once (idempotent)
+                continue
+            seen[cid] = len(out)
+        out.append((change, bool(cid)))
+    return out
+
+
+def validate_edges(items: list[Any], key: str = "edges") -> list[Edge]:
+    objs: list[schemas.EdgeIn] = _validate_list(items, schemas.EdgeIn, key)
+    return [Edge(source=e.source, target=e.target) for e in objs]

@@ -1,0 +1,1 @@
+"""Sub-commands of ``rca`` implemented by the server package."""
