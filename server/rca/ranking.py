@@ -1,0 +1,107 @@
+"""Scoring candidates: heuristic prior, blending with a learnt model, calibration (pure).
+
+Each candidate gets a logit ``z`` (prior, learnt, or a blend weighted by how much the
+model has learnt). Scores are probabilities under a "one cause or none" model:
+
+    P(change c is the cause) = exp(z_c) / (1 + sum_j exp(z_j))
+
+which equals the logistic ``sigmoid(z_c)`` when there is one candidate, and makes
+candidates compete when there are several. The remaining mass ``1 / (1 + sum exp z)`` is
+the probability that none of the changes is the cause: when no candidate reaches
+:data:`CONVINCING`, the incident says "no convincing change".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from server.rca.evidence import change_subject
+from server.rca.features import FEATURES, FIDX, CandidateRow
+
+#: Hand-set weights of the cold-start prior (log-odds per unit of evidence).
+PRIOR_WEIGHTS: dict[str, float] = {
+    "time_proximity": 2.0,
+    "after_onset": -2.5,
+    "change_point_alignment": 2.2,
+    "blast_radius": 3.2,
+    "metric_correlation": 0.6,
+    "error_logs": 1.2,
+    "log_mentions": 1.8,
+    "change_risk": 0.6,
+    "rollout": 0.8,
+    "rollback_recovery": 3.5,
+    "is_rollback": -2.5,
+    "history": 1.0,
+}
+PRIOR_BIAS = -8.0
+#: Minimum probability for the top suspect to be presented as the likely cause.
+CONVINCING = 0.35
+
+_PRIOR_VEC = np.array([PRIOR_WEIGHTS.get(n, 0.0) for n in FEATURES], dtype=np.float64)
+
+
+def prior_logits(x: np.ndarray) -> np.ndarray:
+    """Logits of the heuristic prior for a feature matrix ``[n, len(FEATURES)]``."""
+    if x.size == 0:
+        return np.zeros(0)
+    return np.asarray(x @ _PRIOR_VEC + PRIOR_BIAS, dtype=np.float64)
+
+
+def blend(prior: np.ndarray, learnt: np.ndarray | None, weight: float) -> np.ndarray:
+    if learnt is None or weight <= 0.0:
+        return prior
+    w = min(max(weight, 0.0), 1.0)
+    return np.asarray((1.0 - w) * prior + w * learnt, dtype=np.float64)
+
+
+def blend_weight(labelled_incidents: int, *, half: float = 12.0) -> float:
+    """How much the learnt model is trusted: 0 with no labels, 0.5 at ``half`` labelled
+    incidents, approaching 0.9 with many."""
+    if labelled_incidents <= 0:
+        return 0.0
+    return 0.9 * labelled_incidents / (labelled_incidents + half * 0.8)
+
+
+def probabilities(z: np.ndarray) -> np.ndarray:
+    """Per-candidate cause probabilities with a "none of them" alternative (logit 0)."""
+    if z.size == 0:
+        return z
+    m = max(float(z.max()), 0.0)
+    e = np.exp(z - m)
+    return np.asarray(e / (np.exp(-m) + e.sum()), dtype=np.float64)
+
+
+def order(scores: np.ndarray, rows: Sequence[CandidateRow]) -> list[int]:
+    """Best first; ties broken by time proximity, then change time (later first), then id."""
+    return sorted(
+        range(len(rows)),
+        key=lambda i: (-round(float(scores[i]), 12), -float(rows[i].values[FIDX["time_proximity"]]),
+                       -rows[i].change.ts, rows[i].change.id),
+    )
+
+
+_EXPLAIN_ORDER = ("rollback_recovery", "change_point_alignment", "error_logs", "log_mentions", "blast_radius",
+                  "history", "change_risk", "rollout", "metric_correlation")
+
+
+def explain(row: CandidateRow, *, learnt_coef: np.ndarray | None = None) -> str:
+    """One sentence: what changed and when, then the strongest supporting evidence."""
+    head = f"{change_subject(row.change)} {row.sentences.get('time_proximity', '')}".strip()
+    weights = _PRIOR_VEC if learnt_coef is None else learnt_coef
+    scored: list[tuple[float, str]] = []
+    for name in _EXPLAIN_ORDER:
+        i = FIDX[name]
+        contrib = float(row.values[i]) * float(weights[i])
+        if contrib > 0.25 and name in row.sentences:
+            scored.append((contrib, name))
+    scored.sort(key=lambda t: -t[0])
+    parts = [row.sentences[n] for _, n in scored[:3]]
+    if row.values[FIDX["error_logs"]] > 0 and "log_mentions" in [n for _, n in scored[:3]] and \
+            "error_logs" not in [n for _, n in scored[:3]]:
+        parts.insert(0, row.sentences["error_logs"])
+    if not parts:
+        weak = row.sentences.get("blast_radius")
+        parts = [weak] if weak else []
+    return "; ".join([head, *parts])
