@@ -69,7 +69,7 @@ class Drain:
     length layer); ``sim_threshold`` the share of equal tokens needed to join a cluster.
     """
 
-    depth: int = 4
+    depth: int = 3
     sim_threshold: float = 0.5
     max_children: int = 100
     clusters: list[_Cluster] = field(default_factory=list)

@@ -286,7 +286,9 @@ def build_rows(
             shown.append("rollout")
 
         # rollback / revert
-        revert = next((r for r in by_time if r.ts > c.ts and r.ts <= watermark and ev.reverts(r, c)), None)
+        # only a revert after the incident started can end it
+        revert = next((r for r in by_time if r.ts > max(c.ts, onset - ev.ONSET_SLACK_S) and r.ts <= watermark
+                       and ev.reverts(r, c)), None)
         recovered = None
         if revert is not None:
             recovered = ev.recovery_time(anomalies, after=revert.ts)

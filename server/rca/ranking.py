@@ -94,6 +94,8 @@ def explain(row: CandidateRow, *, learnt_coef: np.ndarray | None = None) -> str:
     for name in _EXPLAIN_ORDER:
         i = FIDX[name]
         contrib = float(row.values[i]) * float(weights[i])
+        if name == "rollout" and row.change.kind != "flag_change":
+            continue
         if contrib > 0.25 and name in row.sentences:
             scored.append((contrib, name))
     scored.sort(key=lambda t: -t[0])
