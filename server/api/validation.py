@@ -99,19 +99,31 @@ def _ts_column(raw: list[Any], key: str, errors: list[dict[str, Any]]) -> np.nda
     return out
 
 
+_NUM = {int, float}
+
+
+def _is_num(v: Any) -> bool:
+    t = type(v)
+    return t is float or t is int
+
+
 def validate_metrics(items: list[Any], key: str = "points") -> pa.Table:
     """Validate raw metric points column-wise; returns an Arrow table
-    (service, metric, ts float64, value float64, labels JSON string or null)."""
+    (service, metric, ts float64, value float64, labels JSON string or null).
+
+    Each column is checked with one fast pass; only a column that fails is walked
+    item by item to name every bad index."""
     errors: list[dict[str, Any]] = []
     n = len(items)
-    for i, it in enumerate(items):
-        if type(it) is not dict:
-            errors.append(_err(["body", key, i], "each point must be an object", "model_type"))
-    if errors:
+    if set(map(type, items)) - {dict}:
+        errors = [_err(["body", key, i], "each point must be an object", "model_type")
+                  for i, it in enumerate(items) if type(it) is not dict]
         raise BatchError(errors)
     services = [it.get("service") for it in items]
     metrics = [it.get("metric") for it in items]
     for name, col in (("service", services), ("metric", metrics)):
+        if not (set(map(type, col)) - {str}) and (not col or (min(map(len, col)) > 0 and max(map(len, col)) <= 512)):
+            continue
         for i, v in enumerate(col):
             if type(v) is not str:
                 msg = "field required" if v is None else "must be a string"
@@ -119,41 +131,51 @@ def validate_metrics(items: list[Any], key: str = "points") -> pa.Table:
             elif not v or len(v) > 512:
                 errors.append(_err(["body", key, i, name], "must be a non-empty string of at most 512 characters"))
     raw_ts = [it.get("ts") for it in items]
-    for i, v in enumerate(raw_ts):
-        if v is None:
-            errors.append(_err(["body", key, i, "ts"], "field required", "missing"))
-        elif type(v) is bool or not isinstance(v, int | float | str):
-            errors.append(_err(["body", key, i, "ts"], "timestamp must be an ISO 8601 string with a zone or epoch seconds"))
+    if not (set(map(type, raw_ts)) - _NUM):
+        ts = np.array(raw_ts, dtype=np.float64)
+        for i in np.flatnonzero(~np.isfinite(ts)):
+            errors.append(_err(["body", key, int(i), "ts"], "timestamp must be finite"))
+    else:
+        for i, v in enumerate(raw_ts):
+            if v is None:
+                errors.append(_err(["body", key, i, "ts"], "field required", "missing"))
+            elif type(v) is bool or not isinstance(v, int | float | str):
+                errors.append(_err(["body", key, i, "ts"],
+                                   "timestamp must be an ISO 8601 string with a zone or epoch seconds"))
+        ts = _ts_column(raw_ts, key, errors) if not errors else np.empty(0)
     raw_val = [it.get("value") for it in items]
-    val_ok = [type(v) is float or type(v) is int for v in raw_val]
-    for i, ok in enumerate(val_ok):
-        if not ok:
-            v = raw_val[i]
-            errors.append(_err(["body", key, i, "value"], "field required" if v is None else "value must be a number",
-                               "missing" if v is None else "float_type"))
-    if errors:
-        raise BatchError(errors)
-    ts = _ts_column(raw_ts, key, errors)
-    values = np.array(raw_val, dtype=np.float64)
+    if not (set(map(type, raw_val)) - _NUM):
+        values = np.array(raw_val, dtype=np.float64)
+    else:
+        for i, v in enumerate(raw_val):
+            if not _is_num(v):
+                errors.append(_err(["body", key, i, "value"],
+                                   "field required" if v is None else "value must be a number",
+                                   "missing" if v is None else "float_type"))
+        values = np.zeros(n)
     for i in np.flatnonzero(~np.isfinite(values)):
         errors.append(_err(["body", key, int(i), "value"], "value must be finite", "finite_number"))
-    labels: list[str | None] = [None] * n
-    for i, it in enumerate(items):
-        lab = it.get("labels")
-        if lab is None:
-            continue
-        if type(lab) is not dict or not all(type(k) is str and type(v) is str for k, v in lab.items()):
-            errors.append(_err(["body", key, i, "labels"], "labels must be an object of string values", "dict_type"))
-        else:
-            labels[i] = orjson.dumps(lab, option=orjson.OPT_SORT_KEYS).decode()
+    raw_labels = [it.get("labels") for it in items]
+    labels: list[str | None] | None = None
+    if set(map(type, raw_labels)) - {type(None)}:
+        labels = [None] * n
+        for i, lab in enumerate(raw_labels):
+            if lab is None:
+                continue
+            if type(lab) is not dict or not all(type(k) is str and type(v) is str for k, v in lab.items()):
+                errors.append(_err(["body", key, i, "labels"], "labels must be an object of string values",
+                                   "dict_type"))
+            else:
+                labels[i] = orjson.dumps(lab, option=orjson.OPT_SORT_KEYS).decode()
     if errors:
+        errors.sort(key=lambda e: (e["loc"][2] if len(e["loc"]) > 2 else -1))
         raise BatchError(errors)
     return pa.table({
         "service": pa.array(services, type=pa.string()),
         "metric": pa.array(metrics, type=pa.string()),
         "ts": pa.array(ts, type=pa.float64()),
         "value": pa.array(values, type=pa.float64()),
-        "labels": pa.array(labels, type=pa.string()),
+        "labels": pa.array(labels, type=pa.string()) if labels is not None else pa.nulls(n, pa.string()),
     })
 
 

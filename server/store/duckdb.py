@@ -40,8 +40,6 @@ _SCHEMA_V1 = [
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
     """CREATE TABLE IF NOT EXISTS metrics (service VARCHAR NOT NULL, metric VARCHAR NOT NULL,
         ts DOUBLE NOT NULL, value DOUBLE NOT NULL, labels VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS series (service VARCHAR, metric VARCHAR, points BIGINT,
-        first_ts DOUBLE, last_ts DOUBLE, PRIMARY KEY (service, metric))""",
     """CREATE TABLE IF NOT EXISTS logs (service VARCHAR NOT NULL, ts DOUBLE NOT NULL,
         level VARCHAR NOT NULL, level_rank TINYINT NOT NULL, message VARCHAR NOT NULL, attributes VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS changes (id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL,
@@ -86,6 +84,13 @@ class DuckDBStore:
         except duckdb.Error as exc:
             raise StoreError(f"cannot open DuckDB file {self.path}: {exc}") from exc
         self._migrate()
+        self._series = self._load_series()
+
+    def _load_series(self) -> dict[tuple[str, str], list[float]]:
+        """The series catalogue lives in memory (rebuilt from the raw table on open), so
+        ingest never pays for an upsert of per-series counters."""
+        rows = self._q("SELECT service, metric, count(*), min(ts), max(ts) FROM metrics GROUP BY 1, 2")
+        return {(r[0], r[1]): [float(r[2]), float(r[3]), float(r[4])] for r in rows}
 
     # ---- plumbing --------------------------------------------------------------------
     @contextmanager
@@ -171,20 +176,24 @@ class DuckDBStore:
         n = table.num_rows
         if n == 0:
             return 0
-        with self._tx() as con:
-            con.register("_batch", table)
+        agg = table.group_by(["service", "metric"]).aggregate([("ts", "count"), ("ts", "min"), ("ts", "max")])
+        with self._lock:
             try:
-                con.execute("INSERT INTO metrics SELECT service, metric, ts, value, labels FROM _batch")
-                con.execute(
-                    """INSERT INTO series
-                       SELECT service, metric, count(*), min(ts), max(ts) FROM _batch GROUP BY 1, 2
-                       ON CONFLICT (service, metric) DO UPDATE SET
-                         points = series.points + excluded.points,
-                         first_ts = least(series.first_ts, excluded.first_ts),
-                         last_ts = greatest(series.last_ts, excluded.last_ts)"""
-                )
+                self._con.register("_batch", table)
+                self._con.execute("INSERT INTO metrics SELECT service, metric, ts, value, labels FROM _batch")
+            except duckdb.Error as exc:
+                raise StoreError(str(exc)) from exc
             finally:
-                con.unregister("_batch")
+                self._con.unregister("_batch")
+            cols = [agg.column(c).to_pylist() for c in ("service", "metric", "ts_count", "ts_min", "ts_max")]
+            for svc, met, cnt, lo, hi in zip(*cols, strict=True):
+                cur = self._series.get((svc, met))
+                if cur is None:
+                    self._series[(svc, met)] = [float(cnt), lo, hi]
+                else:
+                    cur[0] += cnt
+                    cur[1] = min(cur[1], lo)
+                    cur[2] = max(cur[2], hi)
         return n
 
     def insert_logs(self, *, table: pa.Table) -> int:
@@ -295,26 +304,20 @@ class DuckDBStore:
         return out
 
     def list_series(self, *, service: str | None = None) -> list[SeriesInfo]:
-        sql = "SELECT service, metric, points, first_ts, last_ts FROM series"
-        params: list[Any] = []
-        if service is not None:
-            sql += " WHERE service = ?"
-            params.append(service)
-        sql += " ORDER BY service, metric"
-        return [SeriesInfo(r[0], r[1], int(r[2]), float(r[3]), float(r[4])) for r in self._q(sql, params)]
+        with self._lock:
+            items = sorted(self._series.items())
+        return [SeriesInfo(k[0], k[1], int(v[0]), v[1], v[2]) for k, v in items if service is None or k[0] == service]
 
     def list_services(self) -> list[dict[str, Any]]:
-        rows = self._q(
-            """WITH s AS (
-                 SELECT service, list(metric ORDER BY metric) AS metrics, max(last_ts) AS last_seen
-                 FROM series GROUP BY service),
-               c AS (SELECT unnest(services) AS service, max(ts) AS last_seen FROM changes GROUP BY 1),
-               names AS (SELECT service FROM s UNION SELECT service FROM c)
-               SELECT n.service, coalesce(s.metrics, []), greatest(s.last_seen, c.last_seen)
-               FROM names n LEFT JOIN s USING (service) LEFT JOIN c USING (service)
-               ORDER BY n.service"""
-        )
-        return [{"name": r[0], "metrics": list(r[1]), "last_seen": _num(r[2])} for r in rows]
+        out: dict[str, dict[str, Any]] = {}
+        for info in self.list_series():
+            d = out.setdefault(info.service, {"name": info.service, "metrics": [], "last_seen": None})
+            d["metrics"].append(info.metric)
+            d["last_seen"] = max(d["last_seen"] or info.last_ts, info.last_ts)
+        for svc, last in self._q("SELECT unnest(services) AS s, max(ts) FROM changes GROUP BY 1"):
+            d = out.setdefault(svc, {"name": svc, "metrics": [], "last_seen": None})
+            d["last_seen"] = max(d["last_seen"] or last, last)
+        return [out[k] for k in sorted(out)]
 
     def get_logs(
         self, *, services: list[str] | None, since: float, until: float, min_level: str = "WARN",
