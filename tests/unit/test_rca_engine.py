@@ -53,15 +53,12 @@ def decoys() -> list[Change]:
 
 
 def logs_with_new_error() -> LogWindow:
-    svc, ts, lvl, msg = [], [], [], []
-    for i in range(200):  # steady background
-        svc.append("checkout"); ts.append(T0 + 15.0 * i); lvl.append("WARN"); msg.append(f"GC pause of {i} ms")
-    for i in range(40):
-        svc.append("payments"); ts.append(ONSET + 5.0 * i); lvl.append("ERROR")
-        msg.append(f"Unhandled exception in tokenizer.py line {100 + i}: TypeError")
-    order = np.argsort(ts, kind="stable")
-    return LogWindow(service=[svc[i] for i in order], ts=[ts[i] for i in order], level=[lvl[i] for i in order],
-                     message=[msg[i] for i in order])
+    lines = [("checkout", T0 + 15.0 * i, "WARN", f"GC pause of {i} ms") for i in range(200)]  # background
+    lines += [("payments", ONSET + 5.0 * i, "ERROR", f"Unhandled exception in tokenizer.py line {100 + i}: TypeError")
+              for i in range(40)]
+    lines.sort(key=lambda x: x[1])
+    return LogWindow(service=[x[0] for x in lines], ts=[x[1] for x in lines], level=[x[2] for x in lines],
+                     message=[x[3] for x in lines])
 
 
 def context(changes: list[Change], *, shifted: list[str], logs: LogWindow | None = None) -> RcaContext:
