@@ -137,6 +137,11 @@ def label(incident_id: str, *, verdict: str, change_id: str | None = None, suspe
     return Call("POST", f"/incidents/{_seg(incident_id)}/label", Label.from_json, body=body)
 
 
+def labels(incident_id: str) -> Call[list[Label]]:
+    """``GET /incidents/{id}/labels`` (extension): labels given to the incident so far."""
+    return Call("GET", f"/incidents/{_seg(incident_id)}/labels", _list(Label.from_json))
+
+
 def rerun_rca(incident_id: str) -> Call[dict[str, Any]]:
     return Call("POST", f"/incidents/{_seg(incident_id)}/rerun_rca", _dict)
 
@@ -145,6 +150,11 @@ def changes(*, service: str | None = None, since: TimeLike | None = None, until:
             kind: str | None = None, limit: int | None = None) -> Call[list[Change]]:
     return Call("GET", "/changes", _list(Change.from_json),
                 params=_params(service=service, since=since, until=until, kind=kind, limit=limit))
+
+
+def change(change_id: str) -> Call[Change]:
+    """``GET /changes/{id}`` (extension): one change event."""
+    return Call("GET", f"/changes/{_seg(change_id)}", Change.from_json)
 
 
 def services() -> Call[list[Service]]:

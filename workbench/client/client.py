@@ -107,6 +107,10 @@ class RcaClient:
         return self.call(calls.label(incident_id, verdict=verdict, change_id=change_id,
                                      suspect_id=suspect_id, author=author, note=note))
 
+    def labels(self, incident_id: str) -> list[Label]:
+        """Labels given to the incident (extension endpoint)."""
+        return self.call(calls.labels(incident_id))
+
     def rerun_rca(self, incident_id: str) -> dict[str, Any]:
         return self.call(calls.rerun_rca(incident_id))
 
@@ -114,6 +118,10 @@ class RcaClient:
                 until: TimeLike | None = None, kind: str | None = None,
                 limit: int | None = None) -> list[Change]:
         return self.call(calls.changes(service=service, since=since, until=until, kind=kind, limit=limit))
+
+    def change(self, change_id: str) -> Change:
+        """One change event (extension endpoint)."""
+        return self.call(calls.change(change_id))
 
     def services(self) -> list[Service]:
         return self.call(calls.services())
@@ -209,6 +217,10 @@ class AsyncRcaClient:
         return await self.call(calls.label(incident_id, verdict=verdict, change_id=change_id,
                                            suspect_id=suspect_id, author=author, note=note))
 
+    async def labels(self, incident_id: str) -> list[Label]:
+        """Labels given to the incident (extension endpoint)."""
+        return await self.call(calls.labels(incident_id))
+
     async def rerun_rca(self, incident_id: str) -> dict[str, Any]:
         return await self.call(calls.rerun_rca(incident_id))
 
@@ -217,6 +229,10 @@ class AsyncRcaClient:
                       limit: int | None = None) -> list[Change]:
         return await self.call(calls.changes(service=service, since=since, until=until, kind=kind,
                                              limit=limit))
+
+    async def change(self, change_id: str) -> Change:
+        """One change event (extension endpoint)."""
+        return await self.call(calls.change(change_id))
 
     async def services(self) -> list[Service]:
         return await self.call(calls.services())

@@ -47,9 +47,11 @@ class RcaTui(App[None]):
 
     def __init__(self, url: str, *, web_url: str = DEFAULT_WEB_URL, refresh: float = 2.0,
                  timeout: float = 5.0, slow_after: float = 1.5, author: str | None = None,
-                 max_incidents: int = 5000, opener: Callable[[str], Any] | None = None) -> None:
+                 max_incidents: int = 5000, opener: Callable[[str], Any] | None = None,
+                 server_name: str | None = None) -> None:
         super().__init__()
         self.url = url.rstrip("/")
+        self.server_name = server_name or self.url  # what the status bar calls the server
         self.web_url = web_url.rstrip("/")
         self.refresh_seconds = max(0.05, refresh)
         self.slow_after = slow_after
@@ -58,8 +60,8 @@ class RcaTui(App[None]):
         self.client = RcaClient(self.url, timeout=timeout)
         self._opener = opener or webbrowser.open
         self._was_down = False
-        self.sub_title = self.url
-        self.conn = ConnState("connecting", f"connecting to {self.url}…")
+        self.sub_title = self.server_name
+        self.conn = ConnState("connecting", f"connecting to {self.server_name}…")
 
     def on_mount(self) -> None:
         from workbench.tui.screens.incidents import IncidentListScreen
@@ -87,21 +89,21 @@ class RcaTui(App[None]):
     def report_ok(self, latency: float) -> None:
         if self._was_down:
             self._was_down = False
-            self.notify(f"Reconnected to {self.url}", title="Server back")
+            self.notify(f"Reconnected to {self.server_name}", title="Server back")
         if latency > self.slow_after:
-            self.conn = ConnState("slow", f"server at {self.url} is slow ({latency:.1f}s per request)")
+            self.conn = ConnState("slow", f"server at {self.server_name} is slow ({latency:.1f}s per request)")
         else:
-            self.conn = ConnState("ok", f"connected to {self.url}")
+            self.conn = ConnState("ok", f"connected to {self.server_name}")
 
     def report_error(self, exc: ClientError) -> None:
         every = f"retrying every {self.refresh_seconds:g}s"
         if isinstance(exc, ServerTimeout):
             self._was_down = True
-            self.conn = ConnState("slow", f"server at {self.url} is not answering (timeout) · showing last "
+            self.conn = ConnState("slow", f"server at {self.server_name} is not answering (timeout) · showing last "
                                           f"data · {every}")
         elif isinstance(exc, ServerUnavailable):
             self._was_down = True
-            self.conn = ConnState("down", f"server unreachable at {self.url} · showing last data · {every}")
+            self.conn = ConnState("down", f"server unreachable at {self.server_name} · showing last data · {every}")
         else:
             self.notify(str(exc), title="Request failed", severity="error", timeout=6)
 

@@ -48,6 +48,7 @@ class IncidentData:
     anomalies: list[Anomaly]
     changes: dict[str, Change] = field(default_factory=dict)
     series: dict[tuple[str, str], Series] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # change id -> latest verdict
     since: datetime | None = None
     until: datetime | None = None
 
@@ -77,6 +78,12 @@ def load_incident(client: RcaClient, incident_id: str, *, width: int,
     suspects = client.suspects(incident_id)
     anomalies = client.anomalies(incident_id)
     data = IncidentData(incident=inc, suspects=suspects, anomalies=anomalies)
+    try:
+        for lb in sorted(client.labels(incident_id), key=lambda x: x.created_at or inc.started_at):
+            if lb.change_id:
+                data.labels[lb.change_id] = lb.verdict
+    except NotFound:
+        pass  # a server without the labels extension
     if previous is not None:
         data.changes = dict(previous.changes)
         data.series = dict(previous.series)
@@ -165,6 +172,7 @@ class IncidentScreen(Screen[None]):
         self.initial = incident
         self.data: IncidentData | None = None
         self.labels: dict[str, str] = {}
+        self.last_rerun: str | None = None
         self._rerunning = False
 
     @property
@@ -220,9 +228,13 @@ class IncidentScreen(Screen[None]):
         self.app.call_from_thread(self._apply, data, width)
 
     def _gone(self) -> None:
+        if not self.is_attached:
+            return  # closed while the request was in flight
         self.query_one("#anoms", Static).update(Text(f"incident {self.incident_id} not found", style="red"))
 
     def _apply(self, data: IncidentData, width: int) -> None:
+        if not self.is_attached:
+            return  # closed while the request was in flight
         self.data = data
         self.query_one("#inc-header", Static).update(incident_header(data.incident))
         self._sync_suspects()
@@ -234,7 +246,8 @@ class IncidentScreen(Screen[None]):
             return
         onset = self.data.incident.started_at
         table = self.query_one("#suspects", KeyedTable)
-        table.sync([(suspect_key(s), suspect_row(s, onset, self.labels.get(suspect_key(s))))
+        labels = {**self.data.labels, **self.labels}
+        table.sync([(suspect_key(s), suspect_row(s, onset, labels.get(suspect_key(s))))
                     for s in self.data.suspects])
 
     def selected(self) -> Suspect | None:
@@ -301,6 +314,8 @@ class IncidentScreen(Screen[None]):
         self.app.call_from_thread(self._labelled, verdict, change_id or suspect_id or "")
 
     def _labelled(self, verdict: str, key: str) -> None:
+        if not self.is_attached:
+            return  # closed while the request was in flight
         self.labels[key] = verdict
         self._sync_suspects()
         self.notify(f"{key} labelled {'the cause' if verdict == 'cause' else 'not the cause'} of "
@@ -316,33 +331,39 @@ class IncidentScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="incident-view")
     def _rerun(self, width: int) -> None:
         before = [(suspect_key(s), round(s.score, 6)) for s in self.data.suspects] if self.data else []
-        version = self.data.incident.extra.get("rca_version") if self.data else None
         data: IncidentData | None = None
         try:
             self.tui.request(lambda c: c.rerun_rca(self.incident_id))
             deadline = time.monotonic() + 15.0
             while True:
+                # the rerun is queued behind other work: wait for the pipeline to drain (or a change)
+                idle = self.tui.request(lambda c: c.health()).pending == 0
                 data = self.tui.request(lambda c: load_incident(c, self.incident_id, width=width,
                                                                 previous=self.data))
                 after = [(suspect_key(s), round(s.score, 6)) for s in data.suspects]
-                new_version = data.incident.extra.get("rca_version")
-                if after != before or (version is not None and new_version != version):
-                    break
-                if time.monotonic() > deadline:
+                if after != before or idle or time.monotonic() > deadline:
                     break
                 time.sleep(0.3)
         except ClientError:
-            self.app.call_from_thread(self._rerun_done, None, False)
+            self.app.call_from_thread(self._rerun_done, None, "")
             return
-        changed = [k for k, _ in after] != [k for k, _ in before]
-        self.app.call_from_thread(self._rerun_done, data, changed)
+        if [k for k, _ in after] != [k for k, _ in before]:
+            outcome = "ranking changed"
+        elif after != before:
+            outcome = "scores updated, same order"
+        else:
+            outcome = "ranking unchanged"
+        self.app.call_from_thread(self._rerun_done, data, outcome)
 
-    def _rerun_done(self, data: IncidentData | None, changed: bool) -> None:
+    def _rerun_done(self, data: IncidentData | None, outcome: str) -> None:
+        if not self.is_attached:
+            return  # closed while the request was in flight
         self._rerunning = False
         if data is None:
             return
         self._apply(data, self.spark_width())
         top = data.suspects[0] if data.suspects else None
         top_s = f"top suspect now {suspect_key(top)} ({top.score:.2f})" if top else "no suspects"
-        self.notify(f"RCA rerun done: ranking {'changed' if changed else 'unchanged'}; {top_s}",
+        self.last_rerun = outcome
+        self.notify(f"RCA rerun done: {outcome}; {top_s}",
                     title="RCA rerun")

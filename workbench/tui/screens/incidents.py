@@ -97,6 +97,8 @@ class IncidentListScreen(Screen[None]):
         self.app.call_from_thread(self._apply, found, generation)
 
     def _apply(self, found: list[Incident], generation: int) -> None:
+        if not self.is_attached:
+            return  # closed while the request was in flight
         if generation != self._generation:
             return  # filters changed while this page was in flight
         fresh = {i.id: i for i in found}

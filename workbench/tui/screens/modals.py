@@ -105,6 +105,8 @@ class ServicePicker(ModalScreen[Any]):
         self.app.call_from_thread(self._show, merged)
 
     def _show(self, names: list[str]) -> None:
+        if not self.is_attached:
+            return  # closed while the request was in flight
         ol = self.query_one("#service-list", OptionList)
         highlighted = ol.highlighted
         ol.clear_options()

@@ -1,0 +1,36 @@
+"""Fixtures for the TUI tests: a real embedded server (DuckDB file, in-process bus, real
+pipeline) seeded with incidents, and helpers to wait for the app to catch up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from server.embedded import EmbeddedServer
+from server.sim.replay import replay
+from server.sim.scenario import Scenario, generate_scenario
+from tests.tui.tui_seed import seed_small, store_of
+
+
+@pytest.fixture
+def small_server(tmp_path: Path) -> Iterator[EmbeddedServer]:
+    """Six hand-made incidents written into the store (deterministic screens)."""
+    with EmbeddedServer(data_dir=tmp_path / "data") as srv:
+        seed_small(store_of(srv))
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def scenario() -> Scenario:
+    return generate_scenario(3, kind="deployment", history_hours=1.0, n_services=6)
+
+
+@pytest.fixture
+def scenario_server(tmp_path: Path, scenario: Scenario) -> Iterator[EmbeddedServer]:
+    """A seeded simulator scenario replayed over HTTP through the whole pipeline."""
+    with EmbeddedServer(data_dir=tmp_path / "data") as srv:
+        replay(scenario, srv.url)
+        yield srv
+

@@ -1,0 +1,213 @@
+"""The TUI driven by Textual's Pilot against a real embedded server."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from server.embedded import EmbeddedServer
+from server.sim.scenario import Scenario
+from tests.tui.tui_seed import ONSET, incident, seed_small, store_of, wait_for
+from workbench.client import RcaClient
+from workbench.tui.app import RcaTui
+from workbench.tui.screens.incident import IncidentScreen
+from workbench.tui.screens.incidents import IncidentListScreen
+from workbench.tui.screens.modals import HELP_KEYS, HelpScreen, LabelChangePicker
+from workbench.tui.widgets.keyed_table import KeyedTable
+from workbench.tui.widgets.status import ConnectionBar
+
+SIZE = (150, 45)
+
+
+def list_screen(app: RcaTui) -> IncidentListScreen:
+    screen = app.screen
+    assert isinstance(screen, IncidentListScreen), screen
+    return screen
+
+
+def table_keys(app: RcaTui, table_id: str) -> list[str]:
+    return app.screen.query_one(f"#{table_id}", KeyedTable).keys
+
+
+def cell(app: RcaTui, table_id: str, row: str, column: str) -> str:
+    return str(app.screen.query_one(f"#{table_id}", KeyedTable).get_cell(row, column))
+
+
+def status_bar(app: RcaTui) -> str:
+    return str(app.screen.query_one(ConnectionBar).render())
+
+
+async def test_list_shows_incidents_of_a_replayed_scenario(scenario_server: EmbeddedServer) -> None:
+    with RcaClient(scenario_server.url) as c:
+        expected = {i.id for i in c.incidents(limit=1000)}
+    assert expected, "the scenario should open at least one incident"
+    app = RcaTui(scenario_server.url, refresh=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: list_screen(app).loaded)
+        assert set(table_keys(app, "incidents")) == expected
+        assert "connected" in status_bar(app)
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, IncidentScreen) and app.screen.data is not None)
+        screen = app.screen
+        assert isinstance(screen, IncidentScreen) and screen.data is not None
+        # suspects appear ranked as the server ranked them, the anomalies with sparklines
+        with RcaClient(scenario_server.url) as c:
+            ranked = [s.change_id or s.id for s in c.suspects(screen.incident_id)]
+        assert table_keys(app, "suspects") == ranked
+        anoms = str(screen.query_one("#anoms").render())
+        assert screen.data.anomalies[0].metric in anoms and "^" in anoms
+
+
+async def test_live_updates_arrive_without_a_key_press(small_server: EmbeddedServer) -> None:
+    store = store_of(small_server)
+    app = RcaTui(small_server.url, refresh=0.2)
+    async with app.run_test(size=SIZE):
+        await wait_for(lambda: list_screen(app).loaded)
+        assert len(table_keys(app, "incidents")) == 6
+        # a new incident opens on the server: it shows up by itself
+        store.save_incidents(incidents=[incident(7, severity=0.99)])
+        await wait_for(lambda: "inc-7" in table_keys(app, "incidents"))
+        assert table_keys(app, "incidents")[0] == "inc-7"  # most severe open incident first
+        # an open incident resolves: its status changes and it moves below the open ones
+        resolved = incident(7, status="RESOLVED", severity=0.99)
+        resolved.resolved_at = ONSET + 600
+        store.save_incidents(incidents=[resolved])
+        await wait_for(lambda: cell(app, "incidents", "inc-7", "status") == "RESOLVED")
+        keys = table_keys(app, "incidents")
+        first_resolved = min(keys.index(k) for k in ("inc-3", "inc-5", "inc-7"))
+        assert keys.index("inc-7") >= first_resolved and keys[:4] == [k for k in keys if k in
+                                                                     ("inc-1", "inc-2", "inc-4", "inc-6")]
+
+
+async def test_filters_and_sort(small_server: EmbeddedServer) -> None:
+    app = RcaTui(small_server.url, refresh=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: list_screen(app).loaded)
+        await pilot.press("s")  # status: OPEN
+        await wait_for(lambda: sorted(table_keys(app, "incidents")) == ["inc-1", "inc-2", "inc-4", "inc-6"])
+        await pilot.press("s")  # status: RESOLVED
+        await wait_for(lambda: sorted(table_keys(app, "incidents")) == ["inc-3", "inc-5"])
+        await pilot.press("s")  # all again
+        await wait_for(lambda: len(table_keys(app, "incidents")) == 6)
+        # time sort: newest onset first among the open incidents (inc-1 is the newest)
+        await pilot.press("t")
+        assert table_keys(app, "incidents")[:4] == ["inc-1", "inc-2", "inc-4", "inc-6"]
+        # service filter: pick "search" (incidents 3 and 4 involve it)
+        await pilot.press("f")
+        await wait_for(lambda: app.screen.__class__.__name__ == "ServicePicker")
+        ol = app.screen.query_one("#service-list")
+        await wait_for(lambda: any(o.id == "search" for o in ol.options))  # type: ignore[attr-defined]
+        ol.highlighted = next(i for i, o in enumerate(ol.options) if o.id == "search")  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_for(lambda: sorted(table_keys(app, "incidents")) == ["inc-3", "inc-4"])
+        assert "service: search" in str(app.screen.query_one("#filters").render())
+
+
+async def test_label_then_rerun_updates_the_ranking(scenario_server: EmbeddedServer,
+                                                    scenario: Scenario) -> None:
+    app = RcaTui(scenario_server.url, refresh=0.3, author="pilot")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: list_screen(app).loaded)
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, IncidentScreen) and app.screen.data is not None)
+        screen = app.screen
+        assert isinstance(screen, IncidentScreen)
+        before = list(table_keys(app, "suspects"))
+        assert len(before) >= 2
+        # the second suspect is the cause: select it and press c
+        await pilot.press("down", "c")
+        with RcaClient(scenario_server.url) as c:
+            await wait_for(lambda: any(lb.change_id == before[1] for lb in c.labels(screen.incident_id)))
+            label = next(lb for lb in c.labels(screen.incident_id) if lb.change_id == before[1])
+            assert (label.verdict, label.author) == ("cause", "pilot")
+            await wait_for(lambda: "cause" in cell(app, "suspects", before[1], "label"))
+            scores_before = [s.score for s in c.suspects(screen.incident_id)]
+            await pilot.press("r")
+            await wait_for(lambda: screen.last_rerun is not None, timeout=20)
+            after = c.suspects(screen.incident_id)
+        # the rerun used the label: the server's ranking changed and the screen shows the new one
+        assert [s.score for s in after] != scores_before
+        assert table_keys(app, "suspects") == [s.change_id or s.id for s in after]
+        top = after[0]
+        assert cell(app, "suspects", top.change_id or top.id, "score").startswith(f"{top.score:4.2f}")
+        # n labels the highlighted suspect as not the cause
+        await pilot.press("n")
+        with RcaClient(scenario_server.url) as c:
+            await wait_for(lambda: any(lb.verdict == "not_cause" for lb in c.labels(screen.incident_id)))
+
+
+async def test_label_a_change_that_is_not_a_suspect(small_server: EmbeddedServer) -> None:
+    app = RcaTui(small_server.url, refresh=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: list_screen(app).loaded)
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, IncidentScreen) and app.screen.data is not None)
+        await pilot.press("l")
+        await wait_for(lambda: isinstance(app.screen, LabelChangePicker))
+        # the picker lists the changes around the onset
+        await wait_for(lambda: app.screen.query_one("#change-list").option_count >= 4)  # type: ignore[attr-defined]
+        await pilot.press(*"dep-12", "enter")
+        await wait_for(lambda: isinstance(app.screen, IncidentScreen))
+        with RcaClient(small_server.url) as c:
+            await wait_for(lambda: [(lb.change_id, lb.verdict) for lb in c.labels("inc-1")] == [("dep-12", "cause")])
+
+
+async def test_open_in_web_app(small_server: EmbeddedServer) -> None:
+    opened: list[str] = []
+    app = RcaTui(small_server.url, web_url="http://web.example:3000/", opener=opened.append)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: list_screen(app).loaded)
+        await pilot.press("o")
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, IncidentScreen))
+        await pilot.press("o")
+        assert opened == ["http://web.example:3000/incidents/inc-1"] * 2
+
+
+async def test_server_down_is_shown_and_the_app_reconnects(tmp_path: Path) -> None:
+    srv = EmbeddedServer(data_dir=tmp_path / "data").start()
+    seed_small(store_of(srv))
+    port = srv.port
+    app = RcaTui(srv.url, refresh=0.2, timeout=2.0)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: list_screen(app).loaded)
+            srv.stop()
+            await wait_for(lambda: "unreachable" in status_bar(app))
+            assert "showing last data" in status_bar(app)
+            assert len(table_keys(app, "incidents")) == 6  # last data kept
+            await pilot.press("down", "t")  # still responsive
+            assert list_screen(app).sort_mode == "time"
+            srv = EmbeddedServer(data_dir=tmp_path / "data", port=port).start()
+            await wait_for(lambda: "connected" in status_bar(app), timeout=15)
+            assert len(table_keys(app, "incidents")) == 6
+    finally:
+        srv.stop()
+
+
+async def test_help_screen_lists_every_key(small_server: EmbeddedServer) -> None:
+    listed = {k for _, keys in HELP_KEYS for key, _ in keys for k in key.split(" / ")}
+    for screen_cls in (IncidentListScreen, IncidentScreen, RcaTui):
+        for b in screen_cls.BINDINGS:
+            key = b.key_display or b.key  # type: ignore[union-attr]
+            assert key in listed, f"{key} of {screen_cls.__name__} missing from the help screen"
+    app = RcaTui(small_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        await wait_for(lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await wait_for(lambda: isinstance(app.screen, IncidentListScreen))
+
+
+def test_cli_help_and_arguments() -> None:
+    import argparse
+
+    from workbench.tui import cli
+
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    args = p.parse_args(["--url", "http://x:1", "--refresh", "0.5", "--web-url", "http://w"])
+    assert (args.url, args.refresh, args.web_url) == ("http://x:1", 0.5, "http://w")
+    assert cli.__doc__ and "triage" in cli.__doc__
+    started = time.monotonic()
+    assert time.monotonic() - started < 1
