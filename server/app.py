@@ -41,7 +41,7 @@ def build_bus(settings: Settings) -> Bus:
 
 
 def _openapi_schemas() -> dict[str, Any]:
-    models = [schemas.MetricPointIn, schemas.LogIn, schemas.DeploymentIn, schemas.ConfigChangeIn,
+    models: list[Any] = [schemas.MetricPointIn, schemas.LogIn, schemas.DeploymentIn, schemas.ConfigChangeIn,
               schemas.FlagChangeIn, schemas.EdgeIn, schemas.Accepted]
     out: dict[str, Any] = {}
     for m in models:

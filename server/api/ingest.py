@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
+import pyarrow as pa
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
@@ -75,17 +75,18 @@ async def ingest_metrics(request: Request, state: State) -> JSONResponse:
     body = await read_body(request, state.settings.api.max_body_bytes)
     ndjson = request.headers.get("content-type", "").startswith(("application/x-ndjson", "application/ndjson"))
 
-    def work() -> int:
+    def work() -> pa.Table:
         items = parse_items(body, "points", ndjson=ndjson)
         _too_many(state, len(items))
         table = validate_metrics(items)
         state.store.insert_metrics(table=table)
-        return table.num_rows, table  # type: ignore[return-value]
+        return table
 
     try:
-        n, table = await asyncio.to_thread(work)  # type: ignore[misc]
+        table = await asyncio.to_thread(work)
     except BatchError as exc:
         return _reject(state, "metrics", exc)
+    n = table.num_rows
     if n:
         await state.pipeline.submit(BusMessage("metrics", table, count=n))
     state.metrics.ingested.labels("metrics").inc(n)
@@ -180,6 +181,3 @@ async def ingest_topology(request: Request, state: State) -> JSONResponse:
         await state.pipeline.submit(BusMessage("topology", None, count=new))
     return _accepted(n)
 
-
-def dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj)

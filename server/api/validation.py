@@ -93,9 +93,9 @@ def _ts_column(raw: list[Any], key: str, errors: list[dict[str, Any]]) -> np.nda
                     out[i] = parse_ts(raw[i])
                 except ValueError as exc:
                     errors.append(_err(["body", key, int(i), "ts"], str(exc)))
-    bad = np.flatnonzero(~np.isfinite(out[num_mask])) if num_mask.any() else []
-    for j in bad:
-        errors.append(_err(["body", key, int(np.flatnonzero(num_mask)[j]), "ts"], "timestamp must be finite"))
+    num_idx = np.flatnonzero(num_mask)
+    for j in np.flatnonzero(~np.isfinite(out[num_idx])):
+        errors.append(_err(["body", key, int(num_idx[j]), "ts"], "timestamp must be finite"))
     return out
 
 
@@ -133,8 +133,8 @@ def validate_metrics(items: list[Any], key: str = "points") -> pa.Table:
     raw_ts = [it.get("ts") for it in items]
     if not (set(map(type, raw_ts)) - _NUM):
         ts = np.array(raw_ts, dtype=np.float64)
-        for i in np.flatnonzero(~np.isfinite(ts)):
-            errors.append(_err(["body", key, int(i), "ts"], "timestamp must be finite"))
+        errors.extend(_err(["body", key, int(j), "ts"], "timestamp must be finite")
+                      for j in np.flatnonzero(~np.isfinite(ts)))
     else:
         for i, v in enumerate(raw_ts):
             if v is None:
@@ -153,8 +153,8 @@ def validate_metrics(items: list[Any], key: str = "points") -> pa.Table:
                                    "field required" if v is None else "value must be a number",
                                    "missing" if v is None else "float_type"))
         values = np.zeros(n)
-    for i in np.flatnonzero(~np.isfinite(values)):
-        errors.append(_err(["body", key, int(i), "value"], "value must be finite", "finite_number"))
+    errors.extend(_err(["body", key, int(j), "value"], "value must be finite", "finite_number")
+                  for j in np.flatnonzero(~np.isfinite(values)))
     raw_labels = [it.get("labels") for it in items]
     labels: list[str | None] | None = None
     if set(map(type, raw_labels)) - {type(None)}:
@@ -219,7 +219,7 @@ def _check_finite_ts(objs: list[Any], key: str) -> None:
 
 def validate_changes(items: list[Any], kind: str, key: str) -> list[tuple[Change, bool]]:
     """Returns (change, id_was_given) pairs; ids are assigned later by the caller."""
-    model: type[BaseModel] = {
+    model: Any = {
         "deployment": schemas.DeploymentIn, "config_change": schemas.ConfigChangeIn,
         "flag_change": schemas.FlagChangeIn,
     }[kind]

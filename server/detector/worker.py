@@ -45,7 +45,8 @@ class DetectorStage:
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, names=np.array([f"{s}{_SEP}{m}" for s, m in self.names], dtype=object),
                  last_ts=self.last_ts[: len(self.names)], late=np.array([self.late_points]),
-                 watermark=np.array([self.watermark]), **{f"det_{k}": v for k, v in state.items()})
+                 watermark=np.array([self.watermark]),
+                 **{f"det_{k}": v for k, v in state.items()})  # type: ignore[arg-type]
         tmp.replace(path)
 
     def load(self, path: Path) -> bool:

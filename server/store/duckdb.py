@@ -360,7 +360,8 @@ class DuckDBStore:
         self, *, service: str | None = None, since: float | None = None, until: float | None = None,
         kind: str | None = None, limit: int | None = None,
     ) -> list[Change]:
-        conds, params = ["TRUE"], []  # type: ignore[var-annotated]
+        conds: list[str] = ["TRUE"]
+        params: list[Any] = []
         if service is not None:
             conds.append("list_contains(services, ?)")
             params.append(service)
@@ -406,7 +407,8 @@ class DuckDBStore:
                             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def list_anomalies(self, *, incident_id: str | None = None, open_only: bool = False) -> list[Anomaly]:
-        conds, params = ["TRUE"], []  # type: ignore[var-annotated]
+        conds: list[str] = ["TRUE"]
+        params: list[Any] = []
         if incident_id is not None:
             conds.append("incident_id = ?")
             params.append(incident_id)
@@ -461,7 +463,8 @@ class DuckDBStore:
         self, *, status: str | None = None, service: str | None = None, since: float | None = None,
         limit: int = 100, offset: int = 0,
     ) -> list[Incident]:
-        conds, params = ["TRUE"], []  # type: ignore[var-annotated]
+        conds: list[str] = ["TRUE"]
+        params: list[Any] = []
         if status is not None:
             conds.append("status = ?")
             params.append(status)
