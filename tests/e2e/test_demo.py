@@ -1,0 +1,39 @@
+"""`rca demo` end to end as a user runs it (a real subprocess, real ports): the
+faulty deployment becomes an incident whose top-3 suspects contain it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from server.embedded import free_port
+
+
+def test_demo_detects_the_faulty_deploy(tmp_path: Path) -> None:
+    rca = Path(sys.executable).with_name("rca")
+    cmd = [str(rca), "demo", "--no-tui", "--exit-after-detect", "--data-dir", str(tmp_path / "demo"),
+           "--port", str(free_port()), "--sim-port", str(free_port()), "--interval", "3",
+           "--backfill-hours", "0.5", "--timeout", "60"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = out.stdout
+    dep = re.search(r"\(id (dep-[0-9a-f]+)\)", text)
+    assert dep, text
+    assert "INCIDENT inc-" in text
+    ranked = re.findall(r"#(\d) \S+\s+(\S+)\s+score", text)
+    assert dep.group(1) in [cid for _, cid in ranked[:3]], text
+    assert "/docs" in text and "rca tui --url" in text
+
+
+def test_help_explains_commands() -> None:
+    rca = Path(sys.executable).with_name("rca")
+    out = subprocess.run([str(rca), "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    for cmd in ("serve", "demo", "sim", "eval", "tui"):
+        assert cmd in out.stdout
+    out = subprocess.run([str(rca), "demo", "--help"], capture_output=True, text=True, timeout=60)
+    assert "--no-tui" in out.stdout and "backfill" in out.stdout
+    out = subprocess.run([str(rca), "serve", "--help"], capture_output=True, text=True, timeout=60)
+    assert "--data-dir" in out.stdout
