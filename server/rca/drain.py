@@ -144,17 +144,19 @@ class LogIndex:
         before_s: float = 1800.0,
         min_count: int = 3,
         factor: float = 5.0,
-    ) -> np.ndarray:
-        """Boolean matrix ``[group, candidate]``: is the group's pattern new (or surging)
-        in ``[times[c], ends[c]]`` compared with the ``before_s`` seconds before ``times[c]``?
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(new, delay)`` matrices ``[group, candidate]``: is the group's pattern new (or
+        surging) in ``[times[c], ends[c]]`` compared with the ``before_s`` seconds before
+        ``times[c]``, and how long after ``times[c]`` its first line came.
 
         A pattern is new when it occurs at least ``min_count`` times after, and its rate
         after is ``factor`` times its (smoothed) rate before.
         """
         n = len(times)
         out = np.zeros((len(self.group_ts), n), dtype=bool)
+        delay = np.full((len(self.group_ts), n), np.inf)
         if n == 0:
-            return out
+            return out, delay
         lo = np.maximum(times - before_s, self.since)
         before_dur = np.maximum(times - lo, 1.0)
         after_dur = np.maximum(ends - times, 1.0)
@@ -170,7 +172,9 @@ class LogIndex:
             rate_b = (before + 0.5) / before_dur
             rate_a = after / after_dur
             out[g] = judgeable & (after >= min_count) & (rate_a > factor * rate_b)
-        return out
+            first = ts[np.minimum(i_t, len(ts) - 1)]
+            delay[g] = np.where(i_t < len(ts), first - times, np.inf)
+        return out, delay
 
 
 def build_index(logs: LogWindow, *, since: float, until: float, drain: Drain | None = None) -> LogIndex:

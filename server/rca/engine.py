@@ -89,6 +89,17 @@ class RcaResult:
         return self.suspects[0] if self.suspects and not self.no_convincing_change else None
 
 
+def robust_onset(anomalies: Sequence[Anomaly], *, fallback: float, early_s: float = 600.0) -> float:
+    """The incident's onset for time evidence: the median onset of the anomalies that
+    started within ``early_s`` of the first one (one early change-point estimate, or a
+    late joiner, does not move it)."""
+    if not anomalies:
+        return fallback
+    first = min(a.started_at for a in anomalies)
+    early = sorted(a.started_at for a in anomalies if a.started_at <= first + early_s)
+    return float(early[(len(early) - 1) // 2])
+
+
 def relevant_services(incident: Incident, anomalies: Sequence[Anomaly], topo: Topology) -> set[str]:
     """The incident's services, their dependencies (two hops) and direct callers."""
     base = set(incident.services) | {a.service for a in anomalies}
@@ -116,6 +127,7 @@ def analyse(ctx: RcaContext) -> RcaResult:
     onset = inc.started_at
     if ctx.anomalies:
         onset = min(onset, min(a.started_at for a in ctx.anomalies))
+    onset_est = robust_onset(ctx.anomalies, fallback=onset)
     topo = Topology(ctx.edges)
     services = relevant_services(inc, ctx.anomalies, topo)
     cands = select_candidates(ctx.changes, onset=onset, services=services, include=ctx.include_change_ids)
@@ -130,7 +142,7 @@ def analyse(ctx: RcaContext) -> RcaResult:
     t2 = time.perf_counter()
     timings["logs"] = t2 - t1
     rows = build_rows(
-        candidates=cands, all_changes=ctx.changes, onset=onset, anomalies=ctx.anomalies, topo=topo,
+        candidates=cands, all_changes=ctx.changes, onset=onset_est, anomalies=ctx.anomalies, topo=topo,
         series=ctx.series, logs=index, watermark=ctx.watermark,
     )
     if ctx.history is not None:

@@ -62,8 +62,9 @@ def change_subject(change: Change) -> str:
 #: how long after a change its effect may take to show without any penalty (rolling
 #: deploys and partial rollouts ramp up; config reloads are fast).
 RAMP_S: dict[str, float] = {"deployment": 300.0, "config_change": 120.0, "flag_change": 180.0}
-#: allowed error of the estimated onset (changes this little after onset are not penalised).
-ONSET_SLACK_S = 90.0
+#: allowed error of the estimated onset (change-point estimates are often a few minutes
+#: early), so changes this little after the onset are not penalised.
+ONSET_SLACK_S = 240.0
 
 
 def time_proximity(*, change_ts: float, onset: float, kind: str, tau_s: float = 1200.0) -> Signal:
@@ -81,7 +82,7 @@ def time_proximity(*, change_ts: float, onset: float, kind: str, tau_s: float = 
     late = -lead
     if late <= ONSET_SLACK_S:
         return Signal(0.8, f"{fmt_duration(late)} after the estimated onset (within its error)")
-    return Signal(_clip(0.5 * math.exp(-(late - ONSET_SLACK_S) / 120.0)), f"{fmt_duration(late)} after onset")
+    return Signal(_clip(0.4 * math.exp(-(late - ONSET_SLACK_S) / 120.0)), f"{fmt_duration(late)} after onset")
 
 
 def after_onset(*, change_ts: float, onset: float) -> float:
@@ -198,7 +199,7 @@ def metric_correlation(*, corr: float, metric: str | None, service: str) -> Sign
 # ---------------------------------------------------------------------------------
 
 
-def error_logs(*, new_own: int, new_related: int, error_level: bool, service: str) -> Signal:
+def error_logs(*, new_own: float, new_related: float, error_level: bool, service: str) -> Signal:
     """New (or surging) warning/error log patterns after the change.
 
     ``new_own``: new templates on the changed service; ``new_related``: on other
@@ -206,13 +207,16 @@ def error_logs(*, new_own: int, new_related: int, error_level: bool, service: st
     """
     raw = 1.0 - math.exp(-(new_own * 0.9 + new_related * 0.35))
     v = raw * (1.0 if error_level else 0.7)
-    if new_own == 0 and new_related == 0:
+    own, rel = int(round(new_own)), int(round(new_related))
+    if own == 0 and rel == 0:
+        if v > 0.0:
+            return Signal(_clip(v), "new log patterns appeared well after the change")
         return Signal(0.0, "no new log patterns after the change")
     parts = []
-    if new_own:
-        parts.append(f"{new_own} new {'ERROR' if error_level else 'WARN'} pattern{'s' if new_own != 1 else ''} on {service}")
-    if new_related:
-        parts.append(f"{new_related} on other affected services")
+    if own:
+        parts.append(f"{own} new {'ERROR' if error_level else 'WARN'} pattern{'s' if own != 1 else ''} on {service}")
+    if rel:
+        parts.append(f"{rel} on other affected services")
     return Signal(_clip(v), " and ".join(parts) + " after the change")
 
 
@@ -359,7 +363,9 @@ def reverts(later: Change, earlier: Change) -> bool:
             return False
         prev = ef.get("previous_version")
         if prev is not None and str(lf.get("version")) == str(prev):
-            return True
+            # a consistent chain: the rollback starts from the version it reverts
+            lprev = lf.get("previous_version")
+            return lprev is None or str(lprev) == str(ef.get("version"))
         desc = later.description or ""
         return bool(_REVERT_WORDS.search(desc)) and (
             str(ef.get("version") or "\0") in desc or str(ef.get("commit") or "\0") in desc or prev is None

@@ -189,7 +189,7 @@ def build_rows(
     ends = np.minimum(np.maximum(times, onset) + LOG_AFTER_S, log_until)
     ends = np.maximum(ends, times)
     svc_filter = set(anomalous) | {s for c in candidates for s in c.services}
-    new = logs.new_patterns(times=times, ends=ends, services=svc_filter)
+    new, delay = logs.new_patterns(times=times, ends=ends, services=svc_filter)
     group_svc = np.array(logs.group_service, dtype=object)
     group_err = np.array([lvl >= ERROR_RANK for lvl in logs.group_level], dtype=bool)
     anomalous_set = set(anomalous)
@@ -248,7 +248,13 @@ def build_rows(
         own_mask = col & np.isin(group_svc, services) if col.size else col
         rel_mask = (col & ~own_mask & np.array([s in anomalous_set for s in logs.group_service], dtype=bool)
                     if col.size else col)
-        n_own, n_rel = int(own_mask.sum()), int(rel_mask.sum())
+        # patterns that start long after the change count less (they follow something else)
+        if col.size:
+            free = ev.RAMP_S.get(c.kind, 180.0) + 120.0
+            wdel = np.exp(-np.maximum(delay[:, j] - free, 0.0) / 600.0)
+            n_own, n_rel = float((wdel * own_mask).sum()), float((wdel * rel_mask).sum())
+        else:
+            n_own, n_rel = 0.0, 0.0
         any_err = bool((group_err & (own_mask | rel_mask)).any()) if col.size else False
         el = ev.error_logs(new_own=n_own, new_related=n_rel, error_level=any_err, service=services[0])
         vals[FIDX["error_logs"]] = el.value

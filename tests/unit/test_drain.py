@@ -48,7 +48,7 @@ def test_new_patterns_after_a_change_versus_before() -> None:
     assert any("tokenizer.py" in t for t in idx.templates)
     times = np.array([T0 + 1790.0, T0 + 900.0])
     ends = times + 600.0
-    new = idx.new_patterns(times=times, ends=ends)
+    new, _ = idx.new_patterns(times=times, ends=ends)
     groups = {(idx.group_service[g], idx.templates[idx.group_template[g]]): g for g in range(len(idx.group_ts))}
     g_err = groups[("payments", "Unhandled exception in tokenizer.py line <*>")]
     g_gc = groups[("checkout", "GC pause of <*> ms")]
@@ -60,4 +60,4 @@ def test_new_patterns_after_a_change_versus_before() -> None:
 def test_empty_window() -> None:
     idx = build_index(LogWindow.empty(), since=T0, until=T0 + 60)
     assert idx.lines == 0
-    assert idx.new_patterns(times=np.array([T0]), ends=np.array([T0 + 60])).shape == (0, 1)
+    assert idx.new_patterns(times=np.array([T0]), ends=np.array([T0 + 60]))[0].shape == (0, 1)

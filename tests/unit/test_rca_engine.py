@@ -82,7 +82,7 @@ def test_culprit_ranks_first_with_evidence_and_explanation() -> None:
         assert key in top.evidence
     assert top.evidence["blast_radius"] == 1.0
     assert top.evidence["log_mentions"] > 0.5
-    assert top.explanation.startswith("payments deployed v2.14.0 40s before onset")
+    assert top.explanation.startswith("payments deployed v2.14.0 50s before onset")
     assert "tokenizer" in top.explanation
     # probabilities of "one cause or none" never sum above 1
     assert sum(s.score for s in res.suspects) <= 1.0 + 1e-9
