@@ -66,6 +66,7 @@ class Pipeline:
         self.dirty: set[str] = set()
         self._awaiting = 0
         self._last_rca = time.monotonic()
+        self._last_save = time.monotonic()
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._bg: set[asyncio.Task[Any]] = set()
@@ -122,6 +123,9 @@ class Pipeline:
                 except Exception as exc:
                     self._fail(exc)
             self._last_rca = time.monotonic()
+            if self._last_rca - self._last_save > 30.0:  # bound what a crash can lose
+                self._last_save = self._last_rca
+                await asyncio.to_thread(self.save_state)
             self.pending.done(self._awaiting)
             self._awaiting = 0
             if self.metrics is not None:

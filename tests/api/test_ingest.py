@@ -92,7 +92,7 @@ def test_oversized_body_413(tmp_path) -> None:  # type: ignore[no-untyped-def]
         assert c.post("/ingest/metrics", json={"points": _points(2)}).status_code == 202
 
 
-def test_logs(http: httpx.Client) -> None:
+def test_logs(http: httpx.Client, server) -> None:  # type: ignore[no-untyped-def]
     logs = [{"service": "checkout", "ts": T0 + 1.5, "level": "error", "message": "upstream timeout",
              "attributes": {"trace_id": "ab12"}},
             {"service": "checkout", "ts": "2025-11-30T00:00:02Z", "level": "WARNING", "message": "slow"}]
@@ -104,6 +104,9 @@ def test_logs(http: httpx.Client) -> None:
     assert r.json()["detail"][0]["loc"][:4] == ["body", "logs", 2, "level"]
     r = http.post("/ingest/logs", json=[{"service": "checkout", "ts": T0, "level": "INFO"}])
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][:4] == ["body", "logs", 0, "message"]
+    wait_idle(http)
+    store = server.app.state.rca.store  # the API has no log listing; read the real store
+    assert store.count_logs(services=None, since=0, until=2e9) == 2  # rejected batches stored nothing
 
 
 def test_deployments_ids_idempotent_and_listed(http: httpx.Client) -> None:
@@ -124,8 +127,9 @@ def test_deployments_ids_idempotent_and_listed(http: httpx.Client) -> None:
     assert got["version"] == "v2.14.0" and got["diff"]["files"][0]["path"] == "src/payments/tokenizer.py"
     assert got["author"] == "alice" and got["kind"] == "deployment"
     # required fields
-    r = http.post("/ingest/deployments", json={"deployments": [dep, {"service": "x", "ts": T0}]})
+    r = http.post("/ingest/deployments", json={"deployments": [dict(dep, id="dep-new"), {"service": "x", "ts": T0}]})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][:4] == ["body", "deployments", 1, "version"]
+    assert "dep-new" not in [c["id"] for c in http.get("/changes").json()]  # nothing of the batch stored
 
 
 def test_config_and_flag_changes(http: httpx.Client) -> None:

@@ -1,0 +1,169 @@
+"""Store conformance: one suite, parametrised over every backend (DuckDB file today).
+
+A new backend joins by adding a factory to BACKENDS; it must pass every test here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from server.model import Anomaly, Change, Edge, Incident, Label, Suspect, SuspectRef
+from server.store.base import Store, StoreError
+from server.store.duckdb import DuckDBStore
+
+BACKENDS: dict[str, Callable[[Path], Store]] = {
+    "duckdb": lambda d: DuckDBStore(d / "rca.duckdb"),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    opened: list[Store] = []
+
+    def factory() -> Store:
+        s = BACKENDS[request.param](tmp_path)
+        opened.append(s)
+        return s
+
+    yield factory
+    for s in opened:
+        try:
+            s.close()
+        except Exception:
+            pass
+
+
+def _metrics(service: str, metric: str, ts: list[float], values: list[float]) -> pa.Table:
+    n = len(ts)
+    return pa.table({"service": [service] * n, "metric": [metric] * n, "ts": pa.array(ts, pa.float64()),
+                     "value": pa.array(values, pa.float64()), "labels": pa.nulls(n, pa.string())})
+
+
+def test_metrics_series_and_catalogue(make_store: Callable[[], Store]) -> None:
+    s = make_store()
+    assert s.insert_metrics(table=_metrics("a", "lat", [3.0, 1.0, 2.0], [30, 10, 20])) == 3
+    s.insert_metrics(table=_metrics("a", "qps", [1.0], [5]))
+    s.insert_metrics(table=_metrics("b", "lat", [10.0, 20.0], [1, 2]))
+    ts, v = s.get_series(service="a", metric="lat")
+    assert ts.tolist() == [1.0, 2.0, 3.0] and v.tolist() == [10, 20, 30]
+    ts, v = s.get_series(service="a", metric="lat", since=1.5, until=2.5)
+    assert ts.tolist() == [2.0]
+    ts, v = s.get_series(service="a", metric="lat", step=2.0)
+    assert ts.tolist() == [0.0, 2.0] and v.tolist() == [10.0, 25.0]
+    infos = s.list_series()
+    assert [(i.service, i.metric, i.points, i.first_ts, i.last_ts) for i in infos] == [
+        ("a", "lat", 3, 1.0, 3.0), ("a", "qps", 1, 1.0, 1.0), ("b", "lat", 2, 10.0, 20.0)]
+    assert [i.metric for i in s.list_series(service="a")] == ["lat", "qps"]
+    many = s.get_series_many(services=["a"], since=0, until=2)
+    assert sorted(many) == [("a", "lat"), ("a", "qps")]
+    assert many[("a", "lat")][1].tolist() == [10, 20]
+    assert s.list_services()[0] == {"name": "a", "metrics": ["lat", "qps"], "last_seen": 3.0}
+
+
+def test_logs_by_level_and_window(make_store: Callable[[], Store]) -> None:
+    s = make_store()
+    t = pa.table({"service": ["a", "a", "b", "a"], "ts": [1.0, 2.0, 3.0, 4.0],
+                  "level": ["INFO", "ERROR", "WARN", "FATAL"], "message": ["ok", "boom", "slow", "dead"],
+                  "attributes": pa.nulls(4, pa.string())})
+    assert s.insert_logs(table=t) == 4
+    w = s.get_logs(services=["a"], since=0, until=10)
+    assert w.message == ["boom", "dead"]
+    w = s.get_logs(services=None, since=0, until=3, min_level="INFO")
+    assert w.message == ["ok", "boom", "slow"] and w.level == ["INFO", "ERROR", "WARN"]
+    assert s.count_logs(services=None, since=0, until=10) == 4
+
+
+def test_changes_idempotent_and_filtered(make_store: Callable[[], Store]) -> None:
+    s = make_store()
+    d = Change(id="dep-1", kind="deployment", services=["a"], ts=10.0, author="al",
+               fields={"version": "v2", "diff": {"files": [{"path": "x.py", "added": 1, "removed": 0}]}})
+    f = Change(id="flag-1", kind="flag_change", services=["a", "b"], ts=20.0, fields={"flag": "f"})
+    assert s.upsert_changes(changes=[d, f]) == ["dep-1", "flag-1"]
+    assert s.upsert_changes(changes=[d]) == []
+    assert [c.id for c in s.list_changes()] == ["flag-1", "dep-1"]
+    assert [c.id for c in s.list_changes(service="b")] == ["flag-1"]
+    assert [c.id for c in s.list_changes(since=15)] == ["flag-1"]
+    assert [c.id for c in s.list_changes(until=15, kind="deployment")] == ["dep-1"]
+    got = s.get_change(change_id="dep-1")
+    assert got is not None and got.diff_files[0].path == "x.py" and got.author == "al"
+    assert s.get_change(change_id="nope") is None
+    assert [c.id for c in s.get_changes(change_ids=["flag-1", "dep-1"])] == ["dep-1", "flag-1"]
+
+
+def test_topology_edges_accumulate(make_store: Callable[[], Store]) -> None:
+    s = make_store()
+    assert s.add_edges(edges=[Edge("a", "b"), Edge("b", "c")]) == 2
+    assert s.add_edges(edges=[Edge("a", "b")]) == 0
+    assert [(e.source, e.target) for e in s.get_topology()] == [("a", "b"), ("b", "c")]
+
+
+def test_incidents_anomalies_suspects_labels_models(make_store: Callable[[], Store]) -> None:
+    s = make_store()
+    inc_id = s.next_id(prefix="inc")
+    assert inc_id == "inc-1" and s.next_id(prefix="inc") == "inc-2"
+    a = Anomaly(id="an-1", service="a", metric="lat", started_at=100, detected_at=120, direction="up",
+                score=7.0, baseline=10, observed=30, incident_id=inc_id, join_reason="first")
+    s.save_anomalies(anomalies=[a])
+    inc = Incident(id=inc_id, status="OPEN", title="a: lat up 3.0x", started_at=100, detected_at=120,
+                   services=["a"], severity=0.5, anomaly_count=1)
+    s.save_incidents(incidents=[inc])
+    assert s.list_anomalies(open_only=True)[0].id == "an-1"
+    a.ended_at = 500
+    s.save_anomalies(anomalies=[a])
+    assert s.list_anomalies(open_only=True) == []
+    sus = Suspect(id="sus-1", incident_id=inc_id, rank=1, kind="deployment", change_id="dep-1", service="a",
+                  ts=90.0, score=0.9, evidence={"time_proximity": 0.8}, explanation="because")
+    s.replace_suspects(incident_id=inc_id, suspects=[sus])
+    assert s.list_suspects(incident_id=inc_id) == [sus]
+    inc.top_suspect = SuspectRef(id="sus-1", kind="deployment", change_id="dep-1", score=0.9)
+    inc.status = "RESOLVED"
+    inc.resolved_at = 500
+    s.save_incidents(incidents=[inc])
+    assert s.get_incident(incident_id=inc_id) == inc
+    assert s.list_incidents(status="OPEN") == []
+    assert [i.id for i in s.list_incidents(service="a")] == [inc_id]
+    assert s.list_incidents(since=101) == []
+    s.replace_suspects(incident_id=inc_id, suspects=[])
+    assert s.list_suspects(incident_id=inc_id) == []
+    lb = Label(id="lbl-1", incident_id=inc_id, change_id="dep-1", verdict="cause", created_at=1.0, author="al")
+    s.add_label(label=lb)
+    assert s.list_labels(incident_id=inc_id) == [lb]
+    assert s.load_latest_model() is None
+    s.save_model(version=1, blob=b"m1", info={"labels": 1})
+    s.save_model(version=2, blob=b"m2", info={"labels": 2})
+    assert s.load_latest_model() == (2, b"m2", {"labels": 2})
+
+
+def test_data_survives_reopen(make_store: Callable[[], Store], tmp_path: Path) -> None:
+    s = make_store()
+    s.insert_metrics(table=_metrics("a", "lat", [1.0, 2.0], [1, 2]))
+    s.upsert_changes(changes=[Change(id="c", kind="config_change", services=["a"], ts=1.0, fields={"key": "k"})])
+    s.next_id(prefix="inc")
+    s.close()
+    s2 = make_store()
+    assert s2.list_series()[0].points == 2
+    assert s2.get_change(change_id="c") is not None
+    assert s2.next_id(prefix="inc") == "inc-2"
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    s = DuckDBStore(tmp_path / "x.duckdb")
+    s.set_meta(key="schema_version", value="999")
+    s.close()
+    with pytest.raises(StoreError, match="newer release"):
+        DuckDBStore(tmp_path / "x.duckdb")
+
+
+def test_failed_insert_stores_nothing(make_store: Callable[[], Store]) -> None:
+    s = make_store()
+    bad = pa.table({"service": pa.array([None], pa.string()), "metric": ["m"], "ts": [1.0], "value": [1.0],
+                    "labels": pa.nulls(1, pa.string())})
+    with pytest.raises(StoreError):
+        s.insert_metrics(table=bad)
+    assert s.list_series() == []
+    assert np.asarray(s.get_series(service="a", metric="m")[0]).size == 0
