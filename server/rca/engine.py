@@ -65,6 +65,7 @@ class RcaContext:
     scorer: ScorerLike | None = None
     include_change_ids: frozenset[str] = frozenset()  # always candidates (e.g. labelled ones)
     log_index: LogIndex | None = None
+    history_key: str | None = None  # the incident's key in the history (default: its id)
 
 
 @dataclass(slots=True)
@@ -146,7 +147,7 @@ def analyse(ctx: RcaContext) -> RcaResult:
         series=ctx.series, logs=index, watermark=ctx.watermark,
     )
     if ctx.history is not None:
-        ctx.history.apply(rows, incident_id=inc.id)
+        ctx.history.apply(rows, incident_id=ctx.history_key or inc.id)
     t3 = time.perf_counter()
     timings["features"] = t3 - t2
     x = np.vstack([r.values for r in rows]) if rows else np.zeros((0, len(FEATURES)))

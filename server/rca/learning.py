@@ -213,7 +213,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, c: float = 1.0) -> tuple[np.nd
         rate = (float(y.sum()) + 0.5) / (len(y) + 1.0)
         return np.zeros(x.shape[1]), float(np.log(rate / (1 - rate)))
     # the prior as an offset is not supported by sklearn; fit on features, regularised.
-    lr = LogisticRegression(C=c, max_iter=2000, solver="lbfgs")
+    lr = LogisticRegression(C=c, max_iter=500, solver="newton-cg")
     lr.fit(x, y)
     return np.asarray(lr.coef_[0], dtype=np.float64), float(lr.intercept_[0])
 

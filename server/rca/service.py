@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from typing import Any
 
 from server.model import Change, Incident, Label, Suspect, SuspectRef
@@ -32,6 +33,7 @@ from server.store.base import Store
 __all__ = ["RcaService", "candidate_window"]
 
 log = logging.getLogger(__name__)
+STORE_UID_KEY = "rca.store_uid"
 
 
 class RcaService:
@@ -45,6 +47,13 @@ class RcaService:
         self._trained_signature: tuple[int, str] | None = None
         # latest candidate rows and watermark per analysed incident (training input)
         self._rows: dict[str, tuple[float, list[CandidateRow]]] = {}
+        # Training records are keyed "<store uid>/<incident id>" so a model (with its
+        # records) imported from another store never mixes up incidents with equal ids.
+        uid = store.get_meta(key=STORE_UID_KEY)
+        if not uid:
+            uid = uuid.uuid4().hex[:12]
+            store.set_meta(key=STORE_UID_KEY, value=uid)
+        self.uid = uid
         loaded = store.load_latest_model()
         if loaded is not None:
             version, blob, info = loaded
@@ -91,7 +100,7 @@ class RcaService:
             incident=incident, anomalies=anomalies, changes=_dedupe(changes), edges=edges, series=series, logs=logs,
             watermark=watermark, history=model.history if model is not None else None,
             scorer=model if model is not None and model.weight > 0 else None,
-            include_change_ids=frozenset(labelled),
+            include_change_ids=frozenset(labelled), history_key=self.key(incident.id),
         )
 
     def run(self, incident: Incident, *, watermark: float) -> RcaResult:
@@ -129,6 +138,10 @@ class RcaService:
         with self._lock:
             self._stale = True
 
+    def key(self, incident_id: str) -> str:
+        """The training-record key of an incident of this store."""
+        return f"{self.uid}/{incident_id}"
+
     def _signature(self, labels: list[Label]) -> tuple[int, str]:
         return len(labels), max((lbl.id for lbl in labels), default="")
 
@@ -146,20 +159,25 @@ class RcaService:
             by_incident: dict[str, list[Label]] = {}
             for lbl in sorted(labels, key=lambda x: (x.created_at, x.id)):
                 by_incident.setdefault(lbl.incident_id, []).append(lbl)
-            records: list[TrainingRecord] = []
+            own_keys = {self.key(i) for i in by_incident}
+            with self._lock:
+                # records imported with a model from elsewhere (other stores) are kept
+                records = [r for r in self._records if r.incident_id not in own_keys
+                           and not r.incident_id.startswith(self.uid + "/")]
             for inc_id in sorted(by_incident):
                 rows = self._rows_for_training(inc_id)
                 if rows is None:
                     continue
-                records += records_for_incident(inc_id, rows, [(lbl.change_id, lbl.verdict) for lbl in
-                                                               by_incident[inc_id]])
+                records += records_for_incident(self.key(inc_id), rows,
+                                                [(lbl.change_id, lbl.verdict) for lbl in by_incident[inc_id]])
             if not records:
                 with self._lock:
                     self._trained_signature = sig
                 return False
             version = self._version + 1
             trained_at = max(lbl.created_at for lbl in labels)
-            model = train(records, version=version, labels_used=len(labels), trained_at=trained_at)
+            model = train(records, version=version, labels_used=len(labels) + self._imported_labels(records),
+                          trained_at=trained_at)
             info = self._info_of(model)
             info["signature"] = [sig[0], sig[1]]
             self.store.save_model(version=version, blob=model.to_blob(records), info=info)
@@ -168,6 +186,11 @@ class RcaService:
                 self._trained_signature = sig
             log.info("rca model v%d trained on %d labelled incidents", version, model.labelled_incidents)
             return True
+
+    def _imported_labels(self, records: list[TrainingRecord]) -> int:
+        """Labels behind imported records (one cause label per imported incident with a cause,
+        plus its not-cause labels are not distinguishable: count incidents)."""
+        return len({r.incident_id for r in records if not r.incident_id.startswith(self.uid + "/")})
 
     def _rows_for_training(self, incident_id: str) -> list[CandidateRow] | None:
         with self._lock:
