@@ -39,7 +39,9 @@ def mask_messages(messages: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     """
     if len(messages) == 0:
         return np.zeros(0, dtype=np.int64), []
-    arr = messages if isinstance(messages, pa.Array) else pa.array(messages, type=pa.string())
+    arr = _arrow(messages)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
     if len(arr) <= _CHUNK:
         masked: pa.Array | pa.ChunkedArray = pc.replace_substring_regex(arr, pattern=_MASK_RE, replacement=WILDCARD)
     else:  # the regex kernel releases the GIL: mask chunks in parallel
@@ -130,6 +132,7 @@ class LogIndex:
     group_ts: list[np.ndarray]  # sorted event times per group
     group_example: list[str]  # one raw message of the group (for mentions of versions etc.)
     lines: int
+    sample_step: int = 1  # 1 = every line mined; k = a systematic 1-in-k sample (huge windows)
 
     @staticmethod
     def empty(since: float = 0.0, until: float = 0.0) -> LogIndex:
@@ -153,6 +156,7 @@ class LogIndex:
         after is ``factor`` times its (smoothed) rate before.
         """
         n = len(times)
+        min_count = max(1, -(-min_count // self.sample_step))
         out = np.zeros((len(self.group_ts), n), dtype=bool)
         delay = np.full((len(self.group_ts), n), np.inf)
         if n == 0:
@@ -177,25 +181,51 @@ class LogIndex:
         return out, delay
 
 
-def build_index(logs: LogWindow, *, since: float, until: float, drain: Drain | None = None) -> LogIndex:
+def _arrow(col: object) -> pa.Array | pa.ChunkedArray:
+    """A string column as Arrow (stores may hand over Arrow arrays directly: no copy)."""
+    if isinstance(col, pa.Array | pa.ChunkedArray):
+        return col
+    return pa.array(col, type=pa.string())
+
+
+#: Above this many lines, templates are mined and counted on a systematic 1-in-k sample
+#: (masking costs ~0.8 µs per line; rates and "new after vs before" are ratios, so a
+#: sample keeps them; only patterns rarer than ~k lines can be missed).
+MAX_MINED_LINES = 200_000
+
+
+def _sample(col: object, step: int) -> object:
+    if isinstance(col, pa.Array | pa.ChunkedArray):
+        return col[::step] if isinstance(col, pa.Array) else col.combine_chunks()[::step]
+    return list(col)[::step]  # type: ignore[call-overload]
+
+
+def build_index(logs: LogWindow, *, since: float, until: float, drain: Drain | None = None,
+                max_lines: int = MAX_MINED_LINES) -> LogIndex:
     """Mine templates over a log window and index occurrences by ``(service, template)``."""
-    n = len(logs)
-    if n == 0:
+    total = len(logs)
+    if total == 0:
         return LogIndex.empty(since, until)
-    codes, uniques = mask_messages(logs.message)
+    step = 1 if total <= max_lines else -(-total // max_lines)
+    if step > 1:
+        logs = LogWindow(service=_sample(logs.service, step), ts=_sample(logs.ts, step),  # type: ignore[arg-type]
+                         level=_sample(logs.level, step), message=_sample(logs.message, step))  # type: ignore[arg-type]
+    n = len(logs)
+    codes, uniques = mask_messages(logs.message)  # type: ignore[arg-type]
     miner = drain or Drain()
     counts = np.bincount(codes, minlength=len(uniques))
     tpl_of_unique = np.fromiter((miner.add(u, int(c)) for u, c in zip(uniques, counts, strict=True)), dtype=np.int64,
                                 count=len(uniques))
     tpl = tpl_of_unique[codes]
-    svc_enc = pc.dictionary_encode(pa.array(logs.service, type=pa.string()))
+    svc_enc = pc.dictionary_encode(_arrow(logs.service))
     svc_codes = np.asarray(svc_enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     svc_names = [str(s) for s in svc_enc.dictionary.to_pylist()]
-    lvl_enc = pc.dictionary_encode(pa.array(logs.level, type=pa.string()))
+    lvl_enc = pc.dictionary_encode(_arrow(logs.level))
     lvl_codes = np.asarray(lvl_enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     lvl_rank = np.array([_LEVEL_RANK.get(str(v).upper(), 0) for v in lvl_enc.dictionary.to_pylist()], dtype=np.int64)
     ranks = lvl_rank[lvl_codes] if len(lvl_rank) else np.zeros(n, dtype=np.int64)
-    ts = np.asarray(logs.ts, dtype=np.float64)
+    ts = (logs.ts.to_numpy(zero_copy_only=False) if isinstance(logs.ts, pa.Array | pa.ChunkedArray)
+          else np.asarray(logs.ts)).astype(np.float64, copy=False)
     n_tpl = len(miner.clusters)
     key = svc_codes * n_tpl + tpl
     pos = np.arange(n)
@@ -222,8 +252,9 @@ def build_index(logs: LogWindow, *, since: float, until: float, drain: Drain | N
         gt.append(k % n_tpl)
         gl.append(int(max_rank[i]))
         gts.append(ts_s[a:b])
-        gx.append(str(logs.message[int(pos_s[b - 1])]))
+        ex = logs.message[int(pos_s[b - 1])]
+        gx.append(str(ex.as_py() if isinstance(ex, pa.Scalar) else ex))
     return LogIndex(
         since=since, until=until, templates=[miner.template(i) for i in range(n_tpl)], group_service=gs,
-        group_template=gt, group_level=gl, group_ts=gts, group_example=gx, lines=n,
+        group_template=gt, group_level=gl, group_ts=gts, group_example=gx, lines=total, sample_step=step,
     )

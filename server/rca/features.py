@@ -157,6 +157,15 @@ def _recovered_by_series(view: _SeriesView, anomalies: Sequence[Anomaly], after:
     return after + 300.0 if ok >= max(1, int(np.ceil(0.6 * len(anomalies)))) else None
 
 
+def _subject(c: Change) -> tuple[str, ...]:
+    """What a change acts on: only changes of the same subject can revert each other."""
+    if c.kind == "flag_change":
+        return ("flag", str(c.fields.get("flag")))
+    if c.kind == "config_change":
+        return ("config", c.service, str(c.fields.get("key")))
+    return ("deployment", c.service)
+
+
 def _kind_onehot(kind: str) -> list[float]:
     return [float(kind == "deployment"), float(kind == "config_change"), float(kind == "flag_change")]
 
@@ -190,12 +199,18 @@ def build_rows(
     ends = np.maximum(ends, times)
     svc_filter = set(anomalous) | {s for c in candidates for s in c.services}
     new, delay = logs.new_patterns(times=times, ends=ends, services=svc_filter)
-    group_svc = np.array(logs.group_service, dtype=object)
     group_err = np.array([lvl >= ERROR_RANK for lvl in logs.group_level], dtype=bool)
     anomalous_set = set(anomalous)
+    in_anomalous = np.array([s in anomalous_set for s in logs.group_service], dtype=bool)
+    svc_groups: dict[str, np.ndarray] = {}
+    for g, s in enumerate(logs.group_service):
+        svc_groups.setdefault(s, np.zeros(len(logs.group_service), dtype=bool))[g] = True
+    no_groups = np.zeros(len(logs.group_service), dtype=bool)
 
-    # ---- recovery (shared by candidates with a revert)
-    by_time = sorted(all_changes, key=lambda c: (c.ts, c.id))
+    # ---- changes of the same subject (for rollbacks), in time order
+    by_subject: dict[tuple[str, ...], list[Change]] = {}
+    for ch in sorted(all_changes, key=lambda c: (c.ts, c.id)):
+        by_subject.setdefault(_subject(ch), []).append(ch)
     rows: list[CandidateRow] = []
     for j, c in enumerate(candidates):
         vals = np.zeros(len(FEATURES), dtype=np.float64)
@@ -245,9 +260,14 @@ def build_rows(
 
         # logs
         col = new[:, j] if new.size else np.zeros(0, dtype=bool)
-        own_mask = col & np.isin(group_svc, services) if col.size else col
-        rel_mask = (col & ~own_mask & np.array([s in anomalous_set for s in logs.group_service], dtype=bool)
-                    if col.size else col)
+        if col.size:
+            own_groups = no_groups
+            for s in services:
+                own_groups = own_groups | svc_groups.get(s, no_groups)
+            own_mask = col & own_groups
+            rel_mask = col & ~own_groups & in_anomalous
+        else:
+            own_mask = rel_mask = col
         # patterns that start long after the change count less (they follow something else)
         if col.size:
             free = ev.RAMP_S.get(c.kind, 180.0) + 120.0
@@ -293,7 +313,8 @@ def build_rows(
 
         # rollback / revert
         # only a revert after the incident started can end it
-        revert = next((r for r in by_time if r.ts > max(c.ts, onset - ev.ONSET_SLACK_S) and r.ts <= watermark
+        same = by_subject.get(_subject(c), [])
+        revert = next((r for r in same if r.ts > max(c.ts, onset - ev.ONSET_SLACK_S) and r.ts <= watermark
                        and ev.reverts(r, c)), None)
         recovered = None
         if revert is not None:
@@ -305,7 +326,7 @@ def build_rows(
         sent["rollback_recovery"] = rr.sentence
         if revert is not None:
             shown.append("rollback_recovery")
-        earlier = [e for e in by_time if e.ts < c.ts]
+        earlier = [e for e in same if e.ts < c.ts]
         vals[FIDX["is_rollback"]] = float(ev.is_rollback(c, earlier))
         if vals[FIDX["is_rollback"]]:
             sent["is_rollback"] = "this change is itself a rollback"

@@ -61,3 +61,14 @@ def test_empty_window() -> None:
     idx = build_index(LogWindow.empty(), since=T0, until=T0 + 60)
     assert idx.lines == 0
     assert idx.new_patterns(times=np.array([T0]), ends=np.array([T0 + 60]))[0].shape == (0, 1)
+
+
+def test_huge_windows_are_mined_on_a_systematic_sample() -> None:
+    lines = [("checkout", T0 + i * 0.5, "WARN", f"GC pause of {i % 97} ms") for i in range(3000)]
+    lines += [("payments", T0 + 1200 + i, "ERROR", f"Unhandled exception in tokenizer.py line {i}") for i in range(60)]
+    lines.sort(key=lambda x: x[1])
+    idx = build_index(_window(lines), since=T0, until=T0 + 3600, max_lines=1000)
+    assert idx.lines == 3060 and idx.sample_step == 4
+    new, _ = idx.new_patterns(times=np.array([T0 + 1190.0]), ends=np.array([T0 + 1800.0]))
+    err = [g for g in range(len(idx.group_ts)) if idx.group_service[g] == "payments"]
+    assert err and new[err[0], 0]
