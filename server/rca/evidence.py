@@ -181,6 +181,16 @@ def blast_radius(*, changed: Sequence[str], anomalous: Sequence[str], topo: Topo
     return Signal(_clip(v), s)
 
 
+def anomaly_magnitude(a: Anomaly) -> float:
+    """Size of an anomaly's shift in ``[0, 1]`` (x1.05 -> ~0.13, x1.5 -> ~0.69, x3 -> ~0.96):
+    tiny shifts that a sensitive detector still flags make weak incidents."""
+    base, obs = abs(a.baseline), abs(a.observed)
+    if base <= 1e-9:
+        return 1.0 if obs > 1e-9 else 0.0
+    ratio = max(obs, 1e-9) / base
+    return _clip(1.0 - math.exp(-abs(math.log(ratio)) / 0.35))
+
+
 # ---------------------------------------------------------------------------------
 # metric correlation
 # ---------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ BASE_FEATURES: tuple[str, ...] = (
     "rollout",
     "rollback_recovery",
     "is_rollback",
+    "anomaly_magnitude",
 )
 HISTORY_FEATURES: tuple[str, ...] = ("history", "hist_service_kind", "hist_author", "hist_path")
 KIND_FEATURES: tuple[str, ...] = ("kind_deployment", "kind_config_change", "kind_flag_change")
@@ -237,6 +238,13 @@ def build_rows(
         vals[FIDX["change_point_alignment"]] = cpa.value
         sent["change_point_alignment"] = cpa.sentence
         shown.append("change_point_alignment")
+
+        reach = set(services)
+        for s in services:
+            reach |= topo.upstream(s)
+        mags = [ev.anomaly_magnitude(a) for a in anomalies if a.service in reach]
+        mag = max(mags) if mags else 0.5 * max((ev.anomaly_magnitude(a) for a in anomalies), default=0.0)
+        vals[FIDX["anomaly_magnitude"]] = mag
 
         br = ev.blast_radius(changed=services, anomalous=anomalous, topo=topo)
         vals[FIDX["blast_radius"]] = br.value

@@ -34,6 +34,7 @@ PRIOR_WEIGHTS: dict[str, float] = {
     "rollback_recovery": 3.5,
     "is_rollback": -2.5,
     "history": 1.0,
+    "anomaly_magnitude": 0.0,
 }
 PRIOR_BIAS = -8.0
 #: Minimum probability for the top suspect to be presented as the likely cause.
