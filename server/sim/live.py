@@ -10,6 +10,7 @@ wraps it in a FastAPI app with the controls:
 * ``POST /deploy?service=&bad=true`` posts a deployment to the server and, if bad,
   starts a fault on that service with new error logs naming a file of the diff,
 * ``POST /reset`` ends every fault, ``POST /tick`` runs one tick now,
+  ``POST /backfill?hours=`` posts that much history ending now,
 * ``GET /health`` reports state.
 """
 
@@ -328,6 +329,16 @@ def create_app(sim: LiveSim, *, run_loop: bool = True, backfill_hours: float = 0
     @app.post("/reset")
     async def reset() -> dict[str, Any]:
         return {"cleared": sim.reset()}
+
+    @app.post("/backfill")
+    async def backfill(hours: Annotated[float, Query(gt=0, le=168)] = 1.0) -> dict[str, Any]:
+        try:
+            t = await sim.backfill(hours)
+        except (httpx.HTTPError, OSError) as exc:
+            sim.errors += 1
+            sim.last_error = f"backfill: {exc}"
+            raise HTTPException(502, f"could not deliver the history to the server: {exc}") from exc
+        return {"metrics": len(t.metrics), "logs": len(t.logs), "changes": len(t.changes)}
 
     @app.post("/tick")
     async def tick() -> dict[str, Any]:
