@@ -14,7 +14,10 @@ what. Kinds:
 Every scenario also has benign changes all along (deployments with diffs, config and
 flag changes), decoys near the onset (on callers, callees, unrelated services and an
 earlier change on the faulty service itself), one-point blips, benign noise log
-templates, and optionally a rollback that ends the fault. ``org="biased"`` is an
+templates, and optionally a rollback that ends the fault. With ``complication_prob``
+(30 %) the culprit's effect starts 3-15 min after the change ("delayed"), half of those
+with another benign change of the same service between them ("crowded"), so the
+change closest to the onset is not always the culprit. ``org="biased"`` is an
 organisation whose culprits are usually flag changes on one service while a benign
 deployment of the same service lands closer to the onset (its flag SDK picks up flag
 changes after a polling delay), so a generic prior is often wrong and labels must help.
@@ -91,6 +94,7 @@ class Truth:
     blips: list[dict[str, Any]] = field(default_factory=list)
     logs_mention_culprit: bool = False
     org_pattern: bool = False
+    complication: str | None = None  # None / "delayed" / "crowded" (see generate_scenario)
     latency_factor: float = 1.0
     error_add: float = 0.0
 
@@ -130,7 +134,7 @@ def org_profile(org: str) -> OrgProfile:
 
 def _streams(seed: int, org: str) -> list[np.random.Generator]:
     ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, zlib.crc32(org.encode())])
-    return [np.random.default_rng(s) for s in ss.spawn(4)]
+    return [np.random.default_rng(s) for s in ss.spawn(5)]
 
 
 def _pick_fault_service(rng: np.random.Generator, fleet: Fleet) -> str:
@@ -153,13 +157,13 @@ def generate_scenario(
     seed: int, *, kind: str = "mixed", history_hours: float = 2.0, org: str = "default",
     n_services: int = 10, rollback: bool | None = None, mention_prob: float = 0.5,
     benign_per_hour: float = 5.0, blips_per_hour: float = 2.0, post_onset_minutes: float = 30.0,
-    access_per_tick: int = 2,
+    access_per_tick: int = 2, complication_prob: float = 0.3,
 ) -> Scenario:
     """A deterministic scenario for ``seed`` (see the module docstring for kinds)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
     profile = org_profile(org)
-    r_fleet, r_time, r_metrics, r_logs = _streams(seed, org)
+    r_fleet, r_time, r_metrics, r_logs, r_extra = _streams(seed, org)
     fleet = make_fleet(r_fleet, n_services)
     versions = ch.VersionBook()
     start = BASE_EPOCH + float(r_time.integers(0, 28)) * 86400.0 + float(r_time.integers(0, 24 * 360)) * STEP_S
@@ -213,6 +217,18 @@ def generate_scenario(
                 lat, err = _magnitudes(r_time, fkind, max(0.4, culprit["rollout_percent"] / 100.0))
                 ramp = float(r_time.uniform(0.0, 60.0))
             fault = Fault(svc, onset_nominal, latency_factor=lat, error_add=err, ramp_s=ramp)
+            # Complications: the effect shows minutes after the change (a leak, a cache
+            # expiring, a traffic-dependent path), sometimes with another change of the
+            # same service in between.
+            if r_extra.random() < complication_prob:
+                truth.complication = "crowded" if r_extra.random() < 0.5 else "delayed"
+                culprit["ts"] = onset_nominal - float(r_extra.uniform(180.0, 900.0))
+                fault.ramp_s = float(r_extra.uniform(60.0, 300.0))
+                if truth.complication == "crowded":
+                    other = ch.random_benign_change(r_extra, fleet, versions, svc,
+                                                    onset_nominal - float(r_extra.uniform(20.0, 150.0)))
+                    changes.append(other)
+                    truth.decoy_ids.append(other["id"])
         changes.append(culprit)
         faults.append(fault)
         truth.culprit_id = culprit["id"]

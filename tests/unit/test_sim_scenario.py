@@ -69,7 +69,7 @@ def test_culprit_precedes_onset_and_the_fault_shows_on_its_service(kind: str) ->
         tr = sc.truth
         assert tr.kind == kind and tr.culprit_kind == kind
         culprit = next(c for c in sc.changes if c["id"] == tr.culprit_id)
-        assert tr.onset is not None and culprit["ts"] <= tr.onset <= culprit["ts"] + 600
+        assert tr.onset is not None and culprit["ts"] <= tr.onset <= culprit["ts"] + 900
         assert tr.fault_service in tr.affected_services
         metric = "p95_latency_ms" if tr.fault_kind in ("latency", "both") else "error_rate"
         before, after = _shift(sc, str(tr.fault_service), metric, tr.onset)
@@ -224,3 +224,25 @@ def test_suite_mixes_kinds_deterministically() -> None:
         generate_scenario(1, kind="nope")
     with pytest.raises(ValueError):
         generate_scenario(1, org="nope")
+
+
+def test_complications_delay_the_effect_and_crowd_the_faulty_service() -> None:
+    seen = set()
+    for seed in range(1, 30):
+        sc = generate_scenario(seed, kind="deployment", history_hours=1.0, access_per_tick=0,
+                               complication_prob=0.5)
+        tr = sc.truth
+        culprit = next(c for c in sc.changes if c["id"] == tr.culprit_id)
+        gap = float(tr.onset) - culprit["ts"]
+        if tr.complication is None:
+            assert gap <= 60.0
+            continue
+        seen.add(tr.complication)
+        assert 180.0 <= gap <= 900.0
+        if tr.complication == "crowded":
+            between = [c for c in sc.changes if c["id"] in tr.decoy_ids and culprit["ts"] < c["ts"] < float(tr.onset)
+                       and (c.get("service") or c.get("services", [None])[0]) == tr.fault_service]
+            assert between
+    assert seen == {"delayed", "crowded"}
+    plain = generate_scenario(1, kind="deployment", complication_prob=0.0)
+    assert plain.truth.complication is None
