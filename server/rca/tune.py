@@ -104,7 +104,10 @@ def fit(records: list[dict[str, Any]], *, lam: float = 0.05) -> tuple[dict[str, 
         full[free] = p
         return _nll(full, data, anchor, lam)
 
-    res = minimize(f, anchor[free], method="L-BFGS-B")
+    negative = {"after_onset", "is_rollback"}
+    bounds = [((None, 0.0) if FEATURES[i] in negative else (0.0, None)) if i < len(FEATURES) else (None, None)
+              for i in free]
+    res = minimize(f, anchor[free], method="L-BFGS-B", bounds=bounds)
     full = anchor.copy()
     full[free] = res.x
     return {n: round(float(full[i]), 2) for i, n in enumerate(FEATURES) if n in PRIOR_WEIGHTS}, round(float(full[-1]), 2)
