@@ -193,7 +193,7 @@ class LearntModel:
             labelled_incidents=int(d["labelled_incidents"]), labels_used=int(d["labels_used"]),
             trained_at=d.get("trained_at"), history=hist, heldout=d.get("heldout"),
         )
-        m.weight = blend_weight(m.labelled_incidents)
+        m.weight = adjusted_weight(m.labelled_incidents, m.heldout)
         return m, records
 
 
@@ -246,9 +246,18 @@ def train(records: Sequence[TrainingRecord], *, version: int, labels_used: int, 
     coef, icpt = fit_logistic(x, y)
     model = LearntModel(version=version, coef=coef, intercept=icpt, labelled_incidents=len(incidents),
                         labels_used=labels_used, trained_at=trained_at, history=hist)
-    model.weight = blend_weight(len(incidents))
     model.heldout = evaluate_heldout(records, folds=folds)
+    model.weight = adjusted_weight(len(incidents), model.heldout)
     return model
+
+
+def adjusted_weight(labelled_incidents: int, heldout: dict[str, float] | None) -> float:
+    """Blend weight by amount learnt, halved when held-out incidents show the blend ranking
+    worse than the prior alone (the labels do not carry a learnable pattern yet)."""
+    w = blend_weight(labelled_incidents)
+    if heldout and heldout.get("incidents", 0) >= 10 and heldout["mrr"] < heldout.get("prior_mrr", 0.0) - 0.02:
+        w *= 0.5
+    return w
 
 
 def evaluate_heldout(records: Sequence[TrainingRecord], *, folds: int = 5) -> dict[str, float] | None:
@@ -261,6 +270,7 @@ def evaluate_heldout(records: Sequence[TrainingRecord], *, folds: int = 5) -> di
     k = min(folds, len(with_cause))
     fold_of = {inc: j % k for j, inc in enumerate(with_cause)}
     ranks: list[int | None] = []
+    prior_ranks: list[int | None] = []
     for f in range(k):
         train_recs = [r for r in records if fold_of.get(r.incident_id, -1) != f]
         test_incs = [i for i in with_cause if fold_of[i] == f]
@@ -274,9 +284,14 @@ def evaluate_heldout(records: Sequence[TrainingRecord], *, folds: int = 5) -> di
         for inc in test_incs:
             recs = [r for r in records if r.incident_id == inc]
             xs = _with_history(recs, hist)
+            y = np.array([r.label for r in recs])
             z = blend(prior_logits(xs), xs @ coef + icpt, w)
-            ranks.append(_rank_of_cause(probabilities(z), np.array([r.label for r in recs])))
-    return rank_metrics(ranks)
+            ranks.append(_rank_of_cause(probabilities(z), y))
+            prior_ranks.append(_rank_of_cause(probabilities(prior_logits(xs)), y))
+    out = rank_metrics(ranks)
+    pm = rank_metrics(prior_ranks)
+    out.update({"prior_ac1": pm["ac1"], "prior_ac3": pm["ac3"], "prior_mrr": pm["mrr"]})
+    return out
 
 
 def records_for_incident(incident_id: str, rows: Sequence[CandidateRow], labels: Iterable[tuple[str, str]]
