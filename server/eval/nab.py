@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from server.detector.core import DetectorConfig, score_series
+from server.detector.core import DetectorConfig, StreamingDetector, score_series
 from server.eval.nab_scoring import ScoringFile
 
 TS_FMT = "%Y-%m-%d %H:%M:%S"
@@ -135,6 +135,33 @@ def run_detector(
             if progress:
                 progress(i + 1, len(jobs), corpus[i])
     return results
+
+
+def run_detector_batched(corpus: list[NabSeries], config: DetectorConfig | None = None) -> list[np.ndarray]:
+    """Online scores for every series at once: one StreamingDetector holds all series and
+    each step advances every series that still has a row (the server's vectorised path).
+    Series never share state, so each score still depends only on its own past points."""
+    det = StreamingDetector(config, capacity=len(corpus))
+    lengths = np.array([s.values.size for s in corpus])
+    times = [monotone_times(s.epoch) for s in corpus]
+    out = [np.zeros(n) for n in lengths]
+    order = np.argsort(-lengths, kind="stable")
+    max_len = int(lengths.max()) if lengths.size else 0
+    sorted_len = lengths[order]  # descending
+    # width[i] = number of series with more than i rows (the first width[i] of `order`)
+    width = np.searchsorted(-sorted_len, -np.arange(max_len), side="left")
+    ts_mat = np.zeros((len(corpus), max_len))
+    val_mat = np.zeros((len(corpus), max_len))
+    for j, k in enumerate(order):
+        ts_mat[j, : lengths[k]] = times[k]
+        val_mat[j, : lengths[k]] = corpus[k].values
+    sc_mat = np.zeros((len(corpus), max_len))
+    for i in range(max_len):
+        m = int(width[i])
+        sc_mat[:m, i] = det.step(order[:m], ts_mat[:m, i], val_mat[:m, i]).scores
+    for j, k in enumerate(order):
+        out[k] = sc_mat[j, : lengths[k]].copy()
+    return out
 
 
 def write_results(out_dir: Path, corpus: list[NabSeries], scores: list[np.ndarray]) -> None:

@@ -65,7 +65,7 @@ def test_one_point_and_two_point_blips_do_not_open() -> None:
     events = _feed(StreamingDetector(), ts, x)
     assert events == []
     scores = score_series(ts, x)
-    assert scores[200] > 0.8  # the blip still raises the per-point score
+    assert scores[200] > 0.5 and scores[200] == scores[150:250].max()  # the blip still raises the score
 
 
 def test_near_constant_series_does_not_open_on_tiny_absolute_moves() -> None:
