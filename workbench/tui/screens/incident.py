@@ -49,6 +49,12 @@ class IncidentData:
     changes: dict[str, Change] = field(default_factory=dict)
     series: dict[tuple[str, str], Series] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)  # change id -> latest verdict
+    looked_up: set[str] = field(default_factory=set)  # change ids already searched for
+
+    def same_view(self, other: IncidentData | None) -> bool:
+        """Nothing on screen would change (polls that find no news skip the redraw)."""
+        return other is not None and (self.incident, self.suspects, self.anomalies, self.labels) == (
+            other.incident, other.suspects, other.anomalies, other.labels)
     since: datetime | None = None
     until: datetime | None = None
 
@@ -87,9 +93,11 @@ def load_incident(client: RcaClient, incident_id: str, *, width: int,
     if previous is not None:
         data.changes = dict(previous.changes)
         data.series = dict(previous.series)
+        data.looked_up = set(previous.looked_up)
         data.since, data.until = previous.since, previous.until
     wanted = {s.change_id for s in suspects if s.change_id}
-    if not wanted.issubset(data.changes):
+    if not wanted.issubset(data.changes.keys() | data.looked_up):
+        data.looked_up |= wanted
         times = [s.ts for s in suspects if s.ts is not None]
         since = min(times, default=inc.started_at) - timedelta(seconds=1)
         until = max(times, default=inc.started_at) + timedelta(seconds=1)
@@ -232,9 +240,12 @@ class IncidentScreen(Screen[None]):
             return  # closed while the request was in flight
         self.query_one("#anoms", Static).update(Text(f"incident {self.incident_id} not found", style="red"))
 
-    def _apply(self, data: IncidentData, width: int) -> None:
+    def _apply(self, data: IncidentData, width: int, force: bool = False) -> None:
         if not self.is_attached:
             return  # closed while the request was in flight
+        if not force and data.same_view(self.data):
+            self.data = data
+            return
         self.data = data
         self.query_one("#inc-header", Static).update(incident_header(data.incident))
         self._sync_suspects()
@@ -272,7 +283,6 @@ class IncidentScreen(Screen[None]):
             return
         t = Text(f"#{s.rank} {suspect_key(s)}  score {s.score:.2f}\n", style="bold")
         t.append(s.explanation or "(no explanation)", style="italic")
-        t.append("\n")
         expl.update(t)
         self.query_one("#evidence", Static).update(evidence_text(s.evidence, width=16))
         change = self.data.changes.get(s.change_id) if self.data and s.change_id else None
@@ -361,7 +371,7 @@ class IncidentScreen(Screen[None]):
         self._rerunning = False
         if data is None:
             return
-        self._apply(data, self.spark_width())
+        self._apply(data, self.spark_width(), force=True)
         top = data.suspects[0] if data.suspects else None
         top_s = f"top suspect now {suspect_key(top)} ({top.score:.2f})" if top else "no suspects"
         self.last_rerun = outcome

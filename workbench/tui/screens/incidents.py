@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
@@ -12,9 +13,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import Worker
 
 from workbench.client import ClientError, Incident, RcaClient
-from workbench.tui.render import INCIDENT_COLUMNS, incident_row, incident_sort_key
+from workbench.tui.listdiff import ListDelta, diff_incidents, sort_order
+from workbench.tui.render import INCIDENT_COLUMNS
 from workbench.tui.widgets.keyed_table import KeyedTable
 from workbench.tui.widgets.status import ConnectionBar
 
@@ -27,6 +30,7 @@ def _page(c: RcaClient, *, status: str | None, service: str | None, limit: int, 
 
 STATUS_CYCLE: tuple[str | None, ...] = (None, "OPEN", "RESOLVED")
 PAGE = 500
+HEAD = 200  # newest incidents fetched on every tick
 
 
 class IncidentListScreen(Screen[None]):
@@ -47,8 +51,13 @@ class IncidentListScreen(Screen[None]):
         self.sort_mode = "severity"
         self.incidents: dict[str, Incident] = {}
         self.loaded = False
+        self.polls = 0  # completed polls
+        self.last_changes = 0  # rows added, removed or changed by the last update
         self._generation = 0
+        self._last_full = 0.0
+        self._full_seconds = 0.0
         self._timer: Timer | None = None
+        self._worker: Worker[None] | None = None
 
     @property
     def tui(self) -> RcaTui:
@@ -76,44 +85,63 @@ class IncidentListScreen(Screen[None]):
 
     # ---- polling ---------------------------------------------------------------------
     def poll(self) -> None:
+        """Every tick: the newest page (new incidents appear at once). The whole filtered list
+        (resolutions, removals) when it fits in that page, else every few ticks, less often the
+        longer a full fetch takes, so a huge list never keeps the app busy."""
         if self.loaded and not self.is_current:
             return  # the incident view polls for itself; catch up on resume
-        self._fetch(self.status_filter, self.service_filter, self._generation)
+        if self._worker is not None and self._worker.is_running:
+            return  # never stack requests on a slow server
+        due = max(5 * self.tui.refresh_seconds, 10 * self._full_seconds)
+        full = not self.loaded or time.monotonic() - self._last_full >= due
+        self._worker = self._fetch(self.status_filter, self.service_filter, self._generation, full,
+                                   self.incidents, self.sort_mode)
 
-    @work(thread=True, exclusive=True, group="incident-list")
-    def _fetch(self, status: str | None, service: str | None, generation: int) -> None:
+    @work(thread=True, group="incident-list")
+    def _fetch(self, status: str | None, service: str | None, generation: int, full: bool,
+               base: dict[str, Incident], sort_mode: str) -> None:
         limit = self.tui.max_incidents
-        found: list[Incident] = []
+        t0 = time.monotonic()
         try:
-            while len(found) < limit:
-                want, offset = min(PAGE, limit - len(found)), len(found)
-                page = self.tui.request(partial(_page, status=status, service=service, limit=want,
-                                                offset=offset))
-                found.extend(page)
-                if len(page) < want:
-                    break
+            head = self.tui.request(partial(_page, status=status, service=service, limit=min(HEAD, limit),
+                                            offset=0))
+            found = list(head)
+            if len(head) < min(HEAD, limit):
+                full = True  # the newest page is the whole list
+            elif full:
+                while len(found) < limit:
+                    want, offset = min(PAGE, limit - len(found)), len(found)
+                    page = self.tui.request(partial(_page, status=status, service=service, limit=want,
+                                                    offset=offset))
+                    found.extend(page)
+                    if len(page) < want:
+                        break
         except ClientError:
             return
-        self.app.call_from_thread(self._apply, found, generation)
+        delta = diff_incidents(base, found, full=full, sort_mode=sort_mode)
+        self.app.call_from_thread(self._apply, delta, base, generation, time.monotonic() - t0 if full else None)
 
-    def _apply(self, found: list[Incident], generation: int) -> None:
+    def _apply(self, delta: ListDelta, base: dict[str, Incident], generation: int,
+               full_seconds: float | None) -> None:
         if not self.is_attached:
             return  # closed while the request was in flight
-        if generation != self._generation:
-            return  # filters changed while this page was in flight
-        fresh = {i.id: i for i in found}
-        new_ids = [k for k in fresh if k not in self.incidents] if self.loaded else []
-        self.incidents = fresh
+        if generation != self._generation or base is not self.incidents:
+            return  # filters changed, or another poll landed first: the next poll redoes it
+        self.polls += 1
+        if full_seconds is not None:
+            self._last_full, self._full_seconds = time.monotonic(), full_seconds
+        new_ids = delta.new_ids if self.loaded else []
+        self.incidents = delta.incidents
         self.loaded = True
-        self._sync_table()
+        order = delta.order if delta.sort_mode == self.sort_mode else sort_order(self.incidents, self.sort_mode)
+        self.query_one("#incidents", KeyedTable).apply(delta.upserts, delta.removes, order)
+        self.last_changes = delta.changes
+        self._after_update()
         if new_ids:
             self.notify(f"{len(new_ids)} new incident(s): {', '.join(new_ids[:3])}"
                         f"{' …' if len(new_ids) > 3 else ''}", title="New incidents")
 
-    def _sync_table(self) -> None:
-        table = self.query_one("#incidents", KeyedTable)
-        ordered = sorted(self.incidents.values(), key=lambda i: incident_sort_key(i, self.sort_mode))
-        table.sync([(i.id, incident_row(i)) for i in ordered])
+    def _after_update(self) -> None:
         empty = self.query_one("#empty", Static)
         empty.display = not self.incidents
         if not self.incidents:
@@ -140,7 +168,8 @@ class IncidentListScreen(Screen[None]):
     def _refilter(self) -> None:
         self._generation += 1
         self._show_filters()
-        self._fetch(self.status_filter, self.service_filter, self._generation)
+        self._worker = self._fetch(self.status_filter, self.service_filter, self._generation, True,
+                                   self.incidents, self.sort_mode)
 
     # ---- actions ---------------------------------------------------------------------
     def selected_id(self) -> str | None:
@@ -181,7 +210,8 @@ class IncidentListScreen(Screen[None]):
 
     def action_toggle_sort(self) -> None:
         self.sort_mode = "time" if self.sort_mode == "severity" else "severity"
-        self._sync_table()
+        self.query_one("#incidents", KeyedTable).apply([], [], sort_order(self.incidents, self.sort_mode))
+        self._show_filters()
 
     def action_refresh_now(self) -> None:
         self.poll()
