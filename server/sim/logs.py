@@ -136,13 +136,14 @@ class LogSource:
 
 
 def _emit(rng: np.random.Generator, service: str, ts: np.ndarray, lam: np.ndarray,
-          templates: list[Template]) -> list[dict[str, Any]]:
+          templates: list[Template], not_before: float = float("-inf")) -> list[dict[str, Any]]:
+    """Poisson(lam[i]) lines in the 10 s that the metric point at ts[i] summarises."""
     counts = rng.poisson(np.maximum(lam, 0.0))
     out: list[dict[str, Any]] = []
     for i in np.nonzero(counts)[0]:
         for _ in range(int(counts[i])):
             level, tpl = templates[int(rng.integers(0, len(templates)))]
-            out.append({"service": service, "ts": round(float(ts[i] + rng.uniform(0.0, STEP_S)), 3),
+            out.append({"service": service, "ts": round(max(not_before, float(ts[i] - rng.uniform(0.0, STEP_S))), 3),
                         "level": level, "message": fill(rng, tpl)})
     return out
 
@@ -157,7 +158,7 @@ def access_logs(rng: np.random.Generator, fleet: Fleet, series: FleetSeries, per
         s = spec.name
         m = n * per_tick
         tick = np.repeat(np.arange(n), per_tick)
-        offs = rng.uniform(0.0, STEP_S, m)
+        offs = -rng.uniform(0.0, STEP_S, m)
         dur = series.latent_latency[s][tick] * rng.lognormal(-0.6, 0.35, m)
         failed = rng.random(m) < series.latent_error[s][tick]
         status = np.where(failed, rng.choice([500, 502, 503], m), rng.choice([200, 200, 200, 201, 204, 404], m))
@@ -189,7 +190,8 @@ def source_logs(rng: np.random.Generator, series: FleetSeries, sources: list[Log
         if not src.templates:
             continue
         lam = src.rate * src.intensity(series.ts)
-        out.extend(_emit(rng, src.service, series.ts, lam, src.templates))
+        start = src.fault.start if src.fault is not None else src.start
+        out.extend(_emit(rng, src.service, series.ts, lam, src.templates, not_before=start))
     return out
 
 

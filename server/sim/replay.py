@@ -45,12 +45,23 @@ class ReplayStats:
 
 
 def _post(client: httpx.Client, path: str, key: str, items: Sequence[dict[str, Any]], stats: ReplayStats) -> None:
-    """POST ``{key: items}``; halves the batch on 413 (body too large)."""
+    """POST ``{key: items}``; halves the batch on 413 (body too large), retries twice on
+    429/503 and connection errors."""
     if not items:
         return
-    resp = client.post(path, content=orjson.dumps({key: list(items)}),
-                       headers={"content-type": "application/json"})
-    stats.requests += 1
+    body = orjson.dumps({key: list(items)})
+    for attempt in range(3):
+        try:
+            resp = client.post(path, content=body, headers={"content-type": "application/json"})
+        except httpx.TransportError:
+            if attempt == 2:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+            continue
+        stats.requests += 1
+        if resp.status_code not in (429, 503) or attempt == 2:
+            break
+        time.sleep(0.5 * (attempt + 1))
     if resp.status_code == 413 and len(items) > 1:
         mid = len(items) // 2
         _post(client, path, key, items[:mid], stats)

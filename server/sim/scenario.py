@@ -315,7 +315,7 @@ def generate_scenario(
     logs = access_logs(r_logs, fleet, series, access_per_tick)
     logs += background_logs(r_logs, fleet, series)
     logs += source_logs(r_logs, series, log_sources)
-    logs = [lg for lg in logs if lg["ts"] < end]
+    logs = [lg for lg in logs if start <= lg["ts"] < end]
     logs.sort(key=lambda lg: lg["ts"])
     changes = [c for c in changes if start <= c["ts"] < end]
     changes.sort(key=lambda c: c["ts"])

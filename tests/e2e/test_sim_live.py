@@ -85,3 +85,13 @@ def test_cli_writes_and_replays_a_scenario(server: EmbeddedServer, tmp_path: Pat
     assert rca_main(["sim", "replay", "--server", server.url, str(out)]) == 0
     text = capsys.readouterr().out
     assert "[fault]" in text and "culprit_rank=" in text
+
+
+def test_replay_splits_batches_the_server_refuses_as_too_large(tmp_path: Path) -> None:
+    sc = generate_scenario(9, kind="control", history_hours=0.5, n_services=4)
+    with EmbeddedServer(data_dir=tmp_path / "small", api={"max_batch_items": 700}) as srv, \
+            httpx.Client(base_url=srv.url, timeout=30) as c:
+        stats = replay(sc, c, batch=5000)
+        assert stats.metrics == len(sc.metrics)
+        stored = sum(s["points"] for s in c.get("/services/metrics").json())
+        assert stored == len(sc.metrics)
