@@ -7,7 +7,7 @@ from pathlib import Path
 
 from server.embedded import EmbeddedServer
 from server.sim.scenario import Scenario
-from tests.tui.tui_seed import ONSET, incident, seed_small, store_of, wait_for
+from tests.tui.tui_seed import ONSET, incident, seed_small, silent_server, store_of, wait_for
 from workbench.client import RcaClient
 from workbench.tui.app import RcaTui
 from workbench.tui.screens.incident import IncidentScreen
@@ -183,6 +183,16 @@ async def test_server_down_is_shown_and_the_app_reconnects(tmp_path: Path) -> No
             assert len(table_keys(app, "incidents")) == 6
     finally:
         srv.stop()
+
+
+async def test_a_hung_server_is_reported_as_not_answering() -> None:
+    with silent_server() as url:
+        app = RcaTui(url, refresh=0.2, timeout=0.3)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: "not answering" in status_bar(app))
+            assert "retrying" in status_bar(app)
+            await pilot.press("question_mark")  # the UI is not blocked by the hung requests
+            assert isinstance(app.screen, HelpScreen)
 
 
 async def test_help_screen_lists_every_key(small_server: EmbeddedServer) -> None:
