@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sc.add_argument("--hours", type=float, default=2.0, help="hours of history (default 2)")
     sc.add_argument("--services", type=int, default=10, help="number of services (2-12, default 10)")
     sc.add_argument("--rollback", choices=["random", "yes", "no"], default="random")
+    sc.add_argument("--drift", type=float, default=0.0,
+                    help="slow autocorrelated latency wander (log-space std, e.g. 0.05; default off)")
     sc.add_argument("--out", required=True, help="output JSON file ('-' for stdout)")
     rp = sub.add_parser("replay", help="replay scenario files into a running server")
     rp.add_argument("--server", required=True, help="base URL of the RCA server")
@@ -55,6 +57,8 @@ def _live_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backfill-hours", type=float, default=0.0, help="history to post before going live")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--services", type=int, default=10, help="number of services (2-12, default 10)")
+    p.add_argument("--drift", type=float, default=0.0,
+                   help="slow autocorrelated latency wander (log-space std, e.g. 0.05; default off)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,7 +74,7 @@ def _scenario(args: argparse.Namespace) -> int:
     rollback = {"random": None, "yes": True, "no": False}[args.rollback]
     t0 = time.perf_counter()
     sc = generate_scenario(args.seed, kind=args.kind, org=args.org, history_hours=args.hours,
-                           n_services=args.services, rollback=rollback)
+                           n_services=args.services, rollback=rollback, drift=args.drift)
     data = orjson.dumps(sc.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY)
     if args.out == "-":
         sys.stdout.buffer.write(data + b"\n")
@@ -137,7 +141,8 @@ def _live(args: argparse.Namespace) -> int:
     if not args.server:
         print("rca sim: --server URL is required to run the live simulator", file=sys.stderr)
         return 2
-    sim = LiveSim(args.server, seed=args.seed, n_services=args.services, interval=args.interval)
+    sim = LiveSim(args.server, seed=args.seed, n_services=args.services, interval=args.interval,
+                  drift=args.drift)
     app = create_app(sim, run_loop=True, backfill_hours=args.backfill_hours)
     print(f"rca sim: {len(sim.fleet.names)} services -> {args.server}; controls on "
           f"http://{args.host}:{args.port}", file=sys.stderr)

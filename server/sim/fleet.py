@@ -243,6 +243,21 @@ class FleetSeries:
     latent_error: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def _wander(fleet: Fleet, n: int, rng: np.random.Generator, sd: float,
+            state: dict[str, float] | None) -> dict[str, np.ndarray]:
+    phi = float(np.exp(-STEP_S / 600.0))
+    names = fleet.names
+    innov = rng.normal(0.0, sd * np.sqrt(1.0 - phi * phi), (n, len(names)))
+    prev = np.array([state[s] if state is not None and s in state else float(rng.normal(0.0, sd)) for s in names])
+    x = np.empty((n, len(names)))
+    for i in range(n):
+        prev = phi * prev + innov[i]
+        x[i] = prev
+    if state is not None:
+        state.update({s: float(prev[j]) for j, s in enumerate(names)})
+    return {s: x[:, j] for j, s in enumerate(names)}
+
+
 def load_factor(fleet: Fleet, ts: np.ndarray) -> np.ndarray:
     """Daily traffic shape, 1 on average, peak at ``fleet.season_peak_hour`` UTC."""
     hours = (np.asarray(ts, dtype=np.float64) % 86400.0) / 3600.0
@@ -252,10 +267,18 @@ def load_factor(fleet: Fleet, ts: np.ndarray) -> np.ndarray:
 def generate_metrics(
     fleet: Fleet, ts: np.ndarray, rng: np.random.Generator,
     faults: Iterable[Fault] = (), blips: Iterable[Blip] = (),
+    drift: float = 0.0, drift_state: dict[str, float] | None = None,
 ) -> FleetSeries:
-    """All three metrics of every service at the timestamps ``ts`` (vectorised)."""
+    """All three metrics of every service at the timestamps ``ts`` (vectorised).
+
+    ``drift`` (default off) adds a slow AR(1) wander of each service's latency (standard
+    deviation ``drift`` in log space, time constant 10 min): autocorrelated noise, as
+    real latency has, that a detector must not mistake for regressions. ``drift_state``
+    carries the wander from one call to the next (the live simulator's ticks).
+    """
     t = np.asarray(ts, dtype=np.float64)
     n = t.shape[0]
+    wander = _wander(fleet, n, rng, drift, drift_state) if drift > 0 else {}
     load = load_factor(fleet, t)
     faults = list(faults)
     lat_mult = {s: np.ones(n) for s in fleet.names}
@@ -286,6 +309,8 @@ def generate_metrics(
         own = spec.base_latency_ms * (1.0 + 0.25 * (load - 1.0))
         latent = own.copy()
         obs = own * np.exp(rng.normal(0.0, spec.latency_sigma, n))
+        if s in wander:
+            obs = obs * np.exp(wander[s])
         p = spec.base_error_rate * (1.0 + 0.4 * (load - 1.0)) + err_add[s]
         for e in fleet.edges:
             if e.source == s:

@@ -71,7 +71,7 @@ class LiveSim:
     def __init__(
         self, server_url: str | None, *, seed: int = 0, n_services: int = 10, interval: float = 10.0,
         benign_per_hour: float = 4.0, access_per_tick: int = 2, client: httpx.AsyncClient | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.time, drift: float = 0.0,
     ) -> None:
         self.rng = np.random.default_rng(seed)
         self.fleet: Fleet = make_fleet(self.rng, n_services)
@@ -91,10 +91,13 @@ class LiveSim:
         self.delivering = True  # the last delivery to the server succeeded
         self.last_tick: float | None = None
         self.topology_sent = False
+        self.drift = drift
+        self.drift_state: dict[str, float] = {}
 
     # ---- generation (pure given the rng) -----------------------------------------------
     def _series(self, ts: np.ndarray) -> FleetSeries:
-        return generate_metrics(self.fleet, ts, self.rng, [a.fault for a in self.faults] + self.benign)
+        return generate_metrics(self.fleet, ts, self.rng, [a.fault for a in self.faults] + self.benign,
+                                drift=self.drift, drift_state=self.drift_state)
 
     def _logs(self, series: FleetSeries) -> list[dict[str, Any]]:
         logs = access_logs(self.rng, self.fleet, series, self.access_per_tick)

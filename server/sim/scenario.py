@@ -157,7 +157,7 @@ def generate_scenario(
     seed: int, *, kind: str = "mixed", history_hours: float = 2.0, org: str = "default",
     n_services: int = 10, rollback: bool | None = None, mention_prob: float = 0.5,
     benign_per_hour: float = 5.0, blips_per_hour: float = 2.0, post_onset_minutes: float = 30.0,
-    access_per_tick: int = 2, complication_prob: float = 0.3,
+    access_per_tick: int = 2, complication_prob: float = 0.3, drift: float = 0.0,
 ) -> Scenario:
     """A deterministic scenario for ``seed`` (see the module docstring for kinds)."""
     if kind not in KINDS:
@@ -309,7 +309,7 @@ def generate_scenario(
     truth.blips = [{"service": b.service, "metric": b.metric, "ts": b.ts} for b in blips]
 
     # ---- series and logs -------------------------------------------------------------------
-    series = generate_metrics(fleet, ts, r_metrics, faults, blips)
+    series = generate_metrics(fleet, ts, r_metrics, faults, blips, drift=drift)
     if fault is not None:
         truth.affected_services = affected_services(fleet, series, fault.start, fault.end)
     logs = access_logs(r_logs, fleet, series, access_per_tick)

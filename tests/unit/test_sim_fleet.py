@@ -66,3 +66,22 @@ def test_a_ramped_fault_grows_then_ends_and_a_blip_is_one_point() -> None:
     assert search[50] > 2.5 * np.median(search) and search[49] < 1.6 * np.median(search)
     # error rates stay fractions
     assert all(v.min() >= 0 and v.max() <= 1 for k, v in s.values.items() if k[1] == "error_rate")
+
+
+def test_drift_is_slow_autocorrelated_wander_continued_across_calls() -> None:
+    fleet = make_fleet(np.random.default_rng(4), 6)
+    fleet.season_amplitude = 0.0  # no daily cycle: only noise is left
+    ts = DAY0 + 10.0 * np.arange(2000)
+    flat = generate_metrics(fleet, ts, np.random.default_rng(5))
+    state: dict[str, float] = {}
+    wavy = generate_metrics(fleet, ts, np.random.default_rng(5), drift=0.1, drift_state=state)
+
+    def lag1(x: np.ndarray) -> float:
+        m = np.convolve(np.log(x), np.ones(30) / 30, mode="valid")  # 5-min means
+        return float(np.corrcoef(m[:-30], m[30:])[0, 1])
+
+    lat = ("payments", "p95_latency_ms")
+    assert lag1(wavy.values[lat]) > 0.4 > lag1(flat.values[lat])
+    assert set(state) == set(fleet.names)
+    nxt = generate_metrics(fleet, ts[-1:] + 10.0, np.random.default_rng(6), drift=0.1, drift_state=state)
+    assert nxt.values[lat].shape == (1,)
