@@ -5,6 +5,7 @@ A new backend joins by adding a factory to BACKENDS; it must pass every test her
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,10 +33,8 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
 
     yield factory
     for s in opened:
-        try:
+        with contextlib.suppress(Exception):
             s.close()
-        except Exception:
-            pass
 
 
 def _metrics(service: str, metric: str, ts: list[float], values: list[float]) -> pa.Table:
