@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import Worker
 
 from workbench.client import Anomaly, Change, ClientError, Incident, NotFound, RcaClient, Series, Suspect
 from workbench.tui.render import (
@@ -182,6 +183,7 @@ class IncidentScreen(Screen[None]):
         self.labels: dict[str, str] = {}
         self.last_rerun: str | None = None
         self._rerunning = False
+        self._loader: Worker[None] | None = None
 
     @property
     def tui(self) -> RcaTui:
@@ -221,9 +223,11 @@ class IncidentScreen(Screen[None]):
     def poll(self) -> None:
         if not self.is_current or self._rerunning:
             return
-        self._load(self.spark_width())
+        if self._loader is not None and self._loader.is_running:
+            return  # never stack requests on a slow server
+        self._loader = self._load(self.spark_width())
 
-    @work(thread=True, exclusive=True, group="incident-view")
+    @work(thread=True, group="incident-view")
     def _load(self, width: int) -> None:
         try:
             data = self.tui.request(lambda c: load_incident(c, self.incident_id, width=width,
@@ -338,7 +342,7 @@ class IncidentScreen(Screen[None]):
         self.notify(f"Rerunning RCA for {self.incident_id}…")
         self._rerun(self.spark_width())
 
-    @work(thread=True, exclusive=True, group="incident-view")
+    @work(thread=True, group="incident-rerun")
     def _rerun(self, width: int) -> None:
         before = [(suspect_key(s), round(s.score, 6)) for s in self.data.suspects] if self.data else []
         data: IncidentData | None = None
