@@ -42,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sc.add_argument("--rollback", choices=["random", "yes", "no"], default="random")
     sc.add_argument("--drift", type=float, default=0.0,
                     help="slow autocorrelated latency wander (log-space std, e.g. 0.05; default off)")
+    sc.add_argument("--magnitude", type=float, default=1.0, help="scale of the fault (default 1)")
     sc.add_argument("--out", required=True, help="output JSON file ('-' for stdout)")
     rp = sub.add_parser("replay", help="replay scenario files into a running server")
     rp.add_argument("--server", required=True, help="base URL of the RCA server")
@@ -74,7 +75,8 @@ def _scenario(args: argparse.Namespace) -> int:
     rollback = {"random": None, "yes": True, "no": False}[args.rollback]
     t0 = time.perf_counter()
     sc = generate_scenario(args.seed, kind=args.kind, org=args.org, history_hours=args.hours,
-                           n_services=args.services, rollback=rollback, drift=args.drift)
+                           n_services=args.services, rollback=rollback, drift=args.drift,
+                           magnitude=args.magnitude)
     data = orjson.dumps(sc.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY)
     if args.out == "-":
         sys.stdout.buffer.write(data + b"\n")

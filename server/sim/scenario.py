@@ -157,9 +157,14 @@ def generate_scenario(
     seed: int, *, kind: str = "mixed", history_hours: float = 2.0, org: str = "default",
     n_services: int = 10, rollback: bool | None = None, mention_prob: float = 0.5,
     benign_per_hour: float = 5.0, blips_per_hour: float = 2.0, post_onset_minutes: float = 30.0,
-    access_per_tick: int = 2, complication_prob: float = 0.3, drift: float = 0.0,
+    access_per_tick: int = 2, complication_prob: float = 0.3, drift: float = 0.0, magnitude: float = 1.0,
 ) -> Scenario:
-    """A deterministic scenario for ``seed`` (see the module docstring for kinds)."""
+    """A deterministic scenario for ``seed`` (see the module docstring for kinds).
+
+    ``magnitude`` scales the fault (latency factor - 1 and added error rate; 1 = latency
+    x1.6-4, +2-15 % errors) for detection-sensitivity sweeps; ``drift`` adds slow
+    autocorrelated latency noise (see :func:`server.sim.fleet.generate_metrics`).
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
     profile = org_profile(org)
@@ -191,7 +196,7 @@ def generate_scenario(
             svc = str(profile.pattern_service)
             culprit_ts = onset_nominal - float(r_time.uniform(180.0, 480.0))
             culprit = ch.make_flag_change(r_time, fleet, svc, culprit_ts, rollout=int(r_time.choice([25, 50, 100])))
-            lat, err = _magnitudes(r_time, fkind, max(0.5, culprit["rollout_percent"] / 100.0))
+            lat, err = _magnitudes(r_time, fkind, magnitude * max(0.5, culprit["rollout_percent"] / 100.0))
             fault = Fault(svc, onset_nominal, latency_factor=lat, error_add=err,
                           ramp_s=float(r_time.uniform(0.0, 90.0)))
             # A benign deployment of the same service lands closer to the onset.
@@ -203,18 +208,18 @@ def generate_scenario(
             if kind == "deployment":
                 culprit_ts = onset_nominal - float(r_time.uniform(10.0, 60.0))
                 culprit = ch.make_deployment(r_time, fleet, versions, svc, culprit_ts)
-                lat, err = _magnitudes(r_time, fkind)
+                lat, err = _magnitudes(r_time, fkind, magnitude)
                 ramp = float(r_time.uniform(60.0, 300.0)) if r_time.random() < 0.5 else 0.0
             elif kind == "config_change":
                 culprit_ts = onset_nominal - float(r_time.uniform(5.0, 30.0))
                 culprit = ch.make_config_change(r_time, svc, culprit_ts, bad=True)
                 fkind = ch.BAD_CONFIG[culprit["key"]][1]
-                lat, err = _magnitudes(r_time, fkind)
+                lat, err = _magnitudes(r_time, fkind, magnitude)
                 ramp = 0.0
             else:
                 culprit_ts = onset_nominal - float(r_time.uniform(0.0, 30.0))
                 culprit = ch.make_flag_change(r_time, fleet, svc, culprit_ts, rollout=int(r_time.choice([10, 25, 50, 100])))
-                lat, err = _magnitudes(r_time, fkind, max(0.4, culprit["rollout_percent"] / 100.0))
+                lat, err = _magnitudes(r_time, fkind, magnitude * max(0.4, culprit["rollout_percent"] / 100.0))
                 ramp = float(r_time.uniform(0.0, 60.0))
             fault = Fault(svc, onset_nominal, latency_factor=lat, error_add=err, ramp_s=ramp)
             # Complications: the effect shows minutes after the change (a leak, a cache
@@ -311,7 +316,8 @@ def generate_scenario(
     # ---- series and logs -------------------------------------------------------------------
     series = generate_metrics(fleet, ts, r_metrics, faults, blips, drift=drift)
     if fault is not None:
-        truth.affected_services = affected_services(fleet, series, fault.start, fault.end)
+        affected = affected_services(fleet, series, fault.start, fault.end)
+        truth.affected_services = [fault.service] + [x for x in affected if x != fault.service]
     logs = access_logs(r_logs, fleet, series, access_per_tick)
     logs += background_logs(r_logs, fleet, series)
     logs += source_logs(r_logs, series, log_sources)

@@ -246,3 +246,12 @@ def test_complications_delay_the_effect_and_crowd_the_faulty_service() -> None:
     assert seen == {"delayed", "crowded"}
     plain = generate_scenario(1, kind="deployment", complication_prob=0.0)
     assert plain.truth.complication is None
+
+
+def test_magnitude_scales_the_fault() -> None:
+    full = generate_scenario(5, kind="deployment", history_hours=1.0, access_per_tick=0).truth
+    small = generate_scenario(5, kind="deployment", history_hours=1.0, access_per_tick=0, magnitude=0.3).truth
+    assert small.culprit_kind == full.culprit_kind and small.fault_service == full.fault_service
+    assert small.error_add == pytest.approx(0.3 * full.error_add)
+    assert small.latency_factor - 1.0 == pytest.approx(0.3 * (full.latency_factor - 1.0))
+    assert small.affected_services[0] == small.fault_service
