@@ -422,19 +422,5 @@ def recovery_time(anomalies: Sequence[Anomaly], *, after: float) -> float | None
     last = max(float(e) for e in ends if e is not None)
     return last if last >= after - 60.0 else None
 
-
-# ---------------------------------------------------------------------------------
-# history
-# ---------------------------------------------------------------------------------
-
-
-def history_risk(*, rates: dict[str, float], base_rate: float, labelled_incidents: int) -> Signal:
-    """Historical cause rate of changes like this one (learnt from labels of *other*
-    incidents): ``rates`` maps an attribute (``service+kind``, ``author``, ``path``) to
-    its smoothed cause rate."""
-    if labelled_incidents == 0 or not rates:
-        return Signal(0.0, "no labelled history yet")
-    key, best = max(rates.items(), key=lambda kv: kv[1])
-    lift = best / max(base_rate, 1e-6)
-    v = _clip((best - base_rate) / max(1.0 - base_rate, 1e-6)) if best > base_rate else 0.0
-    return Signal(v, f"{key} was the cause in past incidents {lift:.1f}x more often than average")
+# History (cause rates learnt from labels of other incidents) lives in
+# server.rca.learning.HistoryStats, which needs the training records.

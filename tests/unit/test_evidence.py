@@ -119,12 +119,6 @@ def test_log_signals_and_mentions() -> None:
     assert "2 new ERROR patterns on payments" in some.sentence
 
 
-def test_history_risk_uses_rates_relative_to_the_base_rate() -> None:
-    assert ev.history_risk(rates={}, base_rate=0.1, labelled_incidents=0).value == 0.0
-    hot = ev.history_risk(rates={"pricing/flag_change": 0.8}, base_rate=0.1, labelled_incidents=20)
-    assert hot.value > 0.7 and "pricing/flag_change" in hot.sentence
-
-
 def test_every_signal_stays_in_unit_interval() -> None:
     values = [
         ev.time_proximity(change_ts=T0 + d, onset=T0, kind=k).value
