@@ -37,7 +37,7 @@ import numpy as np
 _FIELDS = (
     "n", "last_ts", "level", "scale", "fscale", "cp", "cn", "cp_t0", "cn_t0",
     "cp_sum", "cp_cnt", "cn_sum", "cn_cnt", "run", "open", "onset", "base", "bscale",
-    "osum", "ocnt", "rec", "rec_t0", "hold", "run_t0", "run_sum", "avg", "lmu", "lvar", "hmax", "slevel", "sscale", "t0", "dt", "samp", "pmu", "pvar", "xprev", "err0", "err1", "hcnt", "rprev", "rcov", "rvar", "uscale",
+    "osum", "ocnt", "rec", "rec_t0", "hold", "run_t0", "run_sum", "avg", "lmu", "lvar", "hmax", "slevel", "sscale", "t0", "dt", "samp", "pmu", "pvar", "xprev", "err0", "err1", "hcnt", "rprev", "rcov", "rvar", "uscale", "xf", "ls", "ss", "smu", "svar", "aavg", "amu", "avar",
 )
 _F = {name: i for i, name in enumerate(_FIELDS)}
 N, LAST_TS, LEVEL, SCALE, FSCALE = (_F[k] for k in ("n", "last_ts", "level", "scale", "fscale"))
@@ -49,6 +49,8 @@ AVG, LMU, LVAR, HMAX = (_F[k] for k in ("avg", "lmu", "lvar", "hmax"))
 SLEVEL, SSCALE, T0, DT, SAMP = (_F[k] for k in ("slevel", "sscale", "t0", "dt", "samp"))
 PMU, PVAR, XPREV, ERR0, ERR1, HCNT = (_F[k] for k in ("pmu", "pvar", "xprev", "err0", "err1", "hcnt"))
 RPREV, RCOV, RVAR, USCALE = (_F[k] for k in ("rprev", "rcov", "rvar", "uscale"))
+XF, LS, SS, SMU, SVAR = (_F[k] for k in ("xf", "ls", "ss", "smu", "svar"))
+AAVG, AMU, AVAR = (_F[k] for k in ("aavg", "amu", "avar"))
 NF = len(_FIELDS)
 STATE_VERSION = 1
 
@@ -85,6 +87,11 @@ class DetectorConfig:
     alpha_season: float = 0.3      # profile update per bin visit
     season_clip: float = 3.0
     err_points: int = 300
+    log_c: float = 0.0
+    ar_sep: bool = True
+    slow_w: float = 1.0
+    alpha_xf: float = 0.2
+    alpha_ls: float = 0.002
     diff_w: float = 0.0
     ar_w: float = 1.0
     level_w: float = 1.0
@@ -97,7 +104,7 @@ class DetectorConfig:
     z_a: float = 4.0               # |z| giving raw anomaly 1
     alpha_avg: float = 0.2         # short average of the raw anomaly
     long_points: int = 2000        # memory of the long-run distribution of the average
-    q0: float = 4.0                # standardised surprise giving score 0.5
+    q0: float = 4.5                # standardised surprise giving score 0.5
     sd_floor: float = 0.01         # floor of the long-run sd of the average
 
 
@@ -246,7 +253,8 @@ class StreamingDetector:
                 u = (r / sc) - phi * rp
                 usc = np.maximum(s[USCALE], 0.05)
                 zu = np.abs(u) / usc
-                zz = np.maximum(cfg.level_w * zz, cfg.ar_w * zu)
+                if not cfg.ar_sep:
+                    zz = np.maximum(cfg.level_w * zz, cfg.ar_w * zu)
                 a_ar = np.maximum(1.0 / np.maximum(n, 1.0), 1.0 / cfg.ar_points)
                 rcov = np.where(first, 0.0, s[RCOV] + a_ar * (rl * rp - s[RCOV]))
                 rvar = np.where(first, 0.0, s[RVAR] + a_ar * (rp * rp - s[RVAR]))
@@ -256,16 +264,48 @@ class StreamingDetector:
                 rcov, rvar, uscale, rprev = s[RCOV], s[RVAR], s[USCALE], s[RPREV]
             if cfg.diff_w > 0:
                 zz = np.maximum(zz, cfg.diff_w * np.abs(x - np.where(first, x, s[XPREV])) / sc)
+            if cfg.slow_w > 0:
+                xf = np.where(first, x, s[XF] + cfg.alpha_xf * (x - s[XF]))
+                ls = np.where(first, x, s[LS])
+                ssc = np.maximum(s[SS], floor)
+                zs = np.abs(xf - ls) / ssc
+                a_s = np.log1p(zs / cfg.z_a)
+                smu, svar = s[SMU], s[SVAR]
+                q_slow = np.maximum(0.0, (a_s - smu) / np.maximum(np.sqrt(svar), cfg.sd_floor))
+                a_lg = np.maximum(1.0 / np.maximum(n, 1.0), 1.0 / cfg.long_points)
+                ds_ = a_s - smu
+                smu = np.where(first, a_s, smu + a_lg * ds_)
+                svar = np.where(first, 0.0, (1 - a_lg) * (svar + a_lg * ds_ * ds_))
+                a_ls = np.maximum(1.0 / (n + 1.0), cfg.alpha_ls)
+                dls = np.clip(xf - ls, -cfg.clip * ssc, cfg.clip * ssc)
+                ls = ls + a_ls * dls
+                ss = np.where(first, 0.0, s[SS] + a_ls * (1.25 * np.abs(dls) - s[SS]))
+            else:
+                xf, ls, ss, smu, svar = s[XF], s[LS], s[SS], s[SMU], s[SVAR]
+                q_slow = np.zeros(idx.size)
             a_raw = np.minimum(1.0, zz / cfg.z_a) if cfg.raw_kind == 0 else np.log1p(zz / cfg.z_a)
             avg = np.where(first, a_raw, avg + cfg.alpha_avg * (a_raw - avg))
+            g = np.log(avg + cfg.log_c) if cfg.log_c > 0 else avg
             sd = np.maximum(np.sqrt(lvar), cfg.sd_floor)
-            q = np.maximum(0.0, (avg - lmu) / sd)
+            q = np.maximum(0.0, (g - lmu) / sd)
             if cfg.rec_points > 0:
                 m_prev = s[HMAX]
                 e = q / np.maximum(m_prev * cfg.rec_margin, cfg.q0)
                 m_new = np.maximum(np.where(warm, q, 0.0), m_prev * np.exp(-1.0 / cfg.rec_points))
             else:
-                e = q / cfg.q0
+                e = np.maximum(q, cfg.slow_w * q_slow) / cfg.q0
+            if cfg.ar_sep and cfg.ar_w > 0:
+                a_a = np.log1p(zu / cfg.z_a)
+                aavg = np.where(first, a_a, s[AAVG] + cfg.alpha_avg * (a_a - s[AAVG]))
+                amu, avar = s[AMU], s[AVAR]
+                q_ar = np.maximum(0.0, (aavg - amu) / np.maximum(np.sqrt(avar), cfg.sd_floor))
+                e = np.maximum(e, cfg.ar_w * q_ar / cfg.q0)
+                a_lg2 = np.maximum(1.0 / np.maximum(n, 1.0), 1.0 / cfg.long_points)
+                da = aavg - amu
+                amu = np.where(first, aavg, amu + a_lg2 * da)
+                avar = np.where(first, 0.0, (1 - a_lg2) * (avar + a_lg2 * da * da))
+            else:
+                aavg, amu, avar = s[AAVG], s[AMU], s[AVAR]
             a_long = np.maximum(1.0 / np.maximum(n, 1.0), 1.0 / cfg.long_points)
             if cfg.point_w > 0:
                 pmu, pvar = s[PMU], s[PVAR]
@@ -276,8 +316,8 @@ class StreamingDetector:
                 pvar = np.where(first, 0.0, (1 - a_long) * (pvar + a_long * dp * dp))
             else:
                 pmu, pvar = s[PMU], s[PVAR]
-            d = avg - lmu
-            lmu = np.where(first, avg, lmu + a_long * d)
+            d = g - lmu
+            lmu = np.where(first, g, lmu + a_long * d)
             lvar = np.where(first, 0.0, (1 - a_long) * (lvar + a_long * d * d))
         hold = s[HOLD]
         damp = np.where(hold > 0, cfg.holdoff_factor, 1.0)
@@ -397,6 +437,8 @@ class StreamingDetector:
         out[ERR0], out[ERR1], out[HCNT] = err0, err1, hcnt
         if cfg.mode == 1:
             out[RPREV], out[RCOV], out[RVAR], out[USCALE] = rprev, rcov, rvar, uscale
+            out[XF], out[LS], out[SS], out[SMU], out[SVAR] = xf, ls, ss, smu, svar
+            out[AAVG], out[AMU], out[AVAR] = aavg, amu, avar
         out[SLEVEL], out[SSCALE], out[T0], out[DT], out[SAMP] = new_slevel, new_sscale, t0, dt, samp
         self._s[:, idx] = out
         return StepResult(np.clip(scores, 0.0, 1.0), events)
