@@ -5,7 +5,8 @@
       every service plus access/error logs and benign changes to the RCA server, and
       serves controls on --port: POST /inject-latency?service=&ms=&duration=,
       POST /inject-errors?service=&rate=&duration=, POST /deploy?service=&bad=true,
-      POST /reset, POST /tick, POST /backfill?hours=, GET /health.
+      POST /config-change?service=&bad=true, POST /flag-change?service=&bad=true&rollout=,
+      POST /rollback?service=, POST /reset, POST /tick, POST /backfill?hours=, GET /health.
 
   rca sim scenario --seed N [--kind K] [--org O] [--hours H] --out FILE.json
       write a seeded historical scenario (topology, metrics, logs, changes) with its

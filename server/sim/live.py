@@ -9,6 +9,10 @@ wraps it in a FastAPI app with the controls:
 * ``POST /inject-errors?service=&rate=&duration=`` adds ``rate`` to its error rate,
 * ``POST /deploy?service=&bad=true`` posts a deployment to the server and, if bad,
   starts a fault on that service with new error logs naming a file of the diff,
+* ``POST /config-change?service=&bad=true`` and ``POST /flag-change?service=&bad=true&rollout=``
+  do the same with a harmful config value or a flag turned on,
+* ``POST /rollback?service=`` reverts the latest faulty change of the service (a
+  rollback deployment, config restore or flag turned off) and ends its fault,
 * ``POST /reset`` ends every fault, ``POST /tick`` runs one tick now,
   ``POST /backfill?hours=`` posts that much history ending now,
 * ``GET /health`` reports state.
@@ -50,6 +54,8 @@ class ActiveFault:
     origin: str  # inject-latency / inject-errors / deploy
     change_id: str | None = None
     sources: list[LogSource] = field(default_factory=list)
+    change: dict[str, Any] | None = None
+    reverted: bool = False
 
     def public(self) -> dict[str, Any]:
         f = self.fault
@@ -147,7 +153,7 @@ class LiveSim:
         sources = [LogSource(fault.service, templates, rate=2.5, fault=fault),
                    *caller_sources(self.fleet, fault, kind)]
         af = ActiveFault(id=f"fault-{ch.hex_id(self.rng, 6)}", fault=fault, kind=kind, origin=origin,
-                         change_id=change["id"] if change else None, sources=sources)
+                         change_id=change["id"] if change else None, sources=sources, change=change)
         self.faults.append(af)
         return af
 
@@ -180,6 +186,28 @@ class LiveSim:
         err = float(self.rng.uniform(0.05, 0.12)) if fault_kind in ("errors", "both") else 0.0
         end = now + duration if duration else None
         return change, Fault(service, now + self.interval / 2, end, latency_factor=lat, error_add=err)
+
+    def make_change(self, kind: str, service: str, bad: bool, fault_kind: str | None = None,
+                    duration: float | None = None, rollout: int = 50) -> tuple[dict[str, Any], Fault | None, str]:
+        """A config or flag change now (``kind`` = config_change / flag_change); when bad,
+        the fault it starts (its kind follows the config key, or ``fault_kind``)."""
+        self._check_service(service)
+        now = round(self.clock(), 3)
+        share = 1.0
+        if kind == "config_change":
+            change = ch.make_config_change(self.rng, service, now, bad=bad)
+            fk = fault_kind or ch.BAD_CONFIG.get(change["key"], ("", "both"))[1]
+        else:
+            change = ch.make_flag_change(self.rng, self.fleet, service, now, rollout=rollout)
+            change["services"] = [service]
+            fk = fault_kind or "both"
+            share = max(0.4, rollout / 100.0)
+        if not bad:
+            return change, None, fk
+        lat = 1.0 + (float(self.rng.uniform(2.0, 3.5)) - 1.0) * share if fk in ("latency", "both") else 1.0
+        err = float(self.rng.uniform(0.05, 0.12)) * share if fk in ("errors", "both") else 0.0
+        end = now + duration if duration else None
+        return change, Fault(service, now + self.interval / 2, end, latency_factor=lat, error_add=err), fk
 
     def reset(self) -> int:
         n = len(self.faults)
@@ -245,6 +273,34 @@ class LiveSim:
         await self.send_changes([change])
         af = self._add_fault(fault, fault_kind, "deploy", change, mention=True) if fault else None
         return change, af
+
+    async def change(self, kind: str, service: str, bad: bool, fault_kind: str | None = None,
+                     duration: float | None = None, rollout: int = 50,
+                     ) -> tuple[dict[str, Any], ActiveFault | None]:
+        change, fault, fk = self.make_change(kind, service, bad, fault_kind, duration, rollout)
+        await self.send_changes([change])
+        af = self._add_fault(fault, fk, kind, change, mention=True) if fault else None
+        return change, af
+
+    async def rollback(self, service: str) -> tuple[dict[str, Any], ActiveFault]:
+        """Revert the latest faulty change on ``service``: post the rollback deployment,
+        config restore or flag turn-off, and end its fault half an interval later."""
+        self._check_service(service)
+        now = round(self.clock(), 3)
+        for af in reversed(self.faults):
+            if af.fault.service == service and af.change is not None and not af.reverted:
+                bad = af.change
+                if bad["kind"] == "deployment":
+                    rb = ch.make_rollback_deployment(self.rng, bad, now)
+                elif bad["kind"] == "config_change":
+                    rb = ch.make_config_restore(self.rng, bad, now)
+                else:
+                    rb = ch.make_flag_off(self.rng, bad, now)
+                await self.send_changes([rb])
+                af.fault.end = now + self.interval / 2
+                af.reverted = True
+                return rb, af
+        raise LookupError(service)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick every ``interval`` seconds until ``stop`` is set."""
@@ -328,6 +384,44 @@ def create_app(sim: LiveSim, *, run_loop: bool = True, backfill_hours: float = 0
             raise HTTPException(502, f"could not deliver the deployment to the server: {exc}") from exc
         body = {k: v for k, v in change.items() if k != "kind"}
         return {"deployment": body, "fault": af.public() if af else None}
+
+    async def _change(kind: str, service: str, bad: bool, fault: str | None, duration: float | None,
+                      rollout: int) -> dict[str, Any]:
+        try:
+            change, af = await sim.change(kind, service, bad, fault, duration, rollout)
+        except KeyError:
+            raise unknown(service) from None
+        except (httpx.HTTPError, OSError) as exc:
+            sim.errors += 1
+            sim.last_error = str(exc)
+            raise HTTPException(502, f"could not deliver the change to the server: {exc}") from exc
+        body = {k: v for k, v in change.items() if k != "kind"}
+        return {kind: body, "fault": af.public() if af else None}
+
+    @app.post("/config-change")
+    async def config_change(service: str, bad: bool = False, fault: FaultKind | None = None,
+                            duration: Annotated[float | None, Query(gt=0)] = None) -> dict[str, Any]:
+        return await _change("config_change", service, bad, fault, duration, 100)
+
+    @app.post("/flag-change")
+    async def flag_change(service: str, bad: bool = False, fault: FaultKind | None = None,
+                          duration: Annotated[float | None, Query(gt=0)] = None,
+                          rollout: Annotated[int, Query(ge=1, le=100)] = 50) -> dict[str, Any]:
+        return await _change("flag_change", service, bad, fault, duration, rollout)
+
+    @app.post("/rollback")
+    async def rollback(service: str) -> dict[str, Any]:
+        try:
+            rb, af = await sim.rollback(service)
+        except KeyError:
+            raise unknown(service) from None
+        except LookupError:
+            raise HTTPException(404, f"no faulty change to roll back on {service!r}") from None
+        except (httpx.HTTPError, OSError) as exc:
+            sim.errors += 1
+            sim.last_error = str(exc)
+            raise HTTPException(502, f"could not deliver the rollback to the server: {exc}") from exc
+        return {"change": {k: v for k, v in rb.items() if k != "kind"}, "kind": rb["kind"], "fault": af.public()}
 
     @app.post("/reset")
     async def reset() -> dict[str, Any]:

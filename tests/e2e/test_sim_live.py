@@ -68,13 +68,21 @@ def test_live_bad_deploy_becomes_an_incident_naming_it(server: EmbeddedServer, h
             clock.t += 10.0
             ctl.post("/tick")
         assert ctl.get("/health").json()["status"] == "ok"
+        server.wait_idle(60)
+        incidents = list_incidents(http)
+        assert incidents and target in incidents[0]["services"]
+        top3 = [s["change_id"] for s in get_suspects(http, incidents[0]["id"])[:3]]
+        assert dep["deployment"]["id"] in top3
+        # rolling back posts the reverting deployment and ends the fault
+        rb = ctl.post("/rollback", params={"service": target}).json()
+        assert rb["change"]["version"] == dep["deployment"]["previous_version"]
+        for _ in range(6):
+            clock.t += 10.0
+            ctl.post("/tick")
+        assert ctl.get("/health").json()["faults"] == []
     server.wait_idle(60)
-    incidents = list_incidents(http)
-    assert incidents and target in incidents[0]["services"]
-    top3 = [s["change_id"] for s in get_suspects(http, incidents[0]["id"])[:3]]
-    assert dep["deployment"]["id"] in top3
     changes = {c["id"] for c in http.get("/changes", params={"limit": 1000}).json()}
-    assert dep["deployment"]["id"] in changes
+    assert {dep["deployment"]["id"], rb["change"]["id"]} <= changes
 
 
 def test_cli_writes_and_replays_a_scenario(server: EmbeddedServer, tmp_path: Path,

@@ -118,3 +118,24 @@ def test_controls_reject_bad_input(ctl: TestClient) -> None:
     assert ctl.post("/inject-latency", params={"service": "frontend", "ms": -5}).status_code == 422
     assert ctl.post("/deploy", params={"service": "nope", "bad": "true"}).status_code == 404
     assert ctl.post("/deploy", params={"service": "frontend", "fault": "meltdown"}).status_code == 422
+
+
+def test_config_and_flag_controls_and_rollback(ctl: TestClient, sim: LiveSim, clock: Clock) -> None:
+    svc = sim.fleet.names[3]
+    cfg = ctl.post("/config-change", params={"service": svc, "bad": "true"}).json()
+    assert cfg["config_change"]["service"] == svc and cfg["config_change"]["key"]
+    assert cfg["fault"]["kind"] in ("latency", "errors") and cfg["fault"]["change_id"] == cfg["config_change"]["id"]
+    flag = ctl.post("/flag-change", params={"service": svc, "bad": "true", "rollout": 25}).json()
+    assert flag["flag_change"]["services"] == [svc] and flag["flag_change"]["rollout_percent"] == 25
+    assert ctl.post("/flag-change", params={"service": svc, "rollout": 0}).status_code == 422
+    # the latest faulty change is reverted first
+    rb = ctl.post("/rollback", params={"service": svc}).json()
+    assert rb["kind"] == "flag_change" and rb["change"]["flag"] == flag["flag_change"]["flag"]
+    assert rb["change"]["new_state"] == "off" and rb["fault"]["end"] == pytest.approx(clock.t + 5.0)
+    rb2 = ctl.post("/rollback", params={"service": svc}).json()
+    assert rb2["kind"] == "config_change"
+    assert rb2["change"]["new_value"] == cfg["config_change"]["old_value"]
+    clock.t += 10.0
+    sim.make_tick(clock.t)
+    assert sim.faults == []
+    assert ctl.post("/rollback", params={"service": svc}).status_code == 404
