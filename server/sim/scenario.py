@@ -234,6 +234,8 @@ def generate_scenario(
                                                     onset_nominal - float(r_extra.uniform(20.0, 150.0)))
                     changes.append(other)
                     truth.decoy_ids.append(other["id"])
+        # very short histories: the change must still be inside the data
+        culprit["ts"] = min(max(culprit["ts"], start + 30.0), fault.start)
         changes.append(culprit)
         faults.append(fault)
         truth.culprit_id = culprit["id"]

@@ -255,3 +255,13 @@ def test_magnitude_scales_the_fault() -> None:
     assert small.error_add == pytest.approx(0.3 * full.error_add)
     assert small.latency_factor - 1.0 == pytest.approx(0.3 * (full.latency_factor - 1.0))
     assert small.affected_services[0] == small.fault_service
+
+
+@pytest.mark.parametrize("hours,services,org", [(0.25, 3, "default"), (0.5, 4, "biased"), (0.25, 12, "biased")])
+def test_short_histories_and_small_fleets_keep_the_culprit_inside_the_data(hours: float, services: int,
+                                                                           org: str) -> None:
+    for seed in range(1, 6):
+        sc = generate_scenario(seed, kind="flag_change", history_hours=hours, n_services=services, org=org,
+                               access_per_tick=0, complication_prob=1.0)
+        culprit = [c for c in sc.changes if c["id"] == sc.truth.culprit_id]
+        assert culprit and sc.start <= culprit[0]["ts"] <= float(sc.truth.onset) < sc.end
