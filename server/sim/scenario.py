@@ -21,6 +21,8 @@ change closest to the onset is not always the culprit. ``org="biased"`` is an
 organisation whose culprits are usually flag changes on one service while a benign
 deployment of the same service lands closer to the onset (its flag SDK picks up flag
 changes after a polling delay), so a generic prior is often wrong and labels must help.
+``org="biased_config"`` is the same idea with config changes on ``db-proxy`` (its
+connection pools pick up new settings when they recycle, minutes later).
 
 Ground truth lives only in ``Scenario.truth``; ids and descriptions of culprits look
 exactly like those of benign changes.
@@ -66,13 +68,17 @@ DEFAULT_MIX: dict[str, float] = {"deployment": 0.35, "config_change": 0.2, "flag
 class OrgProfile:
     name: str
     kind_weights: tuple[float, float, float] = (0.55, 0.25, 0.2)  # deployment, config, flag
-    pattern_service: str | None = None  # culprits are usually flag changes on this service
+    pattern_service: str | None = None  # culprits are usually changes of pattern_kind on this service
     pattern_prob: float = 0.0
+    pattern_kind: str = "flag_change"
 
 
 ORGS: dict[str, OrgProfile] = {
     "default": OrgProfile("default"),
     "biased": OrgProfile("biased", pattern_service="pricing", pattern_prob=0.8),
+    # Config changes on db-proxy take effect when its pools recycle, minutes later.
+    "biased_config": OrgProfile("biased_config", pattern_service="db-proxy", pattern_prob=0.8,
+                                pattern_kind="config_change"),
 }
 
 
@@ -177,10 +183,10 @@ def generate_scenario(
     ts = start + STEP_S * np.arange(n)
 
     # ---- the culprit and its fault -------------------------------------------------
-    pattern = (kind in ("mixed", "flag_change") and profile.pattern_service in fleet.names
+    pattern = (kind in ("mixed", profile.pattern_kind) and profile.pattern_service in fleet.names
                and r_time.random() < profile.pattern_prob)
     if kind == "mixed":
-        kind = "flag_change" if pattern else str(r_time.choice(CULPRIT_KINDS, p=np.array(profile.kind_weights)))
+        kind = profile.pattern_kind if pattern else str(r_time.choice(CULPRIT_KINDS, p=np.array(profile.kind_weights)))
     truth = Truth(kind=kind, org_pattern=bool(pattern))
     changes: list[dict[str, Any]] = []
     faults: list[Fault] = []
@@ -195,8 +201,14 @@ def generate_scenario(
         if pattern:
             svc = str(profile.pattern_service)
             culprit_ts = onset_nominal - float(r_time.uniform(180.0, 480.0))
-            culprit = ch.make_flag_change(r_time, fleet, svc, culprit_ts, rollout=int(r_time.choice([25, 50, 100])))
-            lat, err = _magnitudes(r_time, fkind, magnitude * max(0.5, culprit["rollout_percent"] / 100.0))
+            if profile.pattern_kind == "flag_change":
+                culprit = ch.make_flag_change(r_time, fleet, svc, culprit_ts,
+                                              rollout=int(r_time.choice([25, 50, 100])))
+                lat, err = _magnitudes(r_time, fkind, magnitude * max(0.5, culprit["rollout_percent"] / 100.0))
+            else:
+                culprit = ch.make_config_change(r_time, svc, culprit_ts, bad=True)
+                fkind = ch.BAD_CONFIG[culprit["key"]][1]
+                lat, err = _magnitudes(r_time, fkind, magnitude)
             fault = Fault(svc, onset_nominal, latency_factor=lat, error_add=err,
                           ramp_s=float(r_time.uniform(0.0, 90.0)))
             # A benign deployment of the same service lands closer to the onset.

@@ -265,3 +265,15 @@ def test_short_histories_and_small_fleets_keep_the_culprit_inside_the_data(hours
                                access_per_tick=0, complication_prob=1.0)
         culprit = [c for c in sc.changes if c["id"] == sc.truth.culprit_id]
         assert culprit and sc.start <= culprit[0]["ts"] <= float(sc.truth.onset) < sc.end
+
+
+def test_config_biased_org_follows_its_own_pattern() -> None:
+    suite = [generate_scenario(s, org="biased_config", history_hours=1.0, access_per_tick=0) for s in range(1, 13)]
+    pattern = [sc for sc in suite if sc.truth.org_pattern]
+    assert len(pattern) >= 7
+    for sc in pattern:
+        tr = sc.truth
+        assert tr.culprit_kind == "config_change" and tr.fault_service == "db-proxy"
+        culprit = next(c for c in sc.changes if c["id"] == tr.culprit_id)
+        assert any(c["kind"] == "deployment" and c["service"] == "db-proxy"
+                   and culprit["ts"] < c["ts"] <= float(tr.onset) for c in sc.changes)
