@@ -1,6 +1,6 @@
 """Speed of the simulator: scenario generation and replay into a fresh embedded server.
 
-    python -m server.sim.bench [--seeds 5] [--hours 2] [--no-replay]
+    python bench/sim.py [--seeds 5] [--hours 2] [--no-replay]
 
 Prints figures; asserts nothing (see bench/ for the other benchmarks).
 """
