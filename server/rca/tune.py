@@ -38,7 +38,8 @@ def parse_seeds(spec: str) -> list[int]:
     return out
 
 
-def collect(seeds: list[int], *, org: str = "default", mix: dict[str, float] | None = None) -> list[dict[str, Any]]:
+def collect(seeds: list[int], *, org: str = "default", mix: dict[str, float] | None = None,
+            mixed: bool = False) -> list[dict[str, Any]]:
     import httpx
 
     from server.embedded import EmbeddedServer
@@ -47,7 +48,7 @@ def collect(seeds: list[int], *, org: str = "default", mix: dict[str, float] | N
 
     out: list[dict[str, Any]] = []
     for seed in seeds:
-        kind = pick_kind(seed, mix)
+        kind = "mixed" if mixed else pick_kind(seed, mix)
         sc = generate_scenario(seed, kind=kind, org=org)
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as d, EmbeddedServer(data_dir=d) as srv:
@@ -120,12 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--seeds", required=True)
     c.add_argument("--org", default="default")
     c.add_argument("--out", required=True)
+    c.add_argument("--mixed", action="store_true", help="kind drawn from the organisation's profile")
     f = sub.add_parser("fit")
     f.add_argument("path")
     f.add_argument("--lam", type=float, default=0.05)
     args = p.parse_args(argv)
     if args.cmd == "collect":
-        recs = collect(parse_seeds(args.seeds), org=args.org)
+        recs = collect(parse_seeds(args.seeds), org=args.org, mixed=args.mixed)
         with open(args.out, "w") as fh:
             json.dump(recs, fh)
         return 0
