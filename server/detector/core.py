@@ -2,28 +2,45 @@
 
 One :class:`StreamingDetector` holds the state of many series in column arrays and
 advances any subset of them by one point per :meth:`StreamingDetector.step` call, with
-NumPy operations across the series (no per-series Python loop).
+NumPy operations across the series (no per-series Python loop on the hot path).
+Everything is strictly online: a point's score and events depend only on the points at
+or before it.
 
-Per series and per point (all strictly online, only points at or before the current one):
+**Baselines** (per series)
 
-* **Baseline.** ``level`` is a robust exponentially weighted mean (updates clipped at
-  ``clip`` scales so spikes barely move it); ``scale`` is an exponentially weighted
-  mean absolute residual (x1.25, ~sigma for Gaussian noise), floored by
-  ``abs_floor`` and ``rel_floor * |level|`` so near-constant series do not alert on
-  tiny absolute moves.  A fast scale tracks variance changes.
-* **Change points.** Two-sided CUSUM on the robust z (increments clipped at
-  ``z_clip`` so one blip cannot confirm a shift).  A shift is *confirmed* when the
-  CUSUM passes ``h`` and the last ``persist`` points were all beyond ``z_persist``,
-  or when the CUSUM passes ``h_strong`` (slow, moderate shifts).  On confirmation
-  the level re-bases to the mean since the CUSUM excursion started (its start is the
-  change-point estimate, ``onset``).
-* **Events.** A confirmed shift opens an anomaly (at most one open per series) with
-  the pre-shift baseline; it closes after ``recover_points`` consecutive points back
-  within ``z_close`` baseline scales (or ``close_rel`` relative) of that baseline.
-* **Per-point score** in [0, 1]: ``e / (1 + e)`` with ``e`` the larger of the spike
-  evidence ``|z| / z_spike``, the CUSUM evidence ``cusum / h`` and the variance
-  evidence; after an alert (``e >= 1``) the next ``holdoff`` points are damped by
-  ``holdoff_factor`` so one anomaly yields one alert.
+* ``level``: robust exponentially weighted mean (updates clipped at ``clip`` scales so
+  spikes barely move it), re-based on confirmed level shifts; ``scale``: EW mean
+  absolute residual (x1.25, ~sigma for Gaussian noise), floored by ``abs_floor`` and
+  ``rel_floor * |level|`` so near-constant series do not alert on tiny moves.
+* A daily seasonal model (``season_bins`` profile + slow level) learnt alongside; it is
+  used instead of the plain level once it has ``season_days`` of history and its error
+  is below ``season_gain`` times the plain model's (online model selection).
+
+**Change points and events** (what the server uses)
+
+Two-sided CUSUM on the robust z, increments clipped at ``z_clip`` so one blip cannot
+confirm a shift.  A shift is *confirmed* when the CUSUM passes ``h`` and the last
+``persist`` points were all beyond ``z_persist`` scales, or when the CUSUM passes
+``h_strong`` (slow, moderate shifts).  Its onset is the first point of the persistent
+run (else the start of the CUSUM excursion).  A confirmed shift opens an anomaly (at most
+one open per series) with the pre-shift baseline; it closes after ``recover_points``
+consecutive points back within ``z_close`` baseline scales (or ``close_rel``
+relative) of that baseline.
+
+**Per-point score** in [0, 1] (what NAB scores)
+
+An ensemble of three surprise channels, each standardised against its own long-run
+distribution in that series (EW mean/variance over ~``long_points`` points, the idea of
+Numenta's anomaly likelihood) so every series gets its own adaptive threshold:
+
+* level: short EW average of ``log1p(|z| / z_a)``, z against the (seasonal) baseline;
+* innovation: the same on the residual of an online AR(1) prediction of the residual
+  (sudden jumps in autocorrelated series);
+* drift: fast EW mean against a slow level (gradual, long anomalies).
+
+``e = max(channel surprise) / q0`` and the score is ``e / (1 + e)`` (0.5 = alert).  After an
+alert the next ``holdoff`` points are damped by ``holdoff_factor`` (one alert per
+anomaly).
 """
 
 from __future__ import annotations
@@ -35,77 +52,68 @@ import numpy as np
 
 # --- state layout: one row per field, one column per series -------------------------
 _FIELDS = (
-    "n", "last_ts", "level", "scale", "fscale", "cp", "cn", "cp_t0", "cn_t0",
-    "cp_sum", "cp_cnt", "cn_sum", "cn_cnt", "run", "open", "onset", "base", "bscale",
-    "osum", "ocnt", "rec", "rec_t0", "hold", "run_t0", "run_sum", "avg", "lmu", "lvar", "hmax", "slevel", "sscale", "t0", "dt", "samp", "pmu", "pvar", "xprev", "err0", "err1", "hcnt", "rprev", "rcov", "rvar", "uscale", "xf", "ls", "ss", "smu", "svar", "aavg", "amu", "avar",
+    # baseline and CUSUM / events
+    "n", "last_ts", "level", "scale", "cp", "cn", "cp_t0", "cn_t0", "cp_sum", "cp_cnt",
+    "cn_sum", "cn_cnt", "run", "run_t0", "run_sum", "open", "onset", "base", "bscale",
+    "osum", "ocnt", "rec", "rec_t0", "hold",
+    # seasonal model
+    "slevel", "sscale", "samp", "err0", "err1", "t0", "dt",
+    # score channels
+    "avg", "lmu", "lvar", "rprev", "rcov", "rvar", "uscale", "aavg", "amu", "avar",
+    "xf", "ls", "ss", "smu", "svar",
 )
 _F = {name: i for i, name in enumerate(_FIELDS)}
-N, LAST_TS, LEVEL, SCALE, FSCALE = (_F[k] for k in ("n", "last_ts", "level", "scale", "fscale"))
-CP, CN, CP_T0, CN_T0 = (_F[k] for k in ("cp", "cn", "cp_t0", "cn_t0"))
-CP_SUM, CP_CNT, CN_SUM, CN_CNT, RUN = (_F[k] for k in ("cp_sum", "cp_cnt", "cn_sum", "cn_cnt", "run"))
-OPEN, ONSET, BASE, BSCALE, OSUM, OCNT = (_F[k] for k in ("open", "onset", "base", "bscale", "osum", "ocnt"))
-REC, REC_T0, HOLD, RUN_T0, RUN_SUM = (_F[k] for k in ("rec", "rec_t0", "hold", "run_t0", "run_sum"))
-AVG, LMU, LVAR, HMAX = (_F[k] for k in ("avg", "lmu", "lvar", "hmax"))
-SLEVEL, SSCALE, T0, DT, SAMP = (_F[k] for k in ("slevel", "sscale", "t0", "dt", "samp"))
-PMU, PVAR, XPREV, ERR0, ERR1, HCNT = (_F[k] for k in ("pmu", "pvar", "xprev", "err0", "err1", "hcnt"))
-RPREV, RCOV, RVAR, USCALE = (_F[k] for k in ("rprev", "rcov", "rvar", "uscale"))
-XF, LS, SS, SMU, SVAR = (_F[k] for k in ("xf", "ls", "ss", "smu", "svar"))
-AAVG, AMU, AVAR = (_F[k] for k in ("aavg", "amu", "avar"))
+(N, LAST_TS, LEVEL, SCALE, CP, CN, CP_T0, CN_T0, CP_SUM, CP_CNT, CN_SUM, CN_CNT, RUN, RUN_T0,
+ RUN_SUM, OPEN, ONSET, BASE, BSCALE, OSUM, OCNT, REC, REC_T0, HOLD,
+ SLEVEL, SSCALE, SAMP, ERR0, ERR1, T0, DT,
+ AVG, LMU, LVAR, RPREV, RCOV, RVAR, USCALE, AAVG, AMU, AVAR,
+ XF, LS, SS, SMU, SVAR) = range(len(_FIELDS))
 NF = len(_FIELDS)
-STATE_VERSION = 1
+STATE_VERSION = 2
+DAY = 86400.0
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
+    # baseline
     alpha_level: float = 0.02      # EW weight of the baseline level per point
-    alpha_scale: float = 0.01      # EW weight of the (slow) scale per point
-    alpha_fscale: float = 0.1      # EW weight of the fast scale (variance changes)
+    alpha_scale: float = 0.01      # EW weight of the scale per point
     clip: float = 3.0              # residuals clipped at clip*scale when updating level/scale
     abs_floor: float = 1e-9        # absolute floor of the scale
     rel_floor: float = 0.01        # relative floor of the scale (fraction of |level|)
     warmup: int = 30               # points before a series may alert or open
+    # daily seasonality
+    season_bins: int = 144         # daily profile resolution (0: no seasonal model)
+    season_days: float = 2.0       # history needed before the seasonal model may be used
+    season_gain: float = 0.8       # used when its error < season_gain * plain model's error
+    alpha_slevel: float = 0.0005   # level of the seasonal model, per point
+    alpha_season: float = 0.3      # profile update per visit of a bin (1/days at first)
+    season_clip: float = 3.0       # profile updates clipped at this many spreads
+    err_points: int = 300          # memory of the model-selection errors
+    # change points and events
     k: float = 0.5                 # CUSUM drift allowance (in scales)
-    h: float = 10.0                 # CUSUM decision interval (with persistence)
+    h: float = 10.0                # CUSUM decision interval (with persistence)
     h_strong: float = 30.0         # CUSUM decision interval without persistence
     z_clip: float = 4.0            # CUSUM increment clip (one blip adds at most z_clip - k)
     z_persist: float = 2.5         # |z| a point needs to count towards persistence
     persist: int = 3               # consecutive points beyond z_persist to confirm a shift
     min_rel_change: float = 0.02   # an open needs |observed - baseline| >= this * |baseline|
-    z_spike: float = 6.0           # |z| giving spike evidence 1
-    var_ratio: float = 4.0         # fast/slow scale ratio giving variance evidence 1
     z_close: float = 2.0           # close: within z_close baseline scales of baseline ...
     close_rel: float = 0.05        # ... or within close_rel * |baseline|
     recover_points: int = 6        # consecutive near-baseline points to close
-    holdoff: int = 100             # points damped after an alert (per-point score only)
-    holdoff_factor: float = 0.5    # damping of the per-point score during hold-off
-    mode: int = 1                  # experimental
-    raw_kind: int = 1
-    season_bins: int = 144          # daily profile resolution (0: no seasonal model)
-    season_days: float = 2.0       # history needed before the seasonal model may be used
-    season_gain: float = 0.8       # seasonal model used when its scale < gain * plain scale
-    alpha_slevel: float = 0.0005    # level of the seasonal model
-    alpha_season: float = 0.3      # profile update per bin visit
-    season_clip: float = 3.0
-    err_points: int = 300
-    log_c: float = 0.0
-    ar_sep: bool = True
-    slow_w: float = 1.0
-    alpha_xf: float = 0.2
-    alpha_ls: float = 0.002
-    diff_w: float = 0.0
-    ar_w: float = 1.0
-    level_w: float = 1.0
-    ar_points: int = 500
-    point_w: float = 0.0
-    rec_points: int = 0
-    rec_margin: float = 1.0
-    esc_points: int = 0            # escalation filter memory (0: off)
-    esc_factor: float = 0.5
-    z_a: float = 4.0               # |z| giving raw anomaly 1
-    alpha_avg: float = 0.2         # short average of the raw anomaly
-    long_points: int = 2000        # memory of the long-run distribution of the average
-    q0: float = 4.5                # standardised surprise giving score 0.5
-    sd_floor: float = 0.01         # floor of the long-run sd of the average
+    # per-point score
+    z_a: float = 4.0               # raw surprise is log1p(|z| / z_a)
+    alpha_avg: float = 0.2         # short EW average of the raw surprise (~10 points)
+    long_points: int = 4000        # memory of each channel's long-run distribution
+    sd_floor: float = 0.01         # floor of a channel's long-run sd
+    ar_w: float = 1.0              # weight of the AR(1) innovation channel (0: off)
+    ar_points: int = 500           # memory of the AR(1) coefficient and innovation scale
+    slow_w: float = 1.0            # weight of the drift channel (0: off)
+    alpha_xf: float = 0.2          # fast mean of the drift channel
+    alpha_ls: float = 0.002        # slow level of the drift channel
+    q0: float = 4.5                # standardised surprise giving score 0.5 (an alert)
+    holdoff: int = 100             # points damped after an alert
+    holdoff_factor: float = 0.5    # damping of the score during hold-off
 
 
 @dataclass(slots=True)
@@ -126,13 +134,29 @@ class StepResult:
     events: list[DetectorEvent]
 
 
+def _ew(old: np.ndarray, new: np.ndarray, alpha: np.ndarray | float, first: np.ndarray, init: float | np.ndarray
+        ) -> np.ndarray:
+    return np.where(first, init, old + alpha * (new - old))
+
+
+def _standardise(value: np.ndarray, mu: np.ndarray, var: np.ndarray, a_long: np.ndarray, first: np.ndarray,
+                 sd_floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One-sided surprise of ``value`` against its running mean/variance, and the update."""
+    q = np.maximum(0.0, (value - mu) / np.maximum(np.sqrt(var), sd_floor))
+    d = value - mu
+    new_mu = np.where(first, value, mu + a_long * d)
+    new_var = np.where(first, 0.0, (1.0 - a_long) * (var + a_long * d * d))
+    return q, new_mu, new_var
+
+
 class StreamingDetector:
     """Per-series streaming detector, vectorised over the series of one step."""
 
     def __init__(self, config: DetectorConfig | None = None, capacity: int = 1024) -> None:
         self.config = config or DetectorConfig()
-        self._s = np.zeros((NF, max(1, capacity)), dtype=np.float64)
-        self._season = np.zeros((max(1, capacity), max(1, self.config.season_bins)), dtype=np.float64)
+        cap = max(1, capacity)
+        self._s = np.zeros((NF, cap), dtype=np.float64)
+        self._season = np.zeros((cap, max(1, self.config.season_bins)), dtype=np.float64)
         self.n_series = 0
 
     # -- capacity --------------------------------------------------------------------
@@ -148,6 +172,9 @@ class StreamingDetector:
             self._season = season
         self.n_series = max(self.n_series, n_series)
 
+    def nbytes_per_series(self) -> int:
+        return int(self._s.itemsize * NF + self._season.itemsize * self._season.shape[1])
+
     # -- persistence -----------------------------------------------------------------
     def get_state(self) -> dict[str, np.ndarray]:
         return {
@@ -158,16 +185,19 @@ class StreamingDetector:
         }
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a state from :meth:`get_state`; unknown fields are ignored and missing
+        ones start at zero, so states survive adding fields."""
         fields = [str(f) for f in state["fields"]]
         data = np.asarray(state["state"], dtype=np.float64)
         n = data.shape[1]
-        self._s = np.zeros((NF, max(n, self._s.shape[1])), dtype=np.float64)
+        cap = max(n, self._s.shape[1])
+        self._s = np.zeros((NF, cap), dtype=np.float64)
         for i, name in enumerate(fields):
             if name in _F:
                 self._s[_F[name], :n] = data[i]
-        season = np.asarray(state.get("season", np.zeros((n, 1))), dtype=np.float64)
-        self._season = np.zeros((self._s.shape[1], max(1, self.config.season_bins)), dtype=np.float64)
-        if season.shape[1] == self._season.shape[1]:
+        self._season = np.zeros((cap, max(1, self.config.season_bins)), dtype=np.float64)
+        season = np.asarray(state.get("season", np.zeros((n, 0))), dtype=np.float64)
+        if season.ndim == 2 and season.shape == (n, self._season.shape[1]):
             self._season[:n] = season
         self.n_series = n
 
@@ -186,28 +216,35 @@ class StreamingDetector:
 
         n = s[N]
         first = n == 0
+        warm = n >= cfg.warmup
+        a_first = 1.0 / np.maximum(n, 1.0)
         level = np.where(first, x, s[LEVEL])
         slevel = np.where(first, x, s[SLEVEL])
         t0 = np.where(first, ts, s[T0])
-        dt = np.where(first, 0.0, np.where(s[DT] > 0, s[DT] + 0.05 * ((ts - s[LAST_TS]) - s[DT]), ts - s[LAST_TS]))
-        use_season = np.zeros(idx.size, dtype=bool)
-        if cfg.season_bins > 0:
-            bins = ((np.mod(ts, 86400.0) / 86400.0) * cfg.season_bins).astype(np.int64) % cfg.season_bins
+        gap = ts - s[LAST_TS]
+        dt = np.where(first, 0.0, np.where(s[DT] > 0, s[DT] + 0.05 * (gap - s[DT]), gap))
+
+        # Expected value: plain level, or the seasonal model once it is better.
+        seasonal = cfg.season_bins > 0
+        if seasonal:
+            bins = ((np.mod(ts, DAY) / DAY) * cfg.season_bins).astype(np.int64) % cfg.season_bins
             seas = self._season[idx, bins]
             pred1 = slevel + seas
-            use_season = ((ts - t0) >= cfg.season_days * 86400.0) & (s[ERR1] < cfg.season_gain * s[ERR0])
+            use_season = ((ts - t0) >= cfg.season_days * DAY) & (s[ERR1] < cfg.season_gain * s[ERR0])
             pred = np.where(use_season, pred1, level)
         else:
+            pred1 = level
+            use_season = np.zeros(idx.size, dtype=bool)
             pred = level
         absl = np.abs(pred)
         floor = np.maximum(cfg.abs_floor, cfg.rel_floor * absl)
         sc0 = np.maximum(s[SCALE], floor)
-        sc = np.where(use_season, np.maximum(s[SSCALE], floor), sc0)
+        sc1 = np.maximum(s[SSCALE], floor)
+        sc = np.where(use_season, sc1, sc0)
         r = x - pred
         z = r / sc
-        warm = n >= cfg.warmup
 
-        # CUSUM with clipped increments; track excursion start and sums.
+        # ---- CUSUM with clipped increments; excursion start and sums ----------------
         zc = np.clip(z, -cfg.z_clip, cfg.z_clip)
         cp_old, cn_old = s[CP], s[CN]
         cp = np.maximum(0.0, cp_old + zc - cfg.k)
@@ -220,148 +257,86 @@ class StreamingDetector:
         cp_cnt = np.where(cp > 0, np.where(cp_new, 0.0, s[CP_CNT]) + 1.0, 0.0)
         cn_sum = np.where(cn > 0, np.where(cn_new, 0.0, s[CN_SUM]) + x, 0.0)
         cn_cnt = np.where(cn > 0, np.where(cn_new, 0.0, s[CN_CNT]) + 1.0, 0.0)
-
         # Persistence run: +k consecutive points above z_persist, -k below -z_persist.
         run_old = s[RUN]
-        up_pt = z >= cfg.z_persist
-        dn_pt = z <= -cfg.z_persist
-        run = np.where(up_pt, np.maximum(run_old, 0.0) + 1.0, np.where(dn_pt, np.minimum(run_old, 0.0) - 1.0, 0.0))
-        run_t0 = np.where(np.abs(run) == 1.0, ts, s[RUN_T0])
-        run_sum = np.where(np.abs(run) == 1.0, 0.0, s[RUN_SUM]) + x
-
+        run = np.where(z >= cfg.z_persist, np.maximum(run_old, 0.0) + 1.0,
+                       np.where(z <= -cfg.z_persist, np.minimum(run_old, 0.0) - 1.0, 0.0))
+        run_start = np.abs(run) == 1.0
+        run_t0 = np.where(run_start, ts, s[RUN_T0])
+        run_sum = np.where(run_start, 0.0, s[RUN_SUM]) + x
         conf_up = warm & (cp > cfg.h) & ((run >= cfg.persist) | (cp > cfg.h_strong))
-        conf_dn = warm & (cn > cfg.h) & ((run <= -cfg.persist) | (cn > cfg.h_strong))
-        conf_dn &= ~conf_up
+        conf_dn = warm & (cn > cfg.h) & ((run <= -cfg.persist) | (cn > cfg.h_strong)) & ~conf_up
         conf = conf_up | conf_dn
 
-        # Per-point evidence and score (before state reset).
-        fsc_old = np.maximum(s[FSCALE], floor)
-        e_spike = np.abs(z) / cfg.z_spike
-        e_cusum = np.maximum(cp, cn) / cfg.h
-        absr = np.abs(r)
-        fscale = np.where(first, 0.0, s[FSCALE] + cfg.alpha_fscale * (1.25 * np.minimum(absr, cfg.z_clip * sc) - s[FSCALE]))
-        e_var = np.maximum(fscale, floor) / (sc * cfg.var_ratio)
-        e = np.maximum(np.maximum(e_spike, e_cusum), e_var)
-        del fsc_old
-        avg, lmu, lvar = s[AVG], s[LMU], s[LVAR]
-        if cfg.mode == 1:
-            zz = np.abs(z)
-            if cfg.ar_w > 0:
-                rl = np.clip(r / sc, -cfg.z_clip * 2, cfg.z_clip * 2)  # residual in scales (bounded)
-                rp = s[RPREV]
-                phi = np.clip(s[RCOV] / np.maximum(s[RVAR], 1e-12), 0.0, 0.98)
-                u = (r / sc) - phi * rp
-                usc = np.maximum(s[USCALE], 0.05)
-                zu = np.abs(u) / usc
-                if not cfg.ar_sep:
-                    zz = np.maximum(cfg.level_w * zz, cfg.ar_w * zu)
-                a_ar = np.maximum(1.0 / np.maximum(n, 1.0), 1.0 / cfg.ar_points)
-                rcov = np.where(first, 0.0, s[RCOV] + a_ar * (rl * rp - s[RCOV]))
-                rvar = np.where(first, 0.0, s[RVAR] + a_ar * (rp * rp - s[RVAR]))
-                uscale = np.where(first, 1.0, s[USCALE] + a_ar * (1.25 * np.minimum(np.abs(u), cfg.clip * usc) - s[USCALE]))
-                rprev = rl
-            else:
-                rcov, rvar, uscale, rprev = s[RCOV], s[RVAR], s[USCALE], s[RPREV]
-            if cfg.diff_w > 0:
-                zz = np.maximum(zz, cfg.diff_w * np.abs(x - np.where(first, x, s[XPREV])) / sc)
-            if cfg.slow_w > 0:
-                xf = np.where(first, x, s[XF] + cfg.alpha_xf * (x - s[XF]))
-                ls = np.where(first, x, s[LS])
-                ssc = np.maximum(s[SS], floor)
-                zs = np.abs(xf - ls) / ssc
-                a_s = np.log1p(zs / cfg.z_a)
-                smu, svar = s[SMU], s[SVAR]
-                q_slow = np.maximum(0.0, (a_s - smu) / np.maximum(np.sqrt(svar), cfg.sd_floor))
-                a_lg = np.maximum(1.0 / np.maximum(n, 1.0), 1.0 / cfg.long_points)
-                ds_ = a_s - smu
-                smu = np.where(first, a_s, smu + a_lg * ds_)
-                svar = np.where(first, 0.0, (1 - a_lg) * (svar + a_lg * ds_ * ds_))
-                a_ls = np.maximum(1.0 / (n + 1.0), cfg.alpha_ls)
-                dls = np.clip(xf - ls, -cfg.clip * ssc, cfg.clip * ssc)
-                ls = ls + a_ls * dls
-                ss = np.where(first, 0.0, s[SS] + a_ls * (1.25 * np.abs(dls) - s[SS]))
-            else:
-                xf, ls, ss, smu, svar = s[XF], s[LS], s[SS], s[SMU], s[SVAR]
-                q_slow = np.zeros(idx.size)
-            a_raw = np.minimum(1.0, zz / cfg.z_a) if cfg.raw_kind == 0 else np.log1p(zz / cfg.z_a)
-            avg = np.where(first, a_raw, avg + cfg.alpha_avg * (a_raw - avg))
-            g = np.log(avg + cfg.log_c) if cfg.log_c > 0 else avg
-            sd = np.maximum(np.sqrt(lvar), cfg.sd_floor)
-            q = np.maximum(0.0, (g - lmu) / sd)
-            if cfg.rec_points > 0:
-                m_prev = s[HMAX]
-                e = q / np.maximum(m_prev * cfg.rec_margin, cfg.q0)
-                m_new = np.maximum(np.where(warm, q, 0.0), m_prev * np.exp(-1.0 / cfg.rec_points))
-            else:
-                e = np.maximum(q, cfg.slow_w * q_slow) / cfg.q0
-            if cfg.ar_sep and cfg.ar_w > 0:
-                a_a = np.log1p(zu / cfg.z_a)
-                aavg = np.where(first, a_a, s[AAVG] + cfg.alpha_avg * (a_a - s[AAVG]))
-                amu, avar = s[AMU], s[AVAR]
-                q_ar = np.maximum(0.0, (aavg - amu) / np.maximum(np.sqrt(avar), cfg.sd_floor))
-                e = np.maximum(e, cfg.ar_w * q_ar / cfg.q0)
-                a_lg2 = np.maximum(1.0 / np.maximum(n, 1.0), 1.0 / cfg.long_points)
-                da = aavg - amu
-                amu = np.where(first, aavg, amu + a_lg2 * da)
-                avar = np.where(first, 0.0, (1 - a_lg2) * (avar + a_lg2 * da * da))
-            else:
-                aavg, amu, avar = s[AAVG], s[AMU], s[AVAR]
-            a_long = np.maximum(1.0 / np.maximum(n, 1.0), 1.0 / cfg.long_points)
-            if cfg.point_w > 0:
-                pmu, pvar = s[PMU], s[PVAR]
-                qp = np.maximum(0.0, (a_raw - pmu) / np.maximum(np.sqrt(pvar), cfg.sd_floor))
-                e = np.maximum(e, cfg.point_w * qp / cfg.q0)
-                dp = a_raw - pmu
-                pmu = np.where(first, a_raw, pmu + a_long * dp)
-                pvar = np.where(first, 0.0, (1 - a_long) * (pvar + a_long * dp * dp))
-            else:
-                pmu, pvar = s[PMU], s[PVAR]
-            d = g - lmu
-            lmu = np.where(first, g, lmu + a_long * d)
-            lvar = np.where(first, 0.0, (1 - a_long) * (lvar + a_long * d * d))
+        # ---- per-point score: ensemble of standardised surprise channels -------------
+        a_long = np.maximum(a_first, 1.0 / cfg.long_points)
+        raw = np.log1p(np.abs(z) / cfg.z_a)
+        avg = _ew(s[AVG], raw, cfg.alpha_avg, first, raw)
+        q, lmu, lvar = _standardise(avg, s[LMU], s[LVAR], a_long, first, cfg.sd_floor)
+        surprise = q
+        # AR(1) innovation of the residual (in scales).
+        rprev, rcov, rvar, uscale = s[RPREV], s[RCOV], s[RVAR], s[USCALE]
+        aavg, amu, avar = s[AAVG], s[AMU], s[AVAR]
+        if cfg.ar_w > 0:
+            rl = np.clip(z, -2 * cfg.z_clip, 2 * cfg.z_clip)
+            phi = np.clip(rcov / np.maximum(rvar, 1e-12), 0.0, 0.98)
+            u = z - phi * rprev
+            usc = np.maximum(uscale, 0.05)
+            a_ar = np.maximum(a_first, 1.0 / cfg.ar_points)
+            rcov = np.where(first, 0.0, rcov + a_ar * (rl * rprev - rcov))
+            rvar = np.where(first, 0.0, rvar + a_ar * (rprev * rprev - rvar))
+            uscale = _ew(uscale, 1.25 * np.minimum(np.abs(u), cfg.clip * usc), a_ar, first, 1.0)
+            rprev = rl
+            raw_u = np.log1p(np.abs(u) / usc / cfg.z_a)
+            aavg = _ew(aavg, raw_u, cfg.alpha_avg, first, raw_u)
+            q_ar, amu, avar = _standardise(aavg, amu, avar, a_long, first, cfg.sd_floor)
+            surprise = np.maximum(surprise, cfg.ar_w * q_ar)
+        # Drift: fast mean against a slow level.
+        xf, ls, ss, smu, svar = s[XF], s[LS], s[SS], s[SMU], s[SVAR]
+        if cfg.slow_w > 0:
+            xf = _ew(xf, x, cfg.alpha_xf, first, x)
+            ls = np.where(first, x, ls)
+            ssc = np.maximum(ss, floor)
+            raw_s = np.log1p(np.abs(xf - ls) / ssc / cfg.z_a)
+            q_slow, smu, svar = _standardise(raw_s, smu, svar, a_long, first, cfg.sd_floor)
+            a_ls = np.maximum(1.0 / (n + 1.0), cfg.alpha_ls)
+            dls = np.clip(xf - ls, -cfg.clip * ssc, cfg.clip * ssc)
+            ls = ls + a_ls * dls
+            ss = np.where(first, 0.0, ss + a_ls * (1.25 * np.abs(dls) - ss))
+            surprise = np.maximum(surprise, cfg.slow_w * q_slow)
+        e = surprise / cfg.q0
         hold = s[HOLD]
         damp = np.where(hold > 0, cfg.holdoff_factor, 1.0)
         scores = np.where(warm, damp * e / (1.0 + e), 0.0)
-        hmax = s[HMAX]
-        if cfg.mode == 1 and cfg.rec_points > 0:
-            hmax = m_new
-        hcnt = s[HCNT]
-        if cfg.esc_points > 0:
-            base_sc = np.where(warm, e / (1.0 + e), 0.0)
-            rec = base_sc > hmax
-            scores = np.where(rec, base_sc, cfg.esc_factor * base_sc)
-            hmax = np.where(rec, base_sc, np.where(hcnt <= 1, 0.0, hmax))
-            hcnt = np.where(rec, float(cfg.esc_points), np.maximum(hcnt - 1.0, 0.0))
-        alert = warm & (e >= 1.0)
-        hold = np.where(alert & (hold <= 0), float(cfg.holdoff), np.maximum(hold - 1.0, 0.0))
+        new_alert = warm & (e >= 1.0) & (hold <= 0)
+        hold = np.where(new_alert, float(cfg.holdoff), np.maximum(hold - 1.0, 0.0))
 
-        # Baseline updates (robust); re-base on confirmed shifts.
+        # ---- baseline updates (robust) ------------------------------------------------
         a_l = np.maximum(cfg.alpha_level, 1.0 / (n + 1.0))
-        a_s = np.maximum(cfg.alpha_scale, 1.0 / np.maximum(n, 1.0))
+        a_s = np.maximum(cfg.alpha_scale, a_first)
         lim0 = np.where(warm, cfg.clip * sc0, np.inf)
         rc = np.clip(x - level, -lim0, lim0)
         new_level = level + a_l * rc
         new_scale = np.where(first, 0.0, s[SCALE] + a_s * (1.25 * np.abs(rc) - s[SCALE]))
-        if cfg.season_bins > 0:
-            sc1 = np.maximum(s[SSCALE], floor)
+        if seasonal:
             lim1 = np.where(warm, cfg.clip * sc1, np.inf)
             r1 = np.clip(x - pred1, -lim1, lim1)
             new_slevel = slevel + np.maximum(cfg.alpha_slevel, 1.0 / (n + 1.0)) * r1
             new_sscale = np.where(first, 0.0, s[SSCALE] + a_s * (1.25 * np.abs(r1) - s[SSCALE]))
-            bin_w = 86400.0 / cfg.season_bins
-            days = (ts - t0) / 86400.0
-            a_se = np.maximum(cfg.alpha_season, 1.0 / (days + 1.0)) * np.minimum(1.0, np.maximum(dt, 1e-9) / bin_w)
             big = 10.0 * np.maximum(s[SAMP], np.maximum(sc0, sc1))
             a_err = 1.0 / cfg.err_points
             err0 = np.where(first, 0.0, s[ERR0] + a_err * (np.minimum(np.abs(x - level), big) - s[ERR0]))
             err1 = np.where(first, 0.0, s[ERR1] + a_err * (np.minimum(np.abs(x - pred1), big) - s[ERR1]))
-            dev = np.abs(x - slevel)
-            samp = np.where(first, 0.0, s[SAMP] + a_s * (dev - s[SAMP]))
+            samp = np.where(first, 0.0, s[SAMP] + a_s * (np.abs(x - slevel) - s[SAMP]))
+            bin_w = DAY / cfg.season_bins
+            days = (ts - t0) / DAY
+            a_se = np.maximum(cfg.alpha_season, 1.0 / (days + 1.0)) * np.minimum(1.0, np.maximum(dt, 1e-9) / bin_w)
             lim_se = np.where(warm, cfg.season_clip * np.maximum(samp, sc1), np.inf)
             self._season[idx, bins] = seas + a_se * np.clip(x - pred1, -lim_se, lim_se)
         else:
-            new_slevel, new_sscale, samp = slevel, s[SSCALE], s[SAMP]
-            err0, err1 = s[ERR0], s[ERR1]
+            new_slevel, new_sscale, samp, err0, err1 = slevel, s[SSCALE], s[SAMP], s[ERR0], s[ERR1]
+
+        # Re-base on confirmed shifts.
         run_ok = np.abs(run) >= cfg.persist
         seg_sum = np.where(run_ok, run_sum, np.where(conf_up, cp_sum, cn_sum))
         seg_cnt = np.where(run_ok, np.abs(run), np.where(conf_up, cp_cnt, cn_cnt))
@@ -371,77 +346,78 @@ class StreamingDetector:
         onset_est = np.where(run_ok, run_t0, np.where(conf_up, cp_t0, cn_t0))
         new_level = np.where(conf, shift_mean, new_level)
         new_slevel = np.where(conf & use_season, new_slevel + (shift_mean - pred), new_slevel)
-        cp = np.where(conf, 0.0, cp)
-        cn = np.where(conf, 0.0, cn)
-        run = np.where(conf, 0.0, run)
-        run_sum = np.where(conf, 0.0, run_sum)
 
-        # Anomaly events.
-        events: list[DetectorEvent] = []
+        # ---- anomaly events --------------------------------------------------------------
         is_open = s[OPEN]
+        was_open = is_open != 0
         rel_ok = np.abs(shift_mean - pred) >= cfg.min_rel_change * absl
-        opening = conf & (is_open == 0) & rel_ok
+        opening = conf & ~was_open & rel_ok
         opening_dir = np.where(conf_up, 1.0, -1.0)
         base = np.where(opening, pred, s[BASE])
         bscale = np.where(opening, sc, s[BSCALE])
         onset = np.where(opening, onset_est, s[ONSET])
-        osum = np.where(opening, seg_sum, s[OSUM] + np.where(is_open != 0, x, 0.0))
-        ocnt = np.where(opening, seg_cnt, s[OCNT] + np.where(is_open != 0, 1.0, 0.0))
-        was_open = is_open != 0
+        osum = np.where(opening, seg_sum, s[OSUM] + np.where(was_open, x, 0.0))
+        ocnt = np.where(opening, seg_cnt, s[OCNT] + np.where(was_open, 1.0, 0.0))
         near = np.abs(x - base) <= np.maximum(cfg.z_close * bscale, cfg.close_rel * np.abs(base))
         rec_inc = was_open & near
         rec = np.where(rec_inc, s[REC] + 1.0, 0.0)
         rec_t0 = np.where(rec_inc & (s[REC] == 0), ts, s[REC_T0])
         closing = was_open & (rec >= cfg.recover_points)
         new_open = np.where(opening, opening_dir, np.where(closing, 0.0, is_open))
+        events = self._events(idx, ts, x, opening, closing, opening_dir, is_open, onset, base, bscale,
+                              osum, ocnt, rec_t0)
 
-        if opening.any() or closing.any():
-            for j in np.flatnonzero(opening):
-                obs = float(osum[j] / max(ocnt[j], 1.0))
-                events.append(DetectorEvent(
-                    series=int(idx[j]), kind="open", ts=float(ts[j]), onset=float(min(onset[j], ts[j])),
-                    direction="up" if opening_dir[j] > 0 else "down",
-                    score=float(abs(obs - base[j]) / bscale[j]), baseline=float(base[j]), observed=obs,
-                ))
-            for j in np.flatnonzero(closing):
-                events.append(DetectorEvent(
-                    series=int(idx[j]), kind="close", ts=float(ts[j]), onset=float(rec_t0[j]),
-                    direction="up" if is_open[j] > 0 else "down",
-                    score=float(abs(osum[j] / max(ocnt[j], 1.0) - base[j]) / bscale[j]),
-                    baseline=float(base[j]), observed=float(x[j]),
-                ))
-
-        # Scatter the new state back.
+        # ---- scatter the new state back ------------------------------------------------
         out = s
         out[N] = n + 1.0
         out[LAST_TS] = ts
-        out[LEVEL] = new_level
-        out[SCALE] = new_scale
-        out[FSCALE] = fscale
-        out[CP], out[CN], out[CP_T0], out[CN_T0] = cp, cn, cp_t0, cn_t0
+        out[LEVEL], out[SCALE] = new_level, new_scale
+        out[CP] = np.where(conf, 0.0, cp)
+        out[CN] = np.where(conf, 0.0, cn)
+        out[CP_T0], out[CN_T0] = cp_t0, cn_t0
         out[CP_SUM] = np.where(conf, 0.0, cp_sum)
         out[CP_CNT] = np.where(conf, 0.0, cp_cnt)
         out[CN_SUM] = np.where(conf, 0.0, cn_sum)
         out[CN_CNT] = np.where(conf, 0.0, cn_cnt)
-        out[RUN] = run
+        out[RUN] = np.where(conf, 0.0, run)
         out[RUN_T0] = run_t0
-        out[RUN_SUM] = run_sum
+        out[RUN_SUM] = np.where(conf, 0.0, run_sum)
         out[OPEN], out[ONSET], out[BASE], out[BSCALE] = new_open, onset, base, bscale
         out[OSUM], out[OCNT] = osum, ocnt
         out[REC] = np.where(closing, 0.0, rec)
         out[REC_T0] = rec_t0
         out[HOLD] = hold
+        out[SLEVEL], out[SSCALE], out[SAMP], out[ERR0], out[ERR1] = new_slevel, new_sscale, samp, err0, err1
+        out[T0], out[DT] = t0, dt
         out[AVG], out[LMU], out[LVAR] = avg, lmu, lvar
-        out[HMAX] = hmax
-        out[PMU], out[PVAR], out[XPREV] = pmu, pvar, x
-        out[ERR0], out[ERR1], out[HCNT] = err0, err1, hcnt
-        if cfg.mode == 1:
-            out[RPREV], out[RCOV], out[RVAR], out[USCALE] = rprev, rcov, rvar, uscale
-            out[XF], out[LS], out[SS], out[SMU], out[SVAR] = xf, ls, ss, smu, svar
-            out[AAVG], out[AMU], out[AVAR] = aavg, amu, avar
-        out[SLEVEL], out[SSCALE], out[T0], out[DT], out[SAMP] = new_slevel, new_sscale, t0, dt, samp
+        out[RPREV], out[RCOV], out[RVAR], out[USCALE] = rprev, rcov, rvar, uscale
+        out[AAVG], out[AMU], out[AVAR] = aavg, amu, avar
+        out[XF], out[LS], out[SS], out[SMU], out[SVAR] = xf, ls, ss, smu, svar
         self._s[:, idx] = out
         return StepResult(np.clip(scores, 0.0, 1.0), events)
+
+    @staticmethod
+    def _events(idx: np.ndarray, ts: np.ndarray, x: np.ndarray, opening: np.ndarray, closing: np.ndarray,
+                opening_dir: np.ndarray, is_open: np.ndarray, onset: np.ndarray, base: np.ndarray,
+                bscale: np.ndarray, osum: np.ndarray, ocnt: np.ndarray, rec_t0: np.ndarray) -> list[DetectorEvent]:
+        events: list[DetectorEvent] = []
+        if not (opening.any() or closing.any()):
+            return events
+        for j in np.flatnonzero(opening):
+            obs = float(osum[j] / max(ocnt[j], 1.0))
+            events.append(DetectorEvent(
+                series=int(idx[j]), kind="open", ts=float(ts[j]), onset=float(min(onset[j], ts[j])),
+                direction="up" if opening_dir[j] > 0 else "down",
+                score=float(abs(obs - base[j]) / bscale[j]), baseline=float(base[j]), observed=obs,
+            ))
+        for j in np.flatnonzero(closing):
+            events.append(DetectorEvent(
+                series=int(idx[j]), kind="close", ts=float(ts[j]), onset=float(rec_t0[j]),
+                direction="up" if is_open[j] > 0 else "down",
+                score=float(abs(osum[j] / max(ocnt[j], 1.0) - base[j]) / bscale[j]),
+                baseline=float(base[j]), observed=float(x[j]),
+            ))
+        return events
 
 
 def score_series(ts: np.ndarray, values: np.ndarray, config: DetectorConfig | None = None) -> np.ndarray:
