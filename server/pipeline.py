@@ -169,12 +169,11 @@ class Pipeline:
             self.dirty |= {i.id for i in self.store.list_incidents(status="OPEN", limit=100_000)}
 
     def _incidents_near(self, lo: float, hi: float) -> set[str]:
-        out = set()
-        for g in self.incidents.groups.values():
-            since, until = candidate_window(g.started_at)
-            if hi >= since and lo <= max(until, g.last_onset, g.resolved_at or 0.0):
-                out.add(g.id)
-        return out
+        """Incidents whose RCA window overlaps [lo, hi] (from the store, so data that
+        arrives after an incident resolved still reaches its RCA)."""
+        before, after = candidate_window(0.0)  # window relative to onset: [onset+before, onset+after]
+        incs = self.store.list_incidents(since=lo - after, until=hi - before, limit=100_000)
+        return {i.id for i in incs}
 
     def _run_rca(self, dirty: set[str]) -> None:
         wm = self.watermark or 0.0

@@ -82,9 +82,9 @@ class Store(Protocol):
 
     def list_incidents(
         self, *, status: str | None = None, service: str | None = None, since: float | None = None,
-        limit: int = 100, offset: int = 0,
+        limit: int = 100, offset: int = 0, until: float | None = None,
     ) -> list[Incident]:
-        """Newest (by started_at) first."""
+        """Newest (by started_at) first; ``since``/``until`` bound started_at."""
 
     def replace_suspects(self, *, incident_id: str, suspects: list[Suspect]) -> None: ...
 

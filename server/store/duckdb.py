@@ -461,9 +461,14 @@ class DuckDBStore:
 
     def list_incidents(
         self, *, status: str | None = None, service: str | None = None, since: float | None = None,
-        limit: int = 100, offset: int = 0,
+        limit: int = 100, offset: int = 0, until: float | None = None,
     ) -> list[Incident]:
         conds: list[str] = ["TRUE"]
+        if until is not None:
+            conds.append("started_at <= ?")
+            params_until: list[Any] = [until]
+        else:
+            params_until = []
         params: list[Any] = []
         if status is not None:
             conds.append("status = ?")
@@ -474,6 +479,7 @@ class DuckDBStore:
         if since is not None:
             conds.append("started_at >= ?")
             params.append(since)
+        params = params_until + params
         sql = (f"SELECT {self._INC_COLS} FROM incidents WHERE {' AND '.join(conds)} "
                f"ORDER BY started_at DESC, id DESC LIMIT {int(limit)} OFFSET {int(offset)}")
         return [self._incident(r) for r in self._q(sql, params)]

@@ -163,3 +163,22 @@ def test_replay_in_one_batch_equals_live_arrival(tmp_path: Path) -> None:
         wait_idle(c)
         live = _summary(c)
     assert replay and replay == live
+
+
+def test_changes_sent_after_metrics_still_rank_a_resolved_incident(http: httpx.Client) -> None:
+    """A recorded incident replayed metrics-first: the regression has recovered and the
+    incident resolved before its changes arrive; they must still be ranked."""
+    http.post("/ingest/topology", json={"edges": EDGES}).raise_for_status()
+    pts: list[dict[str, Any]] = []
+    for svc, base, seed in (("payments", 60.0, 1), ("checkout", 120.0, 2)):
+        shifted = series(svc, "p95_latency_ms", n=N + 600, base=base, shift_at=SHIFT, factor=3, seed=seed)
+        normal = series(svc, "p95_latency_ms", n=N + 600, base=base, seed=seed + 10)
+        pts += [s if SHIFT <= i < SHIFT + 60 else m for i, (s, m) in enumerate(zip(shifted, normal, strict=True))]
+    http.post("/ingest/metrics", json={"points": pts}).raise_for_status()
+    wait_idle(http)
+    incidents = http.get("/incidents").json()
+    assert len(incidents) == 1 and incidents[0]["status"] == "RESOLVED"
+    _changes(http)
+    wait_idle(http)
+    inc = http.get(f"/incidents/{incidents[0]['id']}").json()
+    assert inc["top_suspect"] and inc["top_suspect"]["change_id"] == "dep-bad"
