@@ -158,6 +158,7 @@ class Pipeline:
             lo, hi = msg.payload["min_ts"], msg.payload["max_ts"]
             self.dirty |= self._incidents_near(lo, hi)
         elif msg.kind == "topology":
+            self.incidents.regroup(self.store.get_topology())
             self.dirty |= set(self.incidents.incident_ids())
         elif msg.kind == "rerun":
             self.dirty.add(msg.payload)

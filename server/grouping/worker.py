@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from server.detector.worker import SeriesEvent
-from server.grouping.core import Group, decide, ratio, severity, title
-from server.model import Anomaly, Incident
+from server.grouping.core import Group, decide, hop_distances, ratio, severity, title
+from server.model import Anomaly, Edge, Incident
 from server.settings import GroupingSettings, PipelineSettings
 from server.store.base import Store
 
@@ -83,7 +83,7 @@ class IncidentManager:
                     dirty.add(open_a.incident_id)
         return dirty
 
-    def _join(self, a: Anomaly, topology: list) -> str:  # type: ignore[type-arg]
+    def _join(self, a: Anomaly, topology: list[Edge]) -> str:
         decision = decide(a, list(self.groups.values()), topology, gap=self.gap, max_hops=self.max_hops)
         a.join_reason = decision.reason
         if not decision.incident_ids:
@@ -92,29 +92,56 @@ class IncidentManager:
                                         services={a.service})
             a.incident_id = inc_id
             self.store.save_anomalies(anomalies=[a])
-            self._refresh(inc_id, new_detected_at=a.detected_at)
+            self._refresh(inc_id)
             return inc_id
         # join the incident that started first; merge the others into it
         target = min(decision.incident_ids, key=lambda i: (self.groups[i].started_at, i))
         a.incident_id = target
         self.store.save_anomalies(anomalies=[a])
-        for other in decision.incident_ids:
-            if other == target:
-                continue
+        self._merge(target, [i for i in decision.incident_ids if i != target])
+        return target
+
+    def _merge(self, target: str, others: list[str]) -> None:
+        """Move the anomalies of ``others`` into ``target`` and drop the emptied incidents."""
+        for other in others:
             moved = self.store.list_anomalies(incident_id=other)
             for m in moved:
                 m.incident_id = target
                 m.join_reason = f"merged from {other}: {m.join_reason or ''}".strip()
             self.store.save_anomalies(anomalies=moved)
-            for k, v in self.open_by_series.items():
+            for v in self.open_by_series.values():
                 if v.incident_id == other:
-                    self.open_by_series[k].incident_id = target
+                    v.incident_id = target
             self.store.delete_incident(incident_id=other)  # type: ignore[attr-defined]
             del self.groups[other]
         self._refresh(target)
-        return target
 
-    def _refresh(self, inc_id: str, new_detected_at: float | None = None) -> None:
+    def regroup(self, topology: list[Edge]) -> set[str]:
+        """After the topology changed: merge incidents that are now connected and overlap
+        in time (so sending the topology after the metrics gives the same incidents)."""
+        changed: set[str] = set()
+        merged = True
+        while merged:
+            merged = False
+            groups = sorted(self.groups.values(), key=lambda g: (g.started_at, g.id))
+            for i, g in enumerate(groups):
+                dist: dict[str, int] = {}
+                for svc in g.services:
+                    for k, d in hop_distances(topology, svc, self.max_hops).items():
+                        dist[k] = min(d, dist.get(k, d))
+                end = g.last_onset if g.resolved_at is None else max(g.last_onset, g.resolved_at)
+                for h in groups[i + 1:]:
+                    if h.started_at > end + self.gap or not (h.services & set(dist)):
+                        continue
+                    self._merge(g.id, [h.id])
+                    changed.add(g.id)
+                    merged = True
+                    break
+                if merged:
+                    break
+        return changed
+
+    def _refresh(self, inc_id: str) -> None:
         anomalies = self.store.list_anomalies(incident_id=inc_id)
         if not anomalies:
             return

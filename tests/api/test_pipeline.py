@@ -182,3 +182,19 @@ def test_changes_sent_after_metrics_still_rank_a_resolved_incident(http: httpx.C
     wait_idle(http)
     inc = http.get(f"/incidents/{incidents[0]['id']}").json()
     assert inc["top_suspect"] and inc["top_suspect"]["change_id"] == "dep-bad"
+
+
+def test_topology_sent_after_metrics_gives_the_same_incident(tmp_path: Path) -> None:
+    with EmbeddedServer(data_dir=tmp_path / "late-topology") as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+        c.post("/ingest/metrics", json={"points": _history()}).raise_for_status()
+        wait_idle(c)
+        assert len(c.get("/incidents").json()) == 3  # no topology yet: one incident per service
+        _changes(c)  # topology and changes arrive last
+        wait_idle(c)
+        late = _summary(c)
+    with EmbeddedServer(data_dir=tmp_path / "first") as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+        _changes(c)
+        c.post("/ingest/metrics", json={"points": _history()}).raise_for_status()
+        wait_idle(c)
+        first = _summary(c)
+    assert len(late) == 1 and late == first
