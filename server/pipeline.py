@@ -185,8 +185,7 @@ class Pipeline:
             self.rca.analyse_incident(inc_id, watermark=wm)
             if self.metrics is not None:
                 self.metrics.rca_seconds.observe(time.perf_counter() - t0)
-        if self.watermark is not None:
-            self.incidents.prune(self.watermark)
+        self.incidents.prune()
 
     def _schedule_retrain(self) -> None:
         """Retrain in the background; pending holds one unit until the re-ranking is done."""

@@ -48,11 +48,14 @@ class IncidentManager:
     def incident_ids(self) -> list[str]:
         return list(self.groups)
 
-    def prune(self, watermark: float) -> None:
-        """Forget resolved incidents that no new anomaly can join any more."""
-        for gid in [g.id for g in self.groups.values()
-                    if g.resolved_at is not None and g.resolved_at + self.gap < watermark - self.gap]:
-            del self.groups[gid]
+    def prune(self, keep_resolved: int = 500) -> None:
+        """Bound memory: keep every open incident and the most recent resolved ones (not
+        judged against a global watermark, so series replayed one after another still
+        join the incidents of series sent earlier)."""
+        resolved = sorted((g for g in self.groups.values() if g.resolved_at is not None),
+                          key=lambda g: (g.started_at, g.id))
+        for g in resolved[:-keep_resolved] if len(resolved) > keep_resolved else []:
+            del self.groups[g.id]
 
     def handle(self, events: list[SeriesEvent]) -> set[str]:
         """Apply detector events; returns the ids of incidents whose anomalies changed."""

@@ -198,3 +198,21 @@ def test_topology_sent_after_metrics_gives_the_same_incident(tmp_path: Path) -> 
         wait_idle(c)
         first = _summary(c)
     assert len(late) == 1 and late == first
+
+
+def test_series_sent_one_after_another_give_the_same_incidents(tmp_path: Path) -> None:
+    pts = _history()
+    with EmbeddedServer(data_dir=tmp_path / "a") as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+        _changes(c)
+        c.post("/ingest/metrics", json={"points": pts}).raise_for_status()
+        wait_idle(c)
+        together = _summary(c)
+    with EmbeddedServer(data_dir=tmp_path / "b") as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+        _changes(c)
+        keys = sorted({(p["service"], p["metric"]) for p in pts}, reverse=True)
+        for key in keys:  # whole history of one series, then the next
+            one = [p for p in pts if (p["service"], p["metric"]) == key]
+            c.post("/ingest/metrics", json={"points": one}).raise_for_status()
+        wait_idle(c)
+        one_by_one = _summary(c)
+    assert together and one_by_one == together
