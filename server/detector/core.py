@@ -134,18 +134,18 @@ class StepResult:
     events: list[DetectorEvent]
 
 
-def _ew(old: np.ndarray, new: np.ndarray, alpha: np.ndarray | float, first: np.ndarray, init: float | np.ndarray
-        ) -> np.ndarray:
-    return np.where(first, init, old + alpha * (new - old))
+def _ew(old: np.ndarray, new: np.ndarray, alpha: np.ndarray | float) -> np.ndarray:
+    return old + alpha * (new - old)
 
 
-def _standardise(value: np.ndarray, mu: np.ndarray, var: np.ndarray, a_long: np.ndarray, first: np.ndarray,
+def _standardise(value: np.ndarray, mu: np.ndarray, var: np.ndarray, a_long: np.ndarray,
                  sd_floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One-sided surprise of ``value`` against its running mean/variance, and the update."""
-    q = np.maximum(0.0, (value - mu) / np.maximum(np.sqrt(var), sd_floor))
+    """One-sided surprise of ``value`` against its running mean/variance, and the update
+    (on a series' first point ``a_long`` is 1, so the mean starts at the value)."""
     d = value - mu
-    new_mu = np.where(first, value, mu + a_long * d)
-    new_var = np.where(first, 0.0, (1.0 - a_long) * (var + a_long * d * d))
+    q = np.maximum(d / np.maximum(np.sqrt(var), sd_floor), 0.0)
+    new_mu = mu + a_long * d
+    new_var = (1.0 - a_long) * (var + a_long * d * d)
     return q, new_mu, new_var
 
 
@@ -207,73 +207,86 @@ class StreamingDetector:
         idx = np.asarray(idx, dtype=np.int64)
         ts = np.asarray(ts, dtype=np.float64)
         x = np.asarray(values, dtype=np.float64)
-        if idx.size == 0:
+        k_pts = idx.size
+        if k_pts == 0:
             return StepResult(np.zeros(0), [])
-        hi = int(idx.max()) + 1
+        lo, hi = int(idx.min()), int(idx.max()) + 1
         if hi > self.n_series:
             self.ensure(hi)
-        s = self._s[:, idx]  # gathered copy (NF, k)
+        # Contiguous ascending series (the server's usual tick): work on a view in place.
+        contiguous = hi - lo == k_pts and (k_pts == 1 or bool((np.diff(idx) == 1).all()))
+        s = self._s[:, lo:hi] if contiguous else self._s[:, idx]
 
         n = s[N]
         first = n == 0
+        any_first = bool(first.any())
+        if any_first:  # a new series starts at its first value
+            f = np.flatnonzero(first)
+            for field in (LEVEL, SLEVEL, XF, LS):
+                s[field, f] = x[f]
+            s[T0, f] = ts[f]
+            s[LAST_TS, f] = ts[f]
         warm = n >= cfg.warmup
         a_first = 1.0 / np.maximum(n, 1.0)
-        level = np.where(first, x, s[LEVEL])
-        slevel = np.where(first, x, s[SLEVEL])
-        t0 = np.where(first, ts, s[T0])
+        a_next = 1.0 / (n + 1.0)
+        level, slevel, t0 = s[LEVEL], s[SLEVEL], s[T0]
         gap = ts - s[LAST_TS]
-        dt = np.where(first, 0.0, np.where(s[DT] > 0, s[DT] + 0.05 * (gap - s[DT]), gap))
+        dt_old = s[DT]
+        dt = np.where(dt_old > 0, dt_old + 0.05 * (gap - dt_old), gap)
 
         # Expected value: plain level, or the seasonal model once it is better.
         seasonal = cfg.season_bins > 0
         if seasonal:
-            bins = ((np.mod(ts, DAY) / DAY) * cfg.season_bins).astype(np.int64) % cfg.season_bins
+            sec = ts - np.floor(ts / DAY) * DAY  # seconds into the UTC day (np.mod is slow)
+            bins = np.minimum((sec / (DAY / cfg.season_bins)).astype(np.int64), cfg.season_bins - 1)
             seas = self._season[idx, bins]
             pred1 = slevel + seas
             use_season = ((ts - t0) >= cfg.season_days * DAY) & (s[ERR1] < cfg.season_gain * s[ERR0])
             pred = np.where(use_season, pred1, level)
         else:
             pred1 = level
-            use_season = np.zeros(idx.size, dtype=bool)
+            use_season = np.zeros(k_pts, dtype=bool)
             pred = level
         absl = np.abs(pred)
-        floor = np.maximum(cfg.abs_floor, cfg.rel_floor * absl)
+        floor = np.maximum(cfg.rel_floor * absl, cfg.abs_floor)
         sc0 = np.maximum(s[SCALE], floor)
         sc1 = np.maximum(s[SSCALE], floor)
-        sc = np.where(use_season, sc1, sc0)
+        sc = np.where(use_season, sc1, sc0) if seasonal else sc0
         r = x - pred
         z = r / sc
 
         # ---- CUSUM with clipped increments; excursion start and sums ----------------
         zc = np.clip(z, -cfg.z_clip, cfg.z_clip)
         cp_old, cn_old = s[CP], s[CN]
-        cp = np.maximum(0.0, cp_old + zc - cfg.k)
-        cn = np.maximum(0.0, cn_old - zc - cfg.k)
-        cp_new = (cp_old <= 0) & (cp > 0)
-        cn_new = (cn_old <= 0) & (cn > 0)
+        cp = np.maximum(cp_old + (zc - cfg.k), 0.0)
+        cn = np.maximum(cn_old - (zc + cfg.k), 0.0)
+        cp_pos, cn_pos = cp > 0, cn > 0
+        cp_new = cp_pos & (cp_old <= 0)
+        cn_new = cn_pos & (cn_old <= 0)
         cp_t0 = np.where(cp_new, ts, s[CP_T0])
         cn_t0 = np.where(cn_new, ts, s[CN_T0])
-        cp_sum = np.where(cp > 0, np.where(cp_new, 0.0, s[CP_SUM]) + x, 0.0)
-        cp_cnt = np.where(cp > 0, np.where(cp_new, 0.0, s[CP_CNT]) + 1.0, 0.0)
-        cn_sum = np.where(cn > 0, np.where(cn_new, 0.0, s[CN_SUM]) + x, 0.0)
-        cn_cnt = np.where(cn > 0, np.where(cn_new, 0.0, s[CN_CNT]) + 1.0, 0.0)
+        cp_keep, cn_keep = ~cp_new, ~cn_new
+        cp_sum = (s[CP_SUM] * cp_keep + x) * cp_pos
+        cp_cnt = (s[CP_CNT] * cp_keep + 1.0) * cp_pos
+        cn_sum = (s[CN_SUM] * cn_keep + x) * cn_pos
+        cn_cnt = (s[CN_CNT] * cn_keep + 1.0) * cn_pos
         # Persistence run: +k consecutive points above z_persist, -k below -z_persist.
         run_old = s[RUN]
-        run = np.where(z >= cfg.z_persist, np.maximum(run_old, 0.0) + 1.0,
-                       np.where(z <= -cfg.z_persist, np.minimum(run_old, 0.0) - 1.0, 0.0))
+        up_pt, dn_pt = z >= cfg.z_persist, z <= -cfg.z_persist
+        run = (np.maximum(run_old, 0.0) + 1.0) * up_pt + (np.minimum(run_old, 0.0) - 1.0) * dn_pt
         run_start = np.abs(run) == 1.0
         run_t0 = np.where(run_start, ts, s[RUN_T0])
-        run_sum = np.where(run_start, 0.0, s[RUN_SUM]) + x
+        run_sum = s[RUN_SUM] * ~run_start + x
         conf_up = warm & (cp > cfg.h) & ((run >= cfg.persist) | (cp > cfg.h_strong))
         conf_dn = warm & (cn > cfg.h) & ((run <= -cfg.persist) | (cn > cfg.h_strong)) & ~conf_up
         conf = conf_up | conf_dn
+        any_conf = bool(conf.any())
 
         # ---- per-point score: ensemble of standardised surprise channels -------------
         a_long = np.maximum(a_first, 1.0 / cfg.long_points)
-        raw = np.log1p(np.abs(z) / cfg.z_a)
-        avg = _ew(s[AVG], raw, cfg.alpha_avg, first, raw)
-        q, lmu, lvar = _standardise(avg, s[LMU], s[LVAR], a_long, first, cfg.sd_floor)
-        surprise = q
+        raw = np.log1p(np.abs(z) * (1.0 / cfg.z_a))
+        avg = _ew(s[AVG], raw, cfg.alpha_avg)
+        surprise, lmu, lvar = _standardise(avg, s[LMU], s[LVAR], a_long, cfg.sd_floor)
         # AR(1) innovation of the residual (in scales).
         rprev, rcov, rvar, uscale = s[RPREV], s[RCOV], s[RVAR], s[USCALE]
         aavg, amu, avar = s[AAVG], s[AMU], s[AVAR]
@@ -281,141 +294,162 @@ class StreamingDetector:
             rl = np.clip(z, -2 * cfg.z_clip, 2 * cfg.z_clip)
             phi = np.clip(rcov / np.maximum(rvar, 1e-12), 0.0, 0.98)
             u = z - phi * rprev
-            usc = np.maximum(uscale, 0.05)
+            usc = np.where(first, 1.0, np.maximum(uscale, 0.05)) if any_first else np.maximum(uscale, 0.05)
             a_ar = np.maximum(a_first, 1.0 / cfg.ar_points)
-            rcov = np.where(first, 0.0, rcov + a_ar * (rl * rprev - rcov))
-            rvar = np.where(first, 0.0, rvar + a_ar * (rprev * rprev - rvar))
-            uscale = _ew(uscale, 1.25 * np.minimum(np.abs(u), cfg.clip * usc), a_ar, first, 1.0)
+            rcov = rcov + a_ar * (rl * rprev - rcov)
+            rvar = rvar + a_ar * (rprev * rprev - rvar)
+            au = np.abs(u)
+            new_usc = uscale + a_ar * (1.25 * np.minimum(au, cfg.clip * usc) - uscale)
+            uscale = np.where(first, 1.0, new_usc) if any_first else new_usc
             rprev = rl
-            raw_u = np.log1p(np.abs(u) / usc / cfg.z_a)
-            aavg = _ew(aavg, raw_u, cfg.alpha_avg, first, raw_u)
-            q_ar, amu, avar = _standardise(aavg, amu, avar, a_long, first, cfg.sd_floor)
+            raw_u = np.log1p(au / (usc * cfg.z_a))
+            aavg = _ew(aavg, raw_u, cfg.alpha_avg)
+            q_ar, amu, avar = _standardise(aavg, amu, avar, a_long, cfg.sd_floor)
             surprise = np.maximum(surprise, cfg.ar_w * q_ar)
         # Drift: fast mean against a slow level.
         xf, ls, ss, smu, svar = s[XF], s[LS], s[SS], s[SMU], s[SVAR]
         if cfg.slow_w > 0:
-            xf = _ew(xf, x, cfg.alpha_xf, first, x)
-            ls = np.where(first, x, ls)
+            xf = _ew(xf, x, cfg.alpha_xf)
             ssc = np.maximum(ss, floor)
-            raw_s = np.log1p(np.abs(xf - ls) / ssc / cfg.z_a)
-            q_slow, smu, svar = _standardise(raw_s, smu, svar, a_long, first, cfg.sd_floor)
-            a_ls = np.maximum(1.0 / (n + 1.0), cfg.alpha_ls)
-            dls = np.clip(xf - ls, -cfg.clip * ssc, cfg.clip * ssc)
+            dls = xf - ls
+            raw_s = np.log1p(np.abs(dls) / (ssc * cfg.z_a))
+            q_slow, smu, svar = _standardise(raw_s, smu, svar, a_long, cfg.sd_floor)
+            a_ls = np.maximum(a_next, cfg.alpha_ls)
+            lim_s = cfg.clip * ssc
+            dls = np.clip(dls, -lim_s, lim_s)
             ls = ls + a_ls * dls
-            ss = np.where(first, 0.0, ss + a_ls * (1.25 * np.abs(dls) - ss))
+            ss = ss + a_ls * (1.25 * np.abs(dls) - ss)
             surprise = np.maximum(surprise, cfg.slow_w * q_slow)
-        e = surprise / cfg.q0
+        e = surprise * (1.0 / cfg.q0)
         hold = s[HOLD]
-        damp = np.where(hold > 0, cfg.holdoff_factor, 1.0)
-        scores = np.where(warm, damp * e / (1.0 + e), 0.0)
-        new_alert = warm & (e >= 1.0) & (hold <= 0)
+        held = hold > 0
+        scores = (e / (1.0 + e)) * warm
+        if cfg.holdoff_factor != 1.0:
+            scores *= 1.0 - (1.0 - cfg.holdoff_factor) * held
+        new_alert = warm & (e >= 1.0) & ~held
         hold = np.where(new_alert, float(cfg.holdoff), np.maximum(hold - 1.0, 0.0))
 
         # ---- baseline updates (robust) ------------------------------------------------
-        a_l = np.maximum(cfg.alpha_level, 1.0 / (n + 1.0))
-        a_s = np.maximum(cfg.alpha_scale, a_first)
+        a_l = np.maximum(a_next, cfg.alpha_level)
+        a_s = np.maximum(a_first, cfg.alpha_scale)
         lim0 = np.where(warm, cfg.clip * sc0, np.inf)
         rc = np.clip(x - level, -lim0, lim0)
         new_level = level + a_l * rc
-        new_scale = np.where(first, 0.0, s[SCALE] + a_s * (1.25 * np.abs(rc) - s[SCALE]))
+        new_scale = s[SCALE] + a_s * (1.25 * np.abs(rc) - s[SCALE])
         if seasonal:
             lim1 = np.where(warm, cfg.clip * sc1, np.inf)
-            r1 = np.clip(x - pred1, -lim1, lim1)
-            new_slevel = slevel + np.maximum(cfg.alpha_slevel, 1.0 / (n + 1.0)) * r1
-            new_sscale = np.where(first, 0.0, s[SSCALE] + a_s * (1.25 * np.abs(r1) - s[SSCALE]))
-            big = 10.0 * np.maximum(s[SAMP], np.maximum(sc0, sc1))
+            d1 = x - pred1
+            r1 = np.clip(d1, -lim1, lim1)
+            new_slevel = slevel + np.maximum(a_next, cfg.alpha_slevel) * r1
+            new_sscale = s[SSCALE] + a_s * (1.25 * np.abs(r1) - s[SSCALE])
+            samp_old = s[SAMP]
+            big = 10.0 * np.maximum(samp_old, np.maximum(sc0, sc1))
             a_err = 1.0 / cfg.err_points
-            err0 = np.where(first, 0.0, s[ERR0] + a_err * (np.minimum(np.abs(x - level), big) - s[ERR0]))
-            err1 = np.where(first, 0.0, s[ERR1] + a_err * (np.minimum(np.abs(x - pred1), big) - s[ERR1]))
-            samp = np.where(first, 0.0, s[SAMP] + a_s * (np.abs(x - slevel) - s[SAMP]))
+            err0 = s[ERR0] + a_err * (np.minimum(np.abs(x - level), big) - s[ERR0])
+            err1 = s[ERR1] + a_err * (np.minimum(np.abs(d1), big) - s[ERR1])
+            samp = samp_old + a_s * (np.abs(x - slevel) - samp_old)
             bin_w = DAY / cfg.season_bins
-            days = (ts - t0) / DAY
+            days = (ts - t0) * (1.0 / DAY)
             a_se = np.maximum(cfg.alpha_season, 1.0 / (days + 1.0)) * np.minimum(1.0, np.maximum(dt, 1e-9) / bin_w)
             lim_se = np.where(warm, cfg.season_clip * np.maximum(samp, sc1), np.inf)
-            self._season[idx, bins] = seas + a_se * np.clip(x - pred1, -lim_se, lim_se)
+            self._season[idx, bins] = seas + a_se * np.clip(d1, -lim_se, lim_se)
         else:
             new_slevel, new_sscale, samp, err0, err1 = slevel, s[SSCALE], s[SAMP], s[ERR0], s[ERR1]
 
-        # Re-base on confirmed shifts.
-        run_ok = np.abs(run) >= cfg.persist
-        seg_sum = np.where(run_ok, run_sum, np.where(conf_up, cp_sum, cn_sum))
-        seg_cnt = np.where(run_ok, np.abs(run), np.where(conf_up, cp_cnt, cn_cnt))
-        shift_mean = seg_sum / np.maximum(seg_cnt, 1.0)
-        # Onset: start of the persistent run when it confirmed the shift, else the
-        # start of the CUSUM excursion (the classic CUSUM change-point estimate).
-        onset_est = np.where(run_ok, run_t0, np.where(conf_up, cp_t0, cn_t0))
-        new_level = np.where(conf, shift_mean, new_level)
-        new_slevel = np.where(conf & use_season, new_slevel + (shift_mean - pred), new_slevel)
-
-        # ---- anomaly events --------------------------------------------------------------
+        # ---- confirmed shifts: re-base, and open/close anomaly events ----------------------
+        events: list[DetectorEvent] = []
         is_open = s[OPEN]
-        was_open = is_open != 0
-        rel_ok = np.abs(shift_mean - pred) >= cfg.min_rel_change * absl
-        opening = conf & ~was_open & rel_ok
-        opening_dir = np.where(conf_up, 1.0, -1.0)
-        base = np.where(opening, pred, s[BASE])
-        bscale = np.where(opening, sc, s[BSCALE])
-        onset = np.where(opening, onset_est, s[ONSET])
-        osum = np.where(opening, seg_sum, s[OSUM] + np.where(was_open, x, 0.0))
-        ocnt = np.where(opening, seg_cnt, s[OCNT] + np.where(was_open, 1.0, 0.0))
-        near = np.abs(x - base) <= np.maximum(cfg.z_close * bscale, cfg.close_rel * np.abs(base))
-        rec_inc = was_open & near
-        rec = np.where(rec_inc, s[REC] + 1.0, 0.0)
-        rec_t0 = np.where(rec_inc & (s[REC] == 0), ts, s[REC_T0])
-        closing = was_open & (rec >= cfg.recover_points)
-        new_open = np.where(opening, opening_dir, np.where(closing, 0.0, is_open))
-        events = self._events(idx, ts, x, opening, closing, opening_dir, is_open, onset, base, bscale,
-                              osum, ocnt, rec_t0)
+        act = (conf | (is_open != 0)) if any_conf else (is_open != 0)
+        if act.any():
+            j = np.flatnonzero(act)
+            events = self._shift_and_events(
+                j, idx, ts, x, s, conf, conf_up, run, run_sum, run_t0, cp_sum, cp_cnt, cn_sum, cn_cnt,
+                cp_t0, cn_t0, pred, absl, sc, use_season, new_level, new_slevel)
 
         # ---- scatter the new state back ------------------------------------------------
         out = s
         out[N] = n + 1.0
         out[LAST_TS] = ts
         out[LEVEL], out[SCALE] = new_level, new_scale
-        out[CP] = np.where(conf, 0.0, cp)
-        out[CN] = np.where(conf, 0.0, cn)
-        out[CP_T0], out[CN_T0] = cp_t0, cn_t0
-        out[CP_SUM] = np.where(conf, 0.0, cp_sum)
-        out[CP_CNT] = np.where(conf, 0.0, cp_cnt)
-        out[CN_SUM] = np.where(conf, 0.0, cn_sum)
-        out[CN_CNT] = np.where(conf, 0.0, cn_cnt)
-        out[RUN] = np.where(conf, 0.0, run)
-        out[RUN_T0] = run_t0
-        out[RUN_SUM] = np.where(conf, 0.0, run_sum)
-        out[OPEN], out[ONSET], out[BASE], out[BSCALE] = new_open, onset, base, bscale
-        out[OSUM], out[OCNT] = osum, ocnt
-        out[REC] = np.where(closing, 0.0, rec)
-        out[REC_T0] = rec_t0
+        if any_conf:
+            keep = ~conf
+            cp, cn, cp_sum, cp_cnt, cn_sum, cn_cnt = (a * keep for a in (cp, cn, cp_sum, cp_cnt, cn_sum, cn_cnt))
+            run, run_sum = run * keep, run_sum * keep
+        out[CP], out[CN], out[CP_T0], out[CN_T0] = cp, cn, cp_t0, cn_t0
+        out[CP_SUM], out[CP_CNT], out[CN_SUM], out[CN_CNT] = cp_sum, cp_cnt, cn_sum, cn_cnt
+        out[RUN], out[RUN_T0], out[RUN_SUM] = run, run_t0, run_sum
         out[HOLD] = hold
         out[SLEVEL], out[SSCALE], out[SAMP], out[ERR0], out[ERR1] = new_slevel, new_sscale, samp, err0, err1
-        out[T0], out[DT] = t0, dt
+        out[DT] = dt
         out[AVG], out[LMU], out[LVAR] = avg, lmu, lvar
         out[RPREV], out[RCOV], out[RVAR], out[USCALE] = rprev, rcov, rvar, uscale
         out[AAVG], out[AMU], out[AVAR] = aavg, amu, avar
         out[XF], out[LS], out[SS], out[SMU], out[SVAR] = xf, ls, ss, smu, svar
-        self._s[:, idx] = out
-        return StepResult(np.clip(scores, 0.0, 1.0), events)
+        if not contiguous:
+            self._s[:, idx] = out
+        np.clip(scores, 0.0, 1.0, out=scores)
+        return StepResult(scores, events)
 
-    @staticmethod
-    def _events(idx: np.ndarray, ts: np.ndarray, x: np.ndarray, opening: np.ndarray, closing: np.ndarray,
-                opening_dir: np.ndarray, is_open: np.ndarray, onset: np.ndarray, base: np.ndarray,
-                bscale: np.ndarray, osum: np.ndarray, ocnt: np.ndarray, rec_t0: np.ndarray) -> list[DetectorEvent]:
+    def _shift_and_events(
+        self, j: np.ndarray, idx: np.ndarray, ts: np.ndarray, x: np.ndarray, s: np.ndarray, conf: np.ndarray,
+        conf_up: np.ndarray, run: np.ndarray, run_sum: np.ndarray, run_t0: np.ndarray, cp_sum: np.ndarray,
+        cp_cnt: np.ndarray, cn_sum: np.ndarray, cn_cnt: np.ndarray, cp_t0: np.ndarray, cn_t0: np.ndarray,
+        pred: np.ndarray, absl: np.ndarray, sc: np.ndarray, use_season: np.ndarray, new_level: np.ndarray,
+        new_slevel: np.ndarray,
+    ) -> list[DetectorEvent]:
+        """Re-base confirmed shifts and run the open/close logic on the active series ``j``
+        (confirming now or already open); writes their state rows of ``s`` and the
+        ``new_level`` / ``new_slevel`` arrays in place."""
+        cfg = self.config
+        cj, up = conf[j], conf_up[j]
+        run_ok = np.abs(run[j]) >= cfg.persist
+        seg_sum = np.where(run_ok, run_sum[j], np.where(up, cp_sum[j], cn_sum[j]))
+        seg_cnt = np.where(run_ok, np.abs(run[j]), np.where(up, cp_cnt[j], cn_cnt[j]))
+        shift_mean = seg_sum / np.maximum(seg_cnt, 1.0)
+        # Onset: start of the persistent run when it confirmed the shift, else the
+        # start of the CUSUM excursion (the classic CUSUM change-point estimate).
+        onset_est = np.where(run_ok, run_t0[j], np.where(up, cp_t0[j], cn_t0[j]))
+        pj = pred[j]
+        new_level[j] = np.where(cj, shift_mean, new_level[j])
+        new_slevel[j] = np.where(cj & use_season[j], new_slevel[j] + (shift_mean - pj), new_slevel[j])
+
+        tj, xj = ts[j], x[j]
+        is_open = s[OPEN, j]
+        was_open = is_open != 0
+        rel_ok = np.abs(shift_mean - pj) >= cfg.min_rel_change * absl[j]
+        opening = cj & ~was_open & rel_ok
+        opening_dir = np.where(up, 1.0, -1.0)
+        base = np.where(opening, pj, s[BASE, j])
+        bscale = np.where(opening, sc[j], s[BSCALE, j])
+        onset = np.where(opening, onset_est, s[ONSET, j])
+        osum = np.where(opening, seg_sum, s[OSUM, j] + np.where(was_open, xj, 0.0))
+        ocnt = np.where(opening, seg_cnt, s[OCNT, j] + np.where(was_open, 1.0, 0.0))
+        near = np.abs(xj - base) <= np.maximum(cfg.z_close * bscale, cfg.close_rel * np.abs(base))
+        rec_inc = was_open & near
+        rec_old = s[REC, j]
+        rec = np.where(rec_inc, rec_old + 1.0, 0.0)
+        rec_t0 = np.where(rec_inc & (rec_old == 0), tj, s[REC_T0, j])
+        closing = was_open & (rec >= cfg.recover_points)
+        s[OPEN, j] = np.where(opening, opening_dir, np.where(closing, 0.0, is_open))
+        s[ONSET, j], s[BASE, j], s[BSCALE, j] = onset, base, bscale
+        s[OSUM, j], s[OCNT, j] = osum, ocnt
+        s[REC, j] = np.where(closing, 0.0, rec)
+        s[REC_T0, j] = rec_t0
+
         events: list[DetectorEvent] = []
-        if not (opening.any() or closing.any()):
-            return events
-        for j in np.flatnonzero(opening):
-            obs = float(osum[j] / max(ocnt[j], 1.0))
+        for m in np.flatnonzero(opening):
+            obs = float(osum[m] / max(ocnt[m], 1.0))
             events.append(DetectorEvent(
-                series=int(idx[j]), kind="open", ts=float(ts[j]), onset=float(min(onset[j], ts[j])),
-                direction="up" if opening_dir[j] > 0 else "down",
-                score=float(abs(obs - base[j]) / bscale[j]), baseline=float(base[j]), observed=obs,
+                series=int(idx[j[m]]), kind="open", ts=float(tj[m]), onset=float(min(onset[m], tj[m])),
+                direction="up" if opening_dir[m] > 0 else "down",
+                score=float(abs(obs - base[m]) / bscale[m]), baseline=float(base[m]), observed=obs,
             ))
-        for j in np.flatnonzero(closing):
+        for m in np.flatnonzero(closing):
             events.append(DetectorEvent(
-                series=int(idx[j]), kind="close", ts=float(ts[j]), onset=float(rec_t0[j]),
-                direction="up" if is_open[j] > 0 else "down",
-                score=float(abs(osum[j] / max(ocnt[j], 1.0) - base[j]) / bscale[j]),
-                baseline=float(base[j]), observed=float(x[j]),
+                series=int(idx[j[m]]), kind="close", ts=float(tj[m]), onset=float(rec_t0[m]),
+                direction="up" if is_open[m] > 0 else "down",
+                score=float(abs(osum[m] / max(ocnt[m], 1.0) - base[m]) / bscale[m]),
+                baseline=float(base[m]), observed=float(xj[m]),
             ))
         return events
 

@@ -1,0 +1,59 @@
+"""Detector throughput: point-updates per second and state bytes per series.
+
+Each step advances every series by one point (the server's 10-s tick), vectorised in
+one StreamingDetector.step call.  Run on one core:
+
+    .venv/bin/python bench/detect.py [--series 10000 100000] [--steps 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from server.detector.core import StreamingDetector  # noqa: E402
+
+
+def bench(n_series: int, steps: int, warm_steps: int = 40, seed: int = 0) -> tuple[float, int, int]:
+    rng = np.random.default_rng(seed)
+    det = StreamingDetector(capacity=n_series)
+    idx = np.arange(n_series, dtype=np.int64)
+    base = rng.uniform(1.0, 1000.0, n_series)
+    noise = rng.normal(0.0, 1.0, (8, n_series)) * (0.02 * base)
+    t0 = 1.7e9
+    events = 0
+    for i in range(warm_steps):
+        det.step(idx, np.full(n_series, t0 + 10.0 * i), base + noise[i % 8])
+    # a regression on 1 % of the series half-way through the timed run
+    shifted = rng.choice(n_series, max(1, n_series // 100), replace=False)
+    start = time.perf_counter()
+    for i in range(warm_steps, warm_steps + steps):
+        v = base + noise[i % 8]
+        if i >= warm_steps + steps // 2:
+            v = v.copy()
+            v[shifted] *= 1.5
+        events += len(det.step(idx, np.full(n_series, t0 + 10.0 * i), v).events)
+    dt = time.perf_counter() - start
+    return n_series * steps / dt, det.nbytes_per_series(), events
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--series", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--steps", type=int, default=200)
+    args = ap.parse_args()
+    print(f"{'series':>10} {'steps':>6} {'point-updates/s':>16} {'bytes/series':>13} {'open+close events':>18}")
+    for n in args.series:
+        steps = max(20, args.steps * 10_000 // max(n, 10_000))
+        rate, nbytes, events = bench(n, steps)
+        print(f"{n:>10} {steps:>6} {rate:>16,.0f} {nbytes:>13} {events:>18}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
