@@ -236,51 +236,74 @@ _TOKEN_SPLIT = re.compile(r"[^A-Za-z0-9_.\-]+")
 def change_terms(change: Change) -> list[str]:
     """Distinctive strings a log line may mention: changed files (and their stems), the
     config key (and its last segment), the flag name, the new version."""
+    specific, files = change_terms_split(change)
+    return specific + files
+
+
+def change_terms_split(change: Change) -> tuple[list[str], list[str]]:
+    """``(specific, files)``: terms that name this very change (version, config key, flag)
+    and file names (shared by every change that touches the same file)."""
     f = change.fields
-    terms: list[str] = []
+    specific: list[str] = []
+    files: list[str] = []
     if change.kind == "deployment":
         for df in change.diff_files:
             base = df.path.rsplit("/", 1)[-1]
             if base:
-                terms.append(base)
+                files.append(base)
                 stem = base.rsplit(".", 1)[0]
                 if len(stem) >= 5 and stem != base:
-                    terms.append(stem)
+                    files.append(stem)
         v = f.get("version")
         if v:
-            terms.append(str(v))
+            specific.append(str(v))
     elif change.kind == "config_change":
         key = f.get("key")
         if key:
-            terms.append(str(key))
+            specific.append(str(key))
             last = str(key).rsplit(".", 1)[-1]
             if len(last) >= 5:
-                terms.append(last)
+                specific.append(last)
     else:
         flag = f.get("flag")
         if flag:
-            terms.append(str(flag))
-    # de-duplicate, keep order, ignore very short generic terms
+            specific.append(str(flag))
     seen: set[str] = set()
-    out: list[str] = []
-    for t in terms:
-        tl = t.lower()
-        if len(tl) >= 3 and tl not in seen:
-            seen.add(tl)
-            out.append(tl)
-    return out
+
+    def clean(terms: list[str]) -> list[str]:
+        out: list[str] = []
+        for t in terms:
+            tl = t.lower()
+            if len(tl) >= 3 and tl not in seen:
+                seen.add(tl)
+                out.append(tl)
+        return out
+
+    return clean(specific), clean(files)
 
 
 def find_mentions(terms: Sequence[str], templates: Iterable[str]) -> list[str]:
-    """Terms that occur (case-insensitive substring) in any of the template texts."""
-    texts = [t.lower() for t in templates]
-    return [term for term in terms if any(term in txt for txt in texts)]
+    """Terms that occur as whole words (case-insensitive) in any of the texts: ``v1.2.1``
+    does not match ``v1.2.10``, ``pool`` does not match ``spool``."""
+    text = "\n".join(t.lower() for t in templates)
+    out = []
+    for term in terms:
+        if term in text and re.search(r"(?<![a-z0-9_])" + re.escape(term) + r"(?![a-z0-9_]|\.\d)", text):
+            out.append(term)
+    return out
 
 
-def log_mentions(*, mentioned: Sequence[str]) -> Signal:
+def log_mentions(*, mentioned: Sequence[str], specific: Sequence[str] = ()) -> Signal:
+    """New patterns that name this very change (its version, config key or flag) are strong
+    evidence; mentions of changed file names are weaker (other changes touch them too)."""
     if not mentioned:
         return Signal(0.0, "new log patterns do not mention what changed")
-    return Signal(_clip(0.7 + 0.15 * (len(mentioned) - 1)), "new errors mention " + ", ".join(mentioned[:3]))
+    spec = [m for m in mentioned if m in set(specific)]
+    if spec:
+        v = 1.0
+    else:
+        v = min(0.5 + 0.1 * (len(mentioned) - 1), 0.7)
+    return Signal(_clip(v), "new errors mention " + ", ".join(mentioned[:3]))
 
 
 # ---------------------------------------------------------------------------------

@@ -291,8 +291,9 @@ def build_rows(
         if n_own or n_rel:
             gids = np.flatnonzero(own_mask | rel_mask)
             texts = [logs.templates[logs.group_template[g]] for g in gids] + [logs.group_example[g] for g in gids]
-            mentioned = ev.find_mentions(ev.change_terms(c), texts)
-            lm = ev.log_mentions(mentioned=mentioned)
+            specific, files = ev.change_terms_split(c)
+            mentioned = ev.find_mentions(specific + files, texts)
+            lm = ev.log_mentions(mentioned=mentioned, specific=specific)
             vals[FIDX["log_mentions"]] = lm.value
             sent["log_mentions"] = lm.sentence
             if mentioned:

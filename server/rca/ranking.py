@@ -105,10 +105,10 @@ def explain(row: CandidateRow, *, learnt_coef: np.ndarray | None = None) -> str:
         if contrib > 0.25 and name in row.sentences:
             scored.append((contrib, name))
     scored.sort(key=lambda t: -t[0])
-    parts = [row.sentences[n] for _, n in scored[:3]]
-    if row.values[FIDX["error_logs"]] > 0 and "log_mentions" in [n for _, n in scored[:3]] and \
-            "error_logs" not in [n for _, n in scored[:3]]:
-        parts.insert(0, row.sentences["error_logs"])
+    top = [n for _, n in scored[:3]]
+    if row.values[FIDX["log_mentions"]] > 0 and "log_mentions" not in top and "log_mentions" in row.sentences:
+        top.append("log_mentions")  # what the errors name is the most useful clue for a human
+    parts = [row.sentences[n] for n in top]
     if not parts:
         weak = row.sentences.get("blast_radius")
         parts = [weak] if weak else []

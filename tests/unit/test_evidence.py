@@ -111,7 +111,14 @@ def test_log_signals_and_mentions() -> None:
     assert "tokenizer.py" in terms and "v2.14.0" in terms
     mentioned = ev.find_mentions(terms, ["Unhandled exception in tokenizer.py line <*>"])
     assert mentioned == ["tokenizer.py", "tokenizer"]
-    assert ev.log_mentions(mentioned=mentioned).value > 0.7
+    specific, files = ev.change_terms_split(d)
+    assert specific == ["v2.14.0"] and "tokenizer.py" in files
+    files_only = ev.log_mentions(mentioned=mentioned, specific=specific)
+    assert 0.5 <= files_only.value < 0.8
+    # naming this very version is stronger than naming a file other changes also touch
+    named = ev.find_mentions(terms, ["payments v2.14.0: handler exceeded latency budget"])
+    assert ev.log_mentions(mentioned=named, specific=specific).value == 1.0
+    assert ev.find_mentions(["v2.14.0"], ["running v2.14.01", "spool v2.14.0x"]) == []
     assert ev.log_mentions(mentioned=[]).value == 0.0
     none = ev.error_logs(new_own=0, new_related=0, error_level=False, service="payments")
     some = ev.error_logs(new_own=2, new_related=1, error_level=True, service="payments")
