@@ -19,7 +19,8 @@ Printed figures:
   scenario's server; at 0, 10, 25 and 50 labelled incidents the fresh evaluation
   scenarios are re-ranked (``POST /incidents/{id}/rerun_rca``) and scored. The
   ``biased`` organisation's culprits follow a pattern the prior does not know (flag
-  changes on one service while a benign deployment lands closer to the onset).
+  changes on one service while a benign deployment lands closer to the onset);
+  ``biased_config``'s are config changes on one service that take effect minutes later.
 
 Evaluation seeds are disjoint from the tuning seeds (1000-1999, see docs/ranking.md).
 """
@@ -58,7 +59,7 @@ def parse_seeds(spec: str) -> list[int]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", default=DEFAULT_SEEDS, help=f"evaluation seeds, default org (default {DEFAULT_SEEDS})")
     p.add_argument("--org", action="append", default=None,
-                   help="organisation(s) for the learning curve (default: biased and default)")
+                   help="organisation(s) for the learning curve (default: biased, biased_config, default)")
     p.add_argument("--train-seeds", default=ORG_TRAIN_SEEDS,
                    help=f"seeds of the scenarios whose culprits get labelled (default {ORG_TRAIN_SEEDS})")
     p.add_argument("--eval-seeds", default=ORG_EVAL_SEEDS,
@@ -288,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
     _check_disjoint(seeds, train_seeds, eval_seeds)
     if set(train_seeds) & set(eval_seeds):
         raise SystemExit("--train-seeds and --eval-seeds must be disjoint")
-    orgs = args.org or ["biased", "default"]
+    orgs = args.org or ["biased", "biased_config", "default"]
 
     def log(msg: str) -> None:
         if not args.quiet:
