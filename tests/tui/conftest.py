@@ -23,14 +23,17 @@ def small_server(tmp_path: Path) -> Iterator[EmbeddedServer]:
 
 
 @pytest.fixture(scope="module")
-def scenario() -> Scenario:
-    return generate_scenario(3, kind="deployment", history_hours=1.0, n_services=6)
+def scenarios() -> list[Scenario]:
+    """Two seeded regressions on different days (so labels on one can inform the other)."""
+    scs = [generate_scenario(seed, kind="deployment", history_hours=1.0, n_services=6) for seed in (3, 4)]
+    return sorted(scs, key=lambda s: s.start)
 
 
 @pytest.fixture
-def scenario_server(tmp_path: Path, scenario: Scenario) -> Iterator[EmbeddedServer]:
-    """A seeded simulator scenario replayed over HTTP through the whole pipeline."""
+def scenario_server(tmp_path: Path, scenarios: list[Scenario]) -> Iterator[EmbeddedServer]:
+    """Seeded simulator scenarios replayed over HTTP through the whole pipeline."""
     with EmbeddedServer(data_dir=tmp_path / "data") as srv:
-        replay(scenario, srv.url)
+        for sc in scenarios:
+            replay(sc, srv.url)
         yield srv
 

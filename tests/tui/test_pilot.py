@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from server.embedded import EmbeddedServer
-from server.sim.scenario import Scenario
 from tests.tui.tui_seed import ONSET, incident, seed_small, silent_server, store_of, wait_for
 from workbench.client import RcaClient
 from workbench.tui.app import RcaTui
@@ -103,37 +103,52 @@ async def test_filters_and_sort(small_server: EmbeddedServer) -> None:
         assert "service: search" in str(app.screen.query_one("#filters").render())
 
 
-async def test_label_then_rerun_updates_the_ranking(scenario_server: EmbeddedServer,
-                                                    scenario: Scenario) -> None:
+async def open_incident(app: RcaTui, pilot: Any, incident_id: str) -> IncidentScreen:
+    """From the list, move the cursor to ``incident_id`` with the arrow keys and press enter."""
+    table = app.screen.query_one("#incidents", KeyedTable)
+    await pilot.press("ctrl+home")
+    for _ in range(table.row_count):
+        if table.cursor_key() == incident_id:
+            break
+        await pilot.press("down")
+    await pilot.press("enter")
+    await wait_for(lambda: isinstance(app.screen, IncidentScreen) and app.screen.data is not None)
+    screen = app.screen
+    assert isinstance(screen, IncidentScreen) and screen.incident_id == incident_id
+    return screen
+
+
+async def test_labels_are_sent_and_a_rerun_changes_the_ranking(scenario_server: EmbeddedServer) -> None:
+    c = RcaClient(scenario_server.url)
+    with_suspects = [i.id for i in c.incidents() if len(c.suspects(i.id)) >= 2]
+    assert len(with_suspects) >= 2, "both scenarios should give an incident with several suspects"
+    labelled, other = with_suspects[0], with_suspects[1]
     app = RcaTui(scenario_server.url, refresh=0.3, author="pilot")
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(lambda: list_screen(app).loaded)
-        await pilot.press("enter")
-        await wait_for(lambda: isinstance(app.screen, IncidentScreen) and app.screen.data is not None)
-        screen = app.screen
-        assert isinstance(screen, IncidentScreen)
-        before = list(table_keys(app, "suspects"))
-        assert len(before) >= 2
-        # the second suspect is the cause: select it and press c
-        await pilot.press("down", "c")
-        with RcaClient(scenario_server.url) as c:
-            await wait_for(lambda: any(lb.change_id == before[1] for lb in c.labels(screen.incident_id)))
-            label = next(lb for lb in c.labels(screen.incident_id) if lb.change_id == before[1])
-            assert (label.verdict, label.author) == ("cause", "pilot")
-            await wait_for(lambda: "cause" in cell(app, "suspects", before[1], "label"))
-            scores_before = [s.score for s in c.suspects(screen.incident_id)]
-            await pilot.press("r")
-            await wait_for(lambda: screen.last_rerun is not None, timeout=20)
-            after = c.suspects(screen.incident_id)
-        # the rerun used the label: the server's ranking changed and the screen shows the new one
-        assert [s.score for s in after] != scores_before
+        screen = await open_incident(app, pilot, labelled)
+        ranked = table_keys(app, "suspects")
+        # the top suspect is the cause, the second is not
+        await pilot.press("c", "down", "n")
+        await wait_for(lambda: {(lb.change_id, lb.verdict) for lb in c.labels(labelled)} ==
+                       {(ranked[0], "cause"), (ranked[1], "not_cause")})
+        assert {lb.author for lb in c.labels(labelled)} == {"pilot"}
+        await wait_for(lambda: "cause" in cell(app, "suspects", ranked[0], "label")
+                       and "not" in cell(app, "suspects", ranked[1], "label"))
+        await pilot.press("escape")
+        # another incident: rerunning it uses what the labels taught the ranking model
+        screen = await open_incident(app, pilot, other)
+        scores_before = [(s.change_id, s.score) for s in c.suspects(other)]
+        await pilot.press("r")
+        await wait_for(lambda: screen.last_rerun is not None, timeout=20)
+        after = c.suspects(other)
+        assert [(s.change_id, s.score) for s in after] != scores_before
+        assert screen.last_rerun in ("ranking changed", "scores updated, same order")
+        # the screen shows the new ranking
         assert table_keys(app, "suspects") == [s.change_id or s.id for s in after]
         top = after[0]
         assert cell(app, "suspects", top.change_id or top.id, "score").startswith(f"{top.score:4.2f}")
-        # n labels the highlighted suspect as not the cause
-        await pilot.press("n")
-        with RcaClient(scenario_server.url) as c:
-            await wait_for(lambda: any(lb.verdict == "not_cause" for lb in c.labels(screen.incident_id)))
+    c.close()
 
 
 async def test_label_a_change_that_is_not_a_suspect(small_server: EmbeddedServer) -> None:

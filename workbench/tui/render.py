@@ -233,13 +233,17 @@ def incident_row(inc: Incident) -> tuple[Any, ...]:
     """Cells of one incident-list row (same order as ``INCIDENT_COLUMNS``)."""
     top = inc.top_suspect
     top_s = "-" if top is None else f"{top.change_id or top.kind} ({top.score:.2f})"
-    return (inc.id, status_text(inc.status), severity_text(inc.severity), fmt_time(inc.started_at),
-            ", ".join(inc.services[:4]) + (" …" if len(inc.services) > 4 else ""), inc.title, top_s)
+    # Text everywhere: no markup parsing of titles (a "[db]" in a title stays text) and cheaper to measure
+    return (Text(inc.id), status_text(inc.status), severity_text(inc.severity),
+            Text(inc.started_at.astimezone(UTC).strftime("%m-%d %H:%M:%S")),
+            Text(", ".join(inc.services[:4]) + (" …" if len(inc.services) > 4 else "")), Text(top_s),
+            Text(inc.title))
 
 
-INCIDENT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("id", "ID"), ("status", "Status"), ("severity", "Severity"), ("started", "Onset (UTC)"),
-    ("services", "Services"), ("title", "Title"), ("top", "Top suspect"),
+# (key, label, width): fixed widths, so rows never need measuring and columns never jump
+INCIDENT_COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("id", "ID", 9), ("status", "Status", 8), ("severity", "Severity", 11), ("started", "Onset (UTC)", 14),
+    ("services", "Services", 20), ("top", "Top suspect", 20), ("title", "Title", 44),
 )
 
 

@@ -38,8 +38,8 @@ MAX_SERIES = 12
 PRE = timedelta(minutes=30)
 POST = timedelta(minutes=15)
 MARKED_SUSPECTS = 9
-SUSPECT_COLUMNS = (("rank", "#"), ("score", "Score"), ("kind", "Kind"), ("change", "Change"),
-                   ("service", "Service"), ("when", "vs onset"), ("label", "Label"))
+SUSPECT_COLUMNS = (("rank", "#", 3), ("score", "Score", 13), ("kind", "Kind", 6), ("change", "Change", 16),
+                   ("service", "Service", 12), ("when", "vs onset", 9), ("label", "Label", 7))
 
 
 @dataclass
@@ -126,8 +126,8 @@ def suspect_row(s: Suspect, onset: datetime, label: str | None) -> tuple[Any, ..
         lab = Text("✔ cause", style="bold green")
     elif label == "not_cause":
         lab = Text("✘ not", style="red")
-    return (str(s.rank), score, KIND_NAME.get(s.kind, s.kind), suspect_key(s), s.service or "-",
-            suspect_when(s, onset), lab)
+    return (Text(str(s.rank)), score, Text(KIND_NAME.get(s.kind, s.kind)), Text(suspect_key(s)),
+            Text(s.service or "-"), Text(suspect_when(s, onset)), lab)
 
 
 def anomalies_text(data: IncidentData, width: int) -> Text:
@@ -197,8 +197,8 @@ class IncidentScreen(Screen[None]):
             with Vertical(id="left"):
                 yield Static("Ranked suspects", classes="section-title")
                 table = KeyedTable(id="suspects", key_column="change", cursor_type="row")
-                for key, label in SUSPECT_COLUMNS:
-                    table.add_column(label, key=key)
+                for key, label, width in SUSPECT_COLUMNS:
+                    table.add_column(label, key=key, width=width)
                 yield table
             with VerticalScroll(id="detail"):
                 yield Static("Evidence", classes="section-title")

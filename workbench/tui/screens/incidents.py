@@ -31,6 +31,7 @@ def _page(c: RcaClient, *, status: str | None, service: str | None, limit: int, 
 STATUS_CYCLE: tuple[str | None, ...] = (None, "OPEN", "RESOLVED")
 PAGE = 500
 HEAD = 200  # newest incidents fetched on every tick
+WINDOW = 300  # rows in the table at once ([ and ] page through the rest)
 
 
 class IncidentListScreen(Screen[None]):
@@ -39,6 +40,8 @@ class IncidentListScreen(Screen[None]):
         Binding("s", "cycle_status", "Status filter"),
         Binding("f", "pick_service", "Service filter"),
         Binding("t", "toggle_sort", "Sort"),
+        Binding("right_square_bracket", "page(1)", "Next page", key_display="]", show=False),
+        Binding("left_square_bracket", "page(-1)", "Prev page", key_display="[", show=False),
         Binding("r", "rerun", "Rerun RCA"),
         Binding("o", "open_web", "Web"),
         Binding("g", "refresh_now", "Refresh", show=False),
@@ -53,6 +56,9 @@ class IncidentListScreen(Screen[None]):
         self.loaded = False
         self.polls = 0  # completed polls
         self.last_changes = 0  # rows added, removed or changed by the last update
+        self.order: list[str] = []  # every incident id, in display order
+        self.window_start = 0  # first row of ``order`` shown in the table
+        self._cells: dict[str, tuple[Any, ...]] = {}  # table cells of every incident
         self._generation = 0
         self._last_full = 0.0
         self._full_seconds = 0.0
@@ -67,8 +73,8 @@ class IncidentListScreen(Screen[None]):
         yield Header()
         yield Static(id="filters")
         table = KeyedTable(id="incidents", key_column="id", cursor_type="row", zebra_stripes=True)
-        for key, label in INCIDENT_COLUMNS:
-            table.add_column(label, key=key)
+        for key, label, width in INCIDENT_COLUMNS:
+            table.add_column(label, key=key, width=width)
         yield table
         yield Static("loading incidents…", id="empty")
         yield ConnectionBar(id="conn")
@@ -133,13 +139,24 @@ class IncidentListScreen(Screen[None]):
         new_ids = delta.new_ids if self.loaded else []
         self.incidents = delta.incidents
         self.loaded = True
-        order = delta.order if delta.sort_mode == self.sort_mode else sort_order(self.incidents, self.sort_mode)
-        self.query_one("#incidents", KeyedTable).apply(delta.upserts, delta.removes, order)
-        self.last_changes = delta.changes
+        for k in delta.removes:
+            self._cells.pop(k, None)
+        self._cells.update(delta.upserts)
+        self.order = delta.order if delta.sort_mode == self.sort_mode else sort_order(self.incidents,
+                                                                                       self.sort_mode)
+        self.last_changes = self._show_window()
         self._after_update()
         if new_ids:
             self.notify(f"{len(new_ids)} new incident(s): {', '.join(new_ids[:3])}"
                         f"{' …' if len(new_ids) > 3 else ''}", title="New incidents")
+
+    def _show_window(self) -> int:
+        """Put rows ``window_start .. +WINDOW`` of the sorted list in the table (in place)."""
+        n = len(self.order)
+        last_page = max(0, (n - 1) // WINDOW * WINDOW)
+        self.window_start = min(max(0, self.window_start), last_page)
+        keys = self.order[self.window_start:self.window_start + WINDOW]
+        return self.query_one("#incidents", KeyedTable).sync([(k, self._cells[k]) for k in keys])
 
     def _after_update(self) -> None:
         empty = self.query_one("#empty", Static)
@@ -163,10 +180,15 @@ class IncidentListScreen(Screen[None]):
         t.append("severity" if self.sort_mode == "severity" else "time", style="bold")
         if self.loaded:
             t.append(f"   {len(self.incidents)} incidents, {n_open} open", style="dim")
+        if len(self.order) > WINDOW:
+            end = min(len(self.order), self.window_start + WINDOW)
+            t.append(f"   rows {self.window_start + 1}–{end} of {len(self.order)}", style="bold")
+            t.append("  ([ ] page)", style="dim")
         self.query_one("#filters", Static).update(t)
 
     def _refilter(self) -> None:
         self._generation += 1
+        self.window_start = 0
         self._show_filters()
         self._worker = self._fetch(self.status_filter, self.service_filter, self._generation, True,
                                    self.incidents, self.sort_mode)
@@ -210,7 +232,20 @@ class IncidentListScreen(Screen[None]):
 
     def action_toggle_sort(self) -> None:
         self.sort_mode = "time" if self.sort_mode == "severity" else "severity"
-        self.query_one("#incidents", KeyedTable).apply([], [], sort_order(self.incidents, self.sort_mode))
+        self.order = sort_order(self.incidents, self.sort_mode)
+        self.window_start = 0
+        self._show_window()
+        self.query_one("#incidents", KeyedTable).move_cursor(row=0, animate=False)
+        self._show_filters()
+
+    def action_page(self, step: int) -> None:
+        if len(self.order) <= WINDOW:
+            return
+        before = self.window_start
+        self.window_start += step * WINDOW
+        self._show_window()
+        if self.window_start != before:
+            self.query_one("#incidents", KeyedTable).move_cursor(row=0, animate=False)
         self._show_filters()
 
     def action_refresh_now(self) -> None:

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 HELP_KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Everywhere", (("?", "this help"), ("q", "quit"), ("ctrl+p", "command palette"))),
     ("Incident list", (
-        ("↑ ↓ / pgup pgdn", "move"), ("ctrl+home / ctrl+end", "first / last incident"),
+        ("↑ ↓ / pgup pgdn", "move"), ("ctrl+home / ctrl+end", "first / last row"),
+        ("[ / ]", "previous / next 300 incidents (long lists)"),
         ("enter", "open the incident"),
         ("s", "filter by status: all → OPEN → RESOLVED"), ("f", "filter by service"),
         ("t", "sort by severity ↔ by time"), ("r", "rerun RCA of the highlighted incident"),

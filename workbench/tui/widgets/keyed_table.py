@@ -16,7 +16,7 @@ class KeyedTable(DataTable[Any]):
     The column named ``key_column`` must show each row's key as its plain text.
     """
 
-    CHUNK = 500  # rows added per event-loop turn
+    CHUNK = 100  # rows added per event-loop turn
 
     def __init__(self, *args: Any, key_column: str = "id", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
