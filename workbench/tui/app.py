@@ -18,7 +18,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive
 
-from workbench.client import ClientError, RcaClient, ServerTimeout, ServerUnavailable
+from workbench.client import ClientError, RcaClient, ServerError, ServerTimeout, ServerUnavailable
 from workbench.tui.widgets.status import ConnState
 
 T = TypeVar("T")
@@ -104,6 +104,11 @@ class RcaTui(App[None]):
         elif isinstance(exc, ServerUnavailable):
             self._was_down = True
             self.conn = ConnState("down", f"server unreachable at {self.server_name} · showing last data · {every}")
+        elif isinstance(exc, ServerError):
+            # a failing server fails every poll: say it once in the status bar, not in a toast per poll
+            self._was_down = True
+            self.conn = ConnState("down", f"server error (HTTP {exc.status_code}): {str(exc.detail)[:80]} · "
+                                          f"showing last data · {every}")
         else:
             self.notify(str(exc), title="Request failed", severity="error", timeout=6)
 
