@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from server.embedded import EmbeddedServer
+from server.embedded import EmbeddedServer, free_port
 from tests.tui.tui_seed import ONSET, incident, seed_small, silent_server, store_of, wait_for
 from workbench.client import RcaClient
 from workbench.tui.app import RcaTui
@@ -198,6 +198,18 @@ async def test_server_down_is_shown_and_the_app_reconnects(tmp_path: Path) -> No
             assert len(table_keys(app, "incidents")) == 6
     finally:
         srv.stop()
+
+
+async def test_starting_before_the_server_connects_once_it_is_up(tmp_path: Path) -> None:
+    port = free_port()
+    app = RcaTui(f"http://127.0.0.1:{port}", refresh=0.2, timeout=2.0)
+    async with app.run_test(size=SIZE):
+        await wait_for(lambda: "unreachable" in status_bar(app))
+        assert "loading" in str(app.screen.query_one("#empty").render())
+        with EmbeddedServer(data_dir=tmp_path / "data", port=port) as srv:
+            seed_small(store_of(srv))
+            await wait_for(lambda: len(table_keys(app, "incidents")) == 6, timeout=15)
+            assert "connected" in status_bar(app)
 
 
 async def test_a_hung_server_is_reported_as_not_answering() -> None:
