@@ -226,6 +226,8 @@ def incident_header(inc: Incident) -> Text:
     if inc.resolved_at is not None:
         t.append(f"   resolved {fmt_clock(inc.resolved_at)}")
     t.append(f"\nservices: {', '.join(inc.services) or '-'}   anomalies: {inc.anomaly_count}")
+    if inc.extra.get("no_convincing_change"):
+        t.append("   RCA: no convincing change", style="bold yellow")
     return t
 
 

@@ -150,7 +150,11 @@ def anomalies_text(data: IncidentData, width: int) -> Text:
         out.append(f"\n{a.service} / {a.metric}", style="bold")
         out.append(f"  {arrow} {a.baseline:.4g} → {a.observed:.4g}{ratio}  score {a.score:.1f}"
                    f"  onset {fmt_clock(a.started_at)} ({fmt_delta((a.started_at - inc.started_at).total_seconds())})"
-                   f"{'' if a.ended_at is None else '  ended ' + fmt_clock(a.ended_at)}\n", style="")
+                   f"{'' if a.ended_at is None else '  ended ' + fmt_clock(a.ended_at)}", style="")
+        reason = a.extra.get("join_reason")
+        if reason:
+            out.append(f"  · joined: {reason}", style="dim")
+        out.append("\n")
         ser = data.series.get((a.service, a.metric))
         if i >= MAX_SERIES or ser is None:
             continue
