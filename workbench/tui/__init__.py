@@ -1,1 +1,1 @@
-"""workbench.tui."""
+"""workbench.tui: the Textual triage console (``rca tui``); see docs/tui.md."""
