@@ -38,7 +38,10 @@ PROFILE_LABELS = {"standard": "standard", "reward_low_FP_rate": "low FP", "rewar
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="../shared/datasets/nab", help="NAB folder (data/, labels/, results/)")
     parser.add_argument("--out", default="nab-results", help="where to write the result CSVs")
-    parser.add_argument("--workers", type=int, default=nab.default_workers(), help="processes for scoring series")
+    parser.add_argument("--per-series", action="store_true",
+                        help="score one series at a time with score_series (same scores as the default, "
+                             "which advances all series together in one vectorised detector, like the server)")
+    parser.add_argument("--workers", type=int, default=nab.default_workers(), help="processes for --per-series")
     parser.add_argument("--score-only", metavar="DIR", help="only score an existing result folder")
     parser.add_argument("--prefix", default="", help="file-name prefix of results in --score-only (e.g. numenta_)")
     parser.add_argument("--stored-thresholds", metavar="DETECTOR",
@@ -105,9 +108,15 @@ def run(args: argparse.Namespace) -> int:
             _print(f"  [{i:2d}/{total}] {s.key} ({s.values.size} points, {time.perf_counter() - t0:6.1f} s)")
 
         t1 = time.perf_counter()
-        scores = nab.run_detector(corpus, workers=args.workers, progress=progress)
+        if args.per_series:
+            scores = nab.run_detector(corpus, workers=args.workers, progress=progress)
+            how = f"one series at a time, {args.workers} workers"
+        else:
+            _print(f"  scoring all {len(corpus)} series together (each series only sees its own past points)")
+            scores = nab.run_detector_batched(corpus)
+            how = "all series in one vectorised detector"
         dt = time.perf_counter() - t1
-        _print(f"detector: {n_points} points in {dt:.1f} s ({n_points / dt:,.0f} points/s, {args.workers} workers)")
+        _print(f"detector: {n_points} points in {dt:.1f} s ({n_points / dt:,.0f} points/s, {how})")
         out = Path(args.out)
         nab.write_results(out, corpus, scores)
         _print(f"results written to {out.resolve()}")

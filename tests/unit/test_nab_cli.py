@@ -39,7 +39,7 @@ def test_eval_nab_writes_results_and_prints_scores(tmp_path: Path, capsys: pytes
     root = tmp_path / "nab"
     _make_corpus(root)
     out = tmp_path / "out"
-    rc = main(["eval", "nab", "--data", str(root), "--out", str(out), "--workers", "1"])
+    rc = main(["eval", "nab", "--data", str(root), "--out", str(out), "--per-series", "--workers", "1"])
     assert rc == 0
     text = capsys.readouterr().out
     assert "Per profile" in text and "standard" in text and "low FP" in text and "low FN" in text
