@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 from server.model import Change, Incident, Label, Suspect, SuspectRef
@@ -34,6 +35,7 @@ __all__ = ["RcaService", "candidate_window"]
 
 log = logging.getLogger(__name__)
 STORE_UID_KEY = "rca.store_uid"
+ROWS_CACHE = 512
 
 
 class RcaService:
@@ -46,7 +48,7 @@ class RcaService:
         self._stale = False
         self._trained_signature: tuple[int, str] | None = None
         # latest candidate rows and watermark per analysed incident (training input)
-        self._rows: dict[str, tuple[float, list[CandidateRow]]] = {}
+        self._rows: OrderedDict[str, tuple[float, list[CandidateRow]]] = OrderedDict()  # LRU
         # Training records are keyed "<store uid>/<incident id>" so a model (with its
         # records) imported from another store never mixes up incidents with equal ids.
         uid = store.get_meta(key=STORE_UID_KEY)
@@ -108,6 +110,9 @@ class RcaService:
         result = analyse(self.build_context(incident, watermark=watermark))
         with self._lock:
             self._rows[incident.id] = (watermark, result.rows)
+            self._rows.move_to_end(incident.id)
+            while len(self._rows) > ROWS_CACHE:  # evicted incidents are recomputed when labelled
+                self._rows.popitem(last=False)
         return result
 
     # ------------------------------------------------------------------ worker API
