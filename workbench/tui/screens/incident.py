@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker
 
 from workbench.client import Anomaly, Change, ClientError, Incident, NotFound, RcaClient, Series, Suspect
+from workbench.tui.guard import while_shown
 from workbench.tui.render import (
     KIND_NAME,
     bar,
@@ -243,14 +244,12 @@ class IncidentScreen(Screen[None]):
             return
         self.app.call_from_thread(self._apply, data, width)
 
+    @while_shown
     def _gone(self) -> None:
-        if not self.is_attached:
-            return  # closed while the request was in flight
         self.query_one("#anoms", Static).update(Text(f"incident {self.incident_id} not found", style="red"))
 
+    @while_shown
     def _apply(self, data: IncidentData, width: int, force: bool = False) -> None:
-        if not self.is_attached:
-            return  # closed while the request was in flight
         if not force and data.same_view(self.data):
             self.data = data
             return
@@ -331,9 +330,8 @@ class IncidentScreen(Screen[None]):
             return
         self.app.call_from_thread(self._labelled, verdict, change_id or suspect_id or "")
 
+    @while_shown
     def _labelled(self, verdict: str, key: str) -> None:
-        if not self.is_attached:
-            return  # closed while the request was in flight
         self.labels[key] = verdict
         self._sync_suspects()
         self.notify(f"{key} labelled {'the cause' if verdict == 'cause' else 'not the cause'} of "
@@ -373,9 +371,8 @@ class IncidentScreen(Screen[None]):
             outcome = "ranking unchanged"
         self.app.call_from_thread(self._rerun_done, data, outcome)
 
+    @while_shown
     def _rerun_done(self, data: IncidentData | None, outcome: str) -> None:
-        if not self.is_attached:
-            return  # closed while the request was in flight
         self._rerunning = False
         if data is None:
             return

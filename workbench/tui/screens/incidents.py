@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker
 
 from workbench.client import ClientError, Incident, RcaClient
+from workbench.tui.guard import while_shown
 from workbench.tui.listdiff import ListDelta, diff_incidents, sort_order
 from workbench.tui.render import INCIDENT_COLUMNS
 from workbench.tui.widgets.keyed_table import KeyedTable
@@ -127,10 +128,9 @@ class IncidentListScreen(Screen[None]):
         delta = diff_incidents(base, found, full=full, sort_mode=sort_mode)
         self.app.call_from_thread(self._apply, delta, base, generation, time.monotonic() - t0 if full else None)
 
+    @while_shown
     def _apply(self, delta: ListDelta, base: dict[str, Incident], generation: int,
                full_seconds: float | None) -> None:
-        if not self.is_attached:
-            return  # closed while the request was in flight
         if generation != self._generation or base is not self.incidents:
             return  # filters changed, or another poll landed first: the next poll redoes it
         self.polls += 1

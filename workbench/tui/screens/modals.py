@@ -16,6 +16,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from workbench.client import Change, ClientError
+from workbench.tui.guard import while_shown
 from workbench.tui.render import KIND_NAME, change_summary, fmt_time
 
 if TYPE_CHECKING:
@@ -106,9 +107,8 @@ class ServicePicker(ModalScreen[Any]):
         merged = sorted(set(names) | set(self.known))
         self.app.call_from_thread(self._show, merged)
 
+    @while_shown
     def _show(self, names: list[str]) -> None:
-        if not self.is_attached:
-            return  # closed while the request was in flight
         ol = self.query_one("#service-list", OptionList)
         highlighted = ol.highlighted
         ol.clear_options()
