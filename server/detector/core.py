@@ -60,14 +60,14 @@ _FIELDS = (
     "slevel", "sscale", "samp", "err0", "err1", "t0", "dt",
     # score channels
     "avg", "lmu", "lvar", "rprev", "rcov", "rvar", "uscale", "aavg", "amu", "avar",
-    "xf", "ls", "ss", "smu", "svar",
+    "xf", "ls", "ss", "smu", "svar", "ly", "lsc", "lavg", "llmu", "llvar", "xmin",
 )
 _F = {name: i for i, name in enumerate(_FIELDS)}
 (N, LAST_TS, LEVEL, SCALE, CP, CN, CP_T0, CN_T0, CP_SUM, CP_CNT, CN_SUM, CN_CNT, RUN, RUN_T0,
  RUN_SUM, OPEN, ONSET, BASE, BSCALE, OSUM, OCNT, REC, REC_T0, HOLD,
  SLEVEL, SSCALE, SAMP, ERR0, ERR1, T0, DT,
  AVG, LMU, LVAR, RPREV, RCOV, RVAR, USCALE, AAVG, AMU, AVAR,
- XF, LS, SS, SMU, SVAR) = range(len(_FIELDS))
+ XF, LS, SS, SMU, SVAR, LY, LSC, LAVG, LLMU, LLVAR, XMIN) = range(len(_FIELDS))
 NF = len(_FIELDS)
 STATE_VERSION = 2
 DAY = 86400.0
@@ -111,6 +111,7 @@ class DetectorConfig:
     slow_w: float = 1.0            # weight of the drift channel (0: off)
     alpha_xf: float = 0.2          # fast mean of the drift channel
     alpha_ls: float = 0.002        # slow level of the drift channel
+    log_w: float = 1.0             # weight of the log-view channel for non-negative series (0: off)
     q0: float = 4.5                # standardised surprise giving score 0.5 (an alert)
     holdoff: int = 100             # points damped after an alert
     holdoff_factor: float = 0.5    # damping of the score during hold-off
@@ -222,8 +223,9 @@ class StreamingDetector:
         any_first = bool(first.any())
         if any_first:  # a new series starts at its first value
             f = np.flatnonzero(first)
-            for field in (LEVEL, SLEVEL, XF, LS):
+            for field in (LEVEL, SLEVEL, XF, LS, XMIN):
                 s[field, f] = x[f]
+            s[LY, f] = np.log1p(np.maximum(x[f], 0.0))
             s[T0, f] = ts[f]
             s[LAST_TS, f] = ts[f]
         warm = n >= cfg.warmup
@@ -283,6 +285,7 @@ class StreamingDetector:
         any_conf = bool(conf.any())
 
         # ---- per-point score: ensemble of standardised surprise channels -------------
+        a_l_pre = np.maximum(a_next, cfg.alpha_level)
         a_long = np.maximum(a_first, 1.0 / cfg.long_points)
         raw = np.log1p(np.abs(z) * (1.0 / cfg.z_a))
         avg = _ew(s[AVG], raw, cfg.alpha_avg)
@@ -320,6 +323,22 @@ class StreamingDetector:
             ls = ls + a_ls * dls
             ss = ss + a_ls * (1.25 * np.abs(dls) - ss)
             surprise = np.maximum(surprise, cfg.slow_w * q_slow)
+        # Log view of non-negative series (counts, bytes): variance-stabilised surprise.
+        ly, lsc, lavg, llmu, llvar, xmin = s[LY], s[LSC], s[LAVG], s[LLMU], s[LLVAR], s[XMIN]
+        if cfg.log_w > 0:
+            xmin = np.minimum(xmin, x)
+            y = np.log1p(np.maximum(x, 0.0))
+            lsc_f = np.maximum(lsc, 0.01)
+            dy = y - ly
+            raw_l = np.log1p(np.abs(dy) / (lsc_f * cfg.z_a))
+            lavg = _ew(lavg, raw_l, cfg.alpha_avg)
+            q_log, llmu, llvar = _standardise(lavg, llmu, llvar, a_long, cfg.sd_floor)
+            q_log *= xmin >= 0
+            lim_y = np.where(warm, cfg.clip * lsc_f, np.inf)
+            dyc = np.clip(dy, -lim_y, lim_y)
+            ly = ly + a_l_pre * dyc
+            lsc = lsc + np.maximum(a_first, cfg.alpha_scale) * (1.25 * np.abs(dyc) - lsc)
+            surprise = np.maximum(surprise, cfg.log_w * q_log)
         e = surprise * (1.0 / cfg.q0)
         hold = s[HOLD]
         held = hold > 0
@@ -385,6 +404,7 @@ class StreamingDetector:
         out[RPREV], out[RCOV], out[RVAR], out[USCALE] = rprev, rcov, rvar, uscale
         out[AAVG], out[AMU], out[AVAR] = aavg, amu, avar
         out[XF], out[LS], out[SS], out[SMU], out[SVAR] = xf, ls, ss, smu, svar
+        out[LY], out[LSC], out[LAVG], out[LLMU], out[LLVAR], out[XMIN] = ly, lsc, lavg, llmu, llvar, xmin
         if not contiguous:
             self._s[:, idx] = out
         np.clip(scores, 0.0, 1.0, out=scores)
