@@ -13,6 +13,7 @@ from workbench.tui.app import RcaTui
 from workbench.tui.screens.incident import IncidentScreen
 from workbench.tui.screens.incidents import IncidentListScreen
 from workbench.tui.screens.modals import HelpScreen
+from workbench.tui.widgets.keyed_table import KeyedTable
 
 SIZE = (140, 40)
 
@@ -22,15 +23,22 @@ def make_app(srv: EmbeddedServer) -> RcaTui:
     return RcaTui(srv.url, refresh=60, server_name="rca-test-server", web_url="http://web")
 
 
+def shown(pilot: Pilot[Any], selector: str) -> str:
+    return str(pilot.app.screen.query_one(selector).render())
+
+
 async def list_loaded(pilot: Pilot[Any]) -> None:
     await wait_for(lambda: isinstance(pilot.app.screen, IncidentListScreen) and pilot.app.screen.loaded)
-    await wait_for(lambda: "connected" in str(pilot.app.screen.query_one("#conn").render()))
+    await wait_for(lambda: pilot.app.screen.query_one("#incidents", KeyedTable).row_count == 6)
+    await wait_for(lambda: "connected" in shown(pilot, "#conn"))
 
 
 async def incident_loaded(pilot: Pilot[Any]) -> None:
     await list_loaded(pilot)
     await pilot.press("enter")
     await wait_for(lambda: isinstance(pilot.app.screen, IncidentScreen) and pilot.app.screen.data is not None)
+    await wait_for(lambda: shown(pilot, "#explanation").startswith("#1 dep-481")
+                   and "checkout / error_rate" in shown(pilot, "#anoms"))
     await pilot.pause()
 
 
@@ -46,6 +54,8 @@ def test_incident_view_second_suspect(snap_compare: Any, small_server: EmbeddedS
     async def second(pilot: Pilot[Any]) -> None:
         await incident_loaded(pilot)
         await pilot.press("down", "down")  # the flag change: rollout bar in the change details
+        await wait_for(lambda: shown(pilot, "#explanation").startswith("#3 flag-9")
+                       and "rollout" in shown(pilot, "#change"))
         await pilot.pause()
 
     assert snap_compare(make_app(small_server), terminal_size=SIZE, run_before=second)
@@ -56,6 +66,7 @@ def test_help_screen(snap_compare: Any, small_server: EmbeddedServer) -> None:
         await list_loaded(pilot)
         await pilot.press("question_mark")
         await wait_for(lambda: isinstance(pilot.app.screen, HelpScreen))
+        await pilot.pause()
         await pilot.pause()
 
     assert snap_compare(make_app(small_server), terminal_size=SIZE, run_before=help_open)
