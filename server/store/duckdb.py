@@ -61,6 +61,19 @@ _SCHEMA_V1 = [
         created_at DOUBLE)""",
 ]
 
+_S, _F64, _I = pa.string(), pa.float64(), pa.int32()
+_ANOM_SCHEMA = pa.schema([("id", _S), ("incident_id", _S), ("service", _S), ("metric", _S), ("started_at", _F64),
+                          ("detected_at", _F64), ("ended_at", _F64), ("direction", _S), ("score", _F64),
+                          ("baseline", _F64), ("observed", _F64), ("join_reason", _S)])
+_INC_SCHEMA = pa.schema([("id", _S), ("status", _S), ("title", _S), ("started_at", _F64), ("detected_at", _F64),
+                         ("resolved_at", _F64), ("services", pa.list_(_S)), ("severity", _F64),
+                         ("anomaly_count", _I), ("top_suspect", _S), ("no_convincing_change", pa.bool_()),
+                         ("rca_version", _I)])
+_SUS_SCHEMA = pa.schema([("id", _S), ("incident_id", _S), ("rank", _I), ("kind", _S), ("change_id", _S),
+                         ("service", _S), ("ts", _F64), ("score", _F64), ("evidence", _S), ("explanation", _S)])
+_CHANGE_SCHEMA = pa.schema([("id", _S), ("kind", _S), ("services", pa.list_(_S)), ("ts", _F64), ("author", _S),
+                            ("description", _S), ("fields", _S), ("seq", pa.int64())])
+
 # Migrations from version N to N+1; a newer release opens an older data dir by applying them.
 _MIGRATIONS: dict[int, list[str]] = {}
 
@@ -148,6 +161,19 @@ class DuckDBStore:
                 self._con.execute("CHECKPOINT")
             self._con.close()
 
+    def _insert_rows(self, con: duckdb.DuckDBPyConnection, sql_table: str, schema: pa.Schema,
+                     rows: list[tuple[Any, ...]], *, replace: bool = False) -> None:
+        """Insert many rows in one columnar statement (executemany goes row by row)."""
+        cols = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+        batch = pa.table({f.name: pa.array(list(c), type=f.type) for f, c in zip(schema, cols, strict=True)})
+        names = ", ".join(f.name for f in schema)
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        con.register("_rows", batch)
+        try:
+            con.execute(f"{verb} INTO {sql_table} ({names}) SELECT {names} FROM _rows")
+        finally:
+            con.unregister("_rows")
+
     # ---- meta / ids --------------------------------------------------------------------
     def get_meta(self, *, key: str) -> str | None:
         rows = self._q("SELECT value FROM meta WHERE key = ?", [key])
@@ -220,7 +246,7 @@ class DuckDBStore:
             existing = {
                 r[0] for r in con.execute("SELECT id FROM changes WHERE id IN (SELECT unnest(?))", [ids]).fetchall()
             }
-            row = con.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()
+            row = con.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchall()[0]
             seq = int(row[0]) if row else 0
             new: list[str] = []
             rows = []
@@ -233,7 +259,7 @@ class DuckDBStore:
                 rows.append((c.id, c.kind, c.services, c.ts, c.author, c.description,
                              json.dumps(c.fields, default=str), seq))
             if rows:
-                con.executemany("INSERT INTO changes VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                self._insert_rows(con, "changes", _CHANGE_SCHEMA, rows)
         return new
 
     def add_edges(self, *, edges: list[Edge]) -> int:
@@ -403,8 +429,7 @@ class DuckDBStore:
         rows = [(a.id, a.incident_id, a.service, a.metric, a.started_at, a.detected_at, a.ended_at, a.direction,
                  a.score, a.baseline, a.observed, a.join_reason) for a in anomalies]
         with self._tx() as con:
-            con.executemany(f"INSERT OR REPLACE INTO anomalies ({self._ANOM_COLS}) VALUES "
-                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self._insert_rows(con, "anomalies", _ANOM_SCHEMA, rows, replace=True)
 
     def list_anomalies(self, *, incident_id: str | None = None, open_only: bool = False) -> list[Anomaly]:
         conds: list[str] = ["TRUE"]
@@ -437,8 +462,7 @@ class DuckDBStore:
             rows.append((i.id, i.status, i.title, i.started_at, i.detected_at, i.resolved_at, i.services,
                          i.severity, i.anomaly_count, top, i.no_convincing_change, i.rca_version))
         with self._tx() as con:
-            con.executemany(f"INSERT OR REPLACE INTO incidents ({self._INC_COLS}) VALUES "
-                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self._insert_rows(con, "incidents", _INC_SCHEMA, rows, replace=True)
 
     def delete_incident(self, *, incident_id: str) -> None:
         with self._tx() as con:
@@ -490,7 +514,7 @@ class DuckDBStore:
         with self._tx() as con:
             con.execute("DELETE FROM suspects WHERE incident_id = ?", [incident_id])
             if rows:
-                con.executemany("INSERT INTO suspects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                self._insert_rows(con, "suspects", _SUS_SCHEMA, rows)
 
     def list_suspects(self, *, incident_id: str) -> list[Suspect]:
         rows = self._q("SELECT id, incident_id, rank, kind, change_id, service, ts, score, evidence, explanation "

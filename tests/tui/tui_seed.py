@@ -8,7 +8,6 @@ detector and ranking tuning, so snapshots only change when the TUI changes.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import socket
 import threading
@@ -116,29 +115,6 @@ def anomalies(incident_id: str) -> list[Anomaly]:
     ]
 
 
-def save_incidents_bulk(store: Store, incs: list[Incident]) -> None:
-    """``store.save_incidents`` row by row takes ~5 ms per incident on DuckDB; for thousands, load
-    one Arrow table through the DuckDB store's connection when it has one (same columns)."""
-    con, cols = getattr(store, "_con", None), getattr(store, "_INC_COLS", None)
-    if con is None or cols is None:
-        store.save_incidents(incidents=incs)
-        return
-    top = [json.dumps({"id": i.top_suspect.id, "kind": i.top_suspect.kind, "change_id": i.top_suspect.change_id,
-                       "score": i.top_suspect.score}) if i.top_suspect else None for i in incs]
-    batch = pa.table({
-        "id": [i.id for i in incs], "status": [i.status for i in incs], "title": [i.title for i in incs],
-        "started_at": [i.started_at for i in incs], "detected_at": [i.detected_at for i in incs],
-        "resolved_at": pa.array([i.resolved_at for i in incs], pa.float64()),
-        "services": [i.services for i in incs], "severity": [i.severity for i in incs],
-        "anomaly_count": [i.anomaly_count for i in incs], "top": pa.array(top, pa.string()),
-        "ncc": [i.no_convincing_change for i in incs], "rv": [i.rca_version for i in incs],
-    })
-    with store._lock:  # type: ignore[attr-defined]
-        con.register("tui_seed_incidents", batch)
-        con.execute(f"INSERT OR REPLACE INTO incidents ({cols}) SELECT * FROM tui_seed_incidents")
-        con.unregister("tui_seed_incidents")
-
-
 def seed_small(store: Store) -> None:
     """Six incidents (two resolved); inc-1 carries anomalies, four suspects and series."""
     store.upsert_changes(changes=changes())
@@ -154,7 +130,7 @@ def seed_many(store: Store, *, n_incidents: int = 5000, n_suspects: int = 200) -
     store.upsert_changes(changes=changes())
     store.insert_metrics(table=series_table())
     incs = [incident(k, status="RESOLVED" if k % 4 == 0 else "OPEN") for k in range(1, n_incidents + 1)]
-    save_incidents_bulk(store, incs)
+    store.save_incidents(incidents=incs)
     store.save_anomalies(anomalies=anomalies("inc-1"))
     store.replace_suspects(incident_id="inc-1", suspects=suspects("inc-1", n_suspects))
 
