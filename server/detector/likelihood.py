@@ -7,7 +7,7 @@ context-based surprises (as in KNN-CAD / CAD-OSE) instead of an HTM.
 Everything is strictly online: the score of a point uses only that point and the
 points before it in the same series; one set of hyper-parameters serves every series.
 
-**Raw surprises** (two channels, both in units the series sets itself)
+**Raw surprises** (three channels, each in units the series sets itself)
 
 * *kNN novelty*: distance from the last ``dim`` values (a lagged window) to the nearest
   earlier window of the same series among the last ``buffer`` windows (lags ``dim`` ..
@@ -16,6 +16,8 @@ points before it in the same series; one set of hyper-parameters serves every se
 * *seasonal novelty*: distance from the same window to the window exactly one day earlier
   (lag = round(1 day / sampling interval), when a day fits in the buffer), in units of
   its own robust running typical value.  Catches "right values, wrong time of day".
+* *drift*: a fast EW mean (~20 points) against a slow, robust EW level (~500 points), in
+  units of the typical |fast - slow| gap.  Catches gradual and sustained level changes.
 
 The squared window distances for every lag are kept as running sums (one add and one
 subtract per lag and point), so a point costs O(buffer) per series, independent of
@@ -34,7 +36,7 @@ point is reported at the yellow level (0.999) so one anomaly does not alert on e
 widened by ``spatial_tol`` of its width, scores 1.0.
 
 State per series: ``2 * buffer + dim + 1`` floats of ring buffer / lag sums plus
-~20 scalars (about 6.6 KB at the defaults).
+21 scalars (about 6.6 KB at the defaults).
 """
 
 from __future__ import annotations
@@ -56,11 +58,11 @@ STATE_VERSION = 1
 # scalar fields: one row per field, one column per series
 _FIELDS = (
     "n", "last_ts", "dt", "lvl", "dsc", "ssc", "mn", "mx", "prev_l",
-    "avg0", "mu0", "var0", "avg1", "mu1", "var1",
+    "avg0", "mu0", "var0", "avg1", "mu1", "var1", "xf", "ls", "lsc", "avg2", "mu2", "var2",
 )
 _F = {name: i for i, name in enumerate(_FIELDS)}
 (N, LAST_TS, DT, LVL, DSC, SSC, MN, MX, PREV_L,
- AVG0, MU0, VAR0, AVG1, MU1, VAR1) = range(len(_FIELDS))
+ AVG0, MU0, VAR0, AVG1, MU1, VAR1, XF, LS, LSC, AVG2, MU2, VAR2) = range(len(_FIELDS))
 NF = len(_FIELDS)
 _LOG_EPS = np.log(1.0000000001 - 0.9999999999)
 
@@ -78,6 +80,9 @@ class LikelihoodConfig:
     rel_floor: float = 1e-3    # floor of the difference scale, relative to |level|
     spatial_tol: float = 0.05  # spatial anomaly: outside [min, max] widened by this fraction
     seasonal: bool = True      # seasonal (one day earlier) channel
+    drift: bool = True         # drift channel (fast mean against a slow level)
+    a_fast: float = 0.05       # EW weight of the drift channel's fast mean (~20 points)
+    a_slow: float = 0.002      # EW weight of its slow level (~500 points)
     red: float = 0.99999       # likelihood of an alert (score 0.5)
     yellow: float = 0.999      # a red right after a red is reported at this level
     refresh: int = 2048        # exact recompute of the lag sums every this many points
@@ -225,6 +230,21 @@ class LikelihoodScorer:
         z = (avg0 - mu0) / np.sqrt(np.maximum(var0, cfg.var_floor))
         if cfg.seasonal:
             z = np.maximum(z, (avg1 - mu1) / np.sqrt(np.maximum(var1, cfg.var_floor)))
+        if cfg.drift:
+            xf = np.where(first, x, s[XF] + cfg.a_fast * (x - s[XF]))
+            ls, lsc = np.where(first, x, s[LS]), s[LSC]
+            have = lsc > 0
+            lsc_f = np.maximum(lsc, floor)
+            raw2 = np.log1p(np.where(have, np.abs(xf - ls) / lsc_f, 0.0))
+            avg2 = s[AVG2] + a_avg * (raw2 - s[AVG2])
+            mu2, var2 = s[MU2], s[VAR2]
+            z = np.maximum(z, (avg2 - mu2) / np.sqrt(np.maximum(var2, cfg.var_floor)))
+            a_ls = np.maximum(1.0 / (n + 1.0), cfg.a_slow)
+            dls = np.where(have, np.clip(xf - ls, -cfg.clip * lsc_f, cfg.clip * lsc_f), xf - ls)
+            s[LS], s[LSC], s[XF] = ls + a_ls * dls, lsc + a_ls * (1.25 * np.abs(dls) - lsc), xf
+            d2 = avg2 - mu2
+            s[MU2], s[VAR2] = mu2 + a_long * d2, (1.0 - a_long) * (var2 + a_long * d2 * d2)
+            s[AVG2] = avg2
         tail = 0.5 * np.asarray(_erfc(z * (1.0 / np.sqrt(2.0))), dtype=np.float64)
         lik = np.where(n < cfg.learn, 0.5, 1.0 - tail)
         lik_f = np.where((s[PREV_L] > cfg.red) & (lik > cfg.red), cfg.yellow, lik)
