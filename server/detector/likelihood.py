@@ -99,7 +99,7 @@ class LikelihoodScorer:
         self._lags = np.arange(cfg.buffer + 1)
         cap = max(1, capacity)
         self._s = self._blank_scalars(cap)
-        self._ring = np.zeros((cap, self._ring_len))
+        self._ring = np.zeros((cap, 2 * self._ring_len))  # doubled: slot p and p + R hold the same value
         self._sums = np.zeros((cap, cfg.buffer + 1))
         self.n_series = 0
 
@@ -117,7 +117,7 @@ class LikelihoodScorer:
             new_cap = max(n_series, cap * 2)
             s = self._blank_scalars(new_cap)
             s[:, :cap] = self._s
-            ring = np.zeros((new_cap, self._ring_len))
+            ring = np.zeros((new_cap, 2 * self._ring_len))
             ring[:cap] = self._ring
             sums = np.zeros((new_cap, self._sums.shape[1]))
             sums[:cap] = self._sums
@@ -134,7 +134,7 @@ class LikelihoodScorer:
             "version": np.array([STATE_VERSION], dtype=np.int64),
             "fields": np.array(_FIELDS),
             "state": self._s[:, :n].copy(),
-            "ring": self._ring[:n].copy(),
+            "ring": self._ring[:n, : self._ring_len].copy(),
             "sums": self._sums[:n].copy(),
         }
 
@@ -153,8 +153,9 @@ class LikelihoodScorer:
         sums = np.asarray(state["sums"], dtype=np.float64)
         if ring.shape != (n, self._ring_len) or sums.shape != (n, self.config.buffer + 1):
             raise ValueError("state was saved with a different buffer / dim")
-        self._ring = np.zeros((cap, self._ring_len))
-        self._ring[:n] = ring
+        self._ring = np.zeros((cap, 2 * self._ring_len))
+        self._ring[:n, : self._ring_len] = ring
+        self._ring[:n, self._ring_len :] = ring
         self._sums = np.zeros((cap, self.config.buffer + 1))
         self._sums[:n] = sums
         self.n_series = n
@@ -178,16 +179,18 @@ class LikelihoodScorer:
         s = self._s[:, idx]
         n = s[N]
         ni = n.astype(np.int64)
-        rows = idx[:, None]
-        prev = self._ring[idx, (ni - 1) % R]
+        # the last R - 1 values x_{t-B-D} .. x_{t-1}, oldest first: one contiguous slice of
+        # the doubled ring per series (a sliding-window view, no per-lag index arithmetic)
+        hist = np.lib.stride_tricks.sliding_window_view(self._ring, R - 1, axis=1)[idx, (ni - B - D) % R]
+        prev = hist[:, -1]
         bad = ~np.isfinite(x)
         if bad.any():
             x[bad] = np.where(n[bad] > 0, prev[bad], 0.0)
         first = n == 0
 
         # ---- lag sums: S[l] = sum_{j<D} (x_{t-j} - x_{t-j-l})^2 ----------------------------
-        past = self._ring[rows, (ni[:, None] - lags[None, 1:]) % R]        # x_{t-l}, l = 1..B
-        past_d = self._ring[rows, (ni[:, None] - D - lags[None, :]) % R]   # x_{t-D-l}, l = 0..B
+        past = hist[:, : D - 1 : -1]        # x_{t-l}, l = 1..B
+        past_d = hist[:, B::-1]             # x_{t-D-l}, l = 0..B
         sums = self._sums[idx]
         sums[:, 1:] += (x[:, None] - past) ** 2 - (past_d[:, :1] - past_d[:, 1:]) ** 2
         np.maximum(sums, 0.0, out=sums)
@@ -273,7 +276,9 @@ class LikelihoodScorer:
         s[LAST_TS] = ts
         s[N] = n + 1.0
         self._s[:, idx] = s
-        self._ring[idx, ni % R] = x
+        pos = ni % R
+        self._ring[idx, pos] = x
+        self._ring[idx, pos + R] = x
         if cfg.refresh > 0:
             due = ((ni + 1) % cfg.refresh) == 0
             if due.any():
