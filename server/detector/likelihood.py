@@ -35,8 +35,12 @@ point is reported at the yellow level (0.999) so one anomaly does not alert on e
 **Spatial anomaly** (also from Numenta's detector): a value outside the range seen so far,
 widened by ``spatial_tol`` of its width, scores 1.0.
 
-State per series: ``2 * buffer + dim + 1`` floats of ring buffer / lag sums plus
-21 scalars (about 6.6 KB at the defaults).
+State per series (float64): a ring buffer of ``buffer + dim + 1`` values (held twice in
+memory so every lag is one contiguous slice), ``buffer + 1`` lag sums and 21 scalars:
+about 9.9 KB in memory and 6.6 KB persisted at the defaults.
+
+Measured on NAB (58 files, all series stepped together, oracle threshold per profile as
+in NAB): standard 69.9, low-FP 63.4, low-FN 74.2 (threshold 0.52 for all three).
 """
 
 from __future__ import annotations
@@ -125,7 +129,8 @@ class LikelihoodScorer:
         self.n_series = max(self.n_series, n_series)
 
     def nbytes_per_series(self) -> int:
-        return int(8 * (NF + self._ring_len + self._sums.shape[1]))
+        return int(self._s.itemsize * NF + self._ring.itemsize * self._ring.shape[1]
+                   + self._sums.itemsize * self._sums.shape[1])
 
     # -- persistence -----------------------------------------------------------------
     def get_state(self) -> dict[str, np.ndarray]:
