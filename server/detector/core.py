@@ -50,6 +50,8 @@ from typing import Literal
 
 import numpy as np
 
+from server.detector.likelihood import LikelihoodScorer
+
 # --- state layout: one row per field, one column per series -------------------------
 _FIELDS = (
     # baseline and CUSUM / events
@@ -115,6 +117,11 @@ class DetectorConfig:
     q0: float = 4.5                # standardised surprise giving score 0.5 (an alert)
     holdoff: int = 100             # points damped after an alert
     holdoff_factor: float = 0.5    # damping of the score during hold-off
+    # which per-point score step() returns: "ensemble" (the channels above, cheap; what the
+    # server runs by default) or "likelihood" (server.detector.likelihood: kNN novelty,
+    # seasonal and drift surprise through Numenta-style anomaly likelihood; ~20x the cost,
+    # the better NAB score). Events (open/close) are the same with either.
+    score_model: Literal["ensemble", "likelihood"] = "ensemble"
 
 
 @dataclass(slots=True)
@@ -159,6 +166,7 @@ class StreamingDetector:
         self._s = np.zeros((NF, cap), dtype=np.float64)
         self._season = np.zeros((cap, max(1, self.config.season_bins)), dtype=np.float64)
         self.n_series = 0
+        self._lk = LikelihoodScorer(capacity=cap) if self.config.score_model == "likelihood" else None
 
     # -- capacity --------------------------------------------------------------------
     def ensure(self, n_series: int) -> None:
@@ -172,9 +180,12 @@ class StreamingDetector:
             season[:cap] = self._season
             self._season = season
         self.n_series = max(self.n_series, n_series)
+        if self._lk is not None:
+            self._lk.ensure(n_series)
 
     def nbytes_per_series(self) -> int:
-        return int(self._s.itemsize * NF + self._season.itemsize * self._season.shape[1])
+        own = int(self._s.itemsize * NF + self._season.itemsize * self._season.shape[1])
+        return own + (self._lk.nbytes_per_series() if self._lk is not None else 0)
 
     # -- persistence -----------------------------------------------------------------
     def get_state(self) -> dict[str, np.ndarray]:
@@ -183,6 +194,7 @@ class StreamingDetector:
             "fields": np.array(_FIELDS),
             "state": self._s[:, : self.n_series].copy(),
             "season": self._season[: self.n_series].copy(),
+            **({f"lk_{k}": v for k, v in self._lk.get_state().items()} if self._lk is not None else {}),
         }
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
@@ -201,6 +213,12 @@ class StreamingDetector:
         if season.ndim == 2 and season.shape == (n, self._season.shape[1]):
             self._season[:n] = season
         self.n_series = n
+        if self._lk is not None:
+            lk_state = {k[3:]: v for k, v in state.items() if k.startswith("lk_")}
+            self._lk = LikelihoodScorer(capacity=cap)
+            if lk_state:
+                self._lk.set_state(lk_state)
+            self._lk.ensure(n)
 
     # -- the hot path ----------------------------------------------------------------
     def step(self, idx: np.ndarray, ts: np.ndarray, values: np.ndarray) -> StepResult:
@@ -407,6 +425,8 @@ class StreamingDetector:
         out[LY], out[LSC], out[LAVG], out[LLMU], out[LLVAR], out[XMIN] = ly, lsc, lavg, llmu, llvar, xmin
         if not contiguous:
             self._s[:, idx] = out
+        if self._lk is not None:
+            scores = self._lk.step(idx, ts, x)
         np.clip(scores, 0.0, 1.0, out=scores)
         return StepResult(scores, events)
 

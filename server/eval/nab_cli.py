@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="score one series at a time with score_series (same scores as the default, "
                              "which advances all series together in one vectorised detector, like the server)")
     parser.add_argument("--workers", type=int, default=nab.default_workers(), help="processes for --per-series")
+    parser.add_argument("--score-model", choices=["likelihood", "ensemble"], default="likelihood",
+                        help="per-point score of the detector (DetectorConfig.score_model): likelihood "
+                             "(default here, the better NAB score) or ensemble (the server's cheap default)")
     parser.add_argument("--score-only", metavar="DIR", help="only score an existing result folder")
     parser.add_argument("--prefix", default="", help="file-name prefix of results in --score-only (e.g. numenta_)")
     parser.add_argument("--stored-thresholds", metavar="DETECTOR",
@@ -107,20 +110,24 @@ def run(args: argparse.Namespace) -> int:
         def progress(i: int, total: int, s: nab.NabSeries) -> None:
             _print(f"  [{i:2d}/{total}] {s.key} ({s.values.size} points, {time.perf_counter() - t0:6.1f} s)")
 
+        from server.detector.core import DetectorConfig
+
+        config = DetectorConfig(score_model=args.score_model)
+        _print(f"  detector: DetectorConfig(score_model={args.score_model!r})")
         t1 = time.perf_counter()
         if args.per_series:
-            scores = nab.run_detector(corpus, workers=args.workers, progress=progress)
+            scores = nab.run_detector(corpus, config=config, workers=args.workers, progress=progress)
             how = f"one series at a time, {args.workers} workers"
         else:
             _print(f"  scoring all {len(corpus)} series together (each series only sees its own past points)")
-            scores = nab.run_detector_batched(corpus)
+            scores = nab.run_detector_batched(corpus, config)
             how = "all series in one vectorised detector"
         dt = time.perf_counter() - t1
         _print(f"detector: {n_points} points in {dt:.1f} s ({n_points / dt:,.0f} points/s, {how})")
         out = Path(args.out)
         nab.write_results(out, corpus, scores)
         _print(f"results written to {out.resolve()}")
-        label = "rca (this project)"
+        label = f"rca ({args.score_model})"
     if any(((s < 0) | (s > 1) | ~np.isfinite(s)).any() for s in scores):
         print("error: scores outside [0, 1]", file=sys.stderr)
         return 1

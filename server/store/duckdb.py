@@ -164,7 +164,7 @@ class DuckDBStore:
     def _insert_rows(self, con: duckdb.DuckDBPyConnection, sql_table: str, schema: pa.Schema,
                      rows: list[tuple[Any, ...]], *, replace: bool = False) -> None:
         """Insert many rows in one columnar statement (executemany goes row by row)."""
-        cols = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+        cols: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
         batch = pa.table({f.name: pa.array(list(c), type=f.type) for f, c in zip(schema, cols, strict=True)})
         names = ", ".join(f.name for f in schema)
         verb = "INSERT OR REPLACE" if replace else "INSERT"
