@@ -36,6 +36,9 @@ __all__ = ["RcaService", "candidate_window"]
 log = logging.getLogger(__name__)
 STORE_UID_KEY = "rca.store_uid"
 ROWS_CACHE = 512
+#: Suspects persisted per incident (best first); labelled changes are always candidates
+#: and are kept in memory for training even when they rank lower.
+MAX_SUSPECTS = 50
 
 
 class RcaService:
@@ -121,11 +124,14 @@ class RcaService:
         if incident is None:
             return
         result = self.run(incident, watermark=watermark)
+        # persist the best MAX_SUSPECTS (every candidate keeps its row in memory for training)
+        ranked = result.suspects[:MAX_SUSPECTS]
+        ids = self._new_ids(len(ranked))
         suspects: list[Suspect] = []
-        for s in result.suspects:
+        for s, sid in zip(ranked, ids, strict=True):
             c = s.change
             suspects.append(Suspect(
-                id=self.store.next_id(prefix="sus"), incident_id=incident_id, rank=s.rank, kind=c.kind,
+                id=sid, incident_id=incident_id, rank=s.rank, kind=c.kind,
                 change_id=c.id, service=", ".join(c.services), ts=c.ts, score=s.score, evidence=s.evidence,
                 explanation=s.explanation,
             ))
@@ -138,6 +144,14 @@ class RcaService:
         current.no_convincing_change = result.no_convincing_change
         current.rca_version = int(current.rca_version or 0) + 1
         self.store.save_incidents(incidents=[current])
+
+    def _new_ids(self, n: int) -> list[str]:
+        if n == 0:
+            return []
+        many = getattr(self.store, "next_ids", None)  # one round trip when the backend has it
+        if callable(many):
+            return list(many(prefix="sus", n=n))
+        return [self.store.next_id(prefix="sus") for _ in range(n)]
 
     def on_label(self, label: Label) -> None:
         with self._lock:
