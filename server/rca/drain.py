@@ -214,8 +214,10 @@ def build_index(logs: LogWindow, *, since: float, until: float, drain: Drain | N
     codes, uniques = mask_messages(logs.message)  # type: ignore[arg-type]
     miner = drain or Drain()
     counts = np.bincount(codes, minlength=len(uniques))
-    tpl_of_unique = np.fromiter((miner.add(u, int(c)) for u, c in zip(uniques, counts, strict=True)), dtype=np.int64,
-                                count=len(uniques))
+    # feed distinct messages in sorted order: templates do not depend on row order (ties in ts)
+    tpl_of_unique = np.zeros(len(uniques), dtype=np.int64)
+    for u in sorted(range(len(uniques)), key=uniques.__getitem__):
+        tpl_of_unique[u] = miner.add(uniques[u], int(counts[u]))
     tpl = tpl_of_unique[codes]
     svc_enc = pc.dictionary_encode(_arrow(logs.service))
     svc_codes = np.asarray(svc_enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)

@@ -72,3 +72,11 @@ def test_huge_windows_are_mined_on_a_systematic_sample() -> None:
     new, _ = idx.new_patterns(times=np.array([T0 + 1190.0]), ends=np.array([T0 + 1800.0]))
     err = [g for g in range(len(idx.group_ts)) if idx.group_service[g] == "payments"]
     assert err and new[err[0], 0]
+
+
+def test_templates_do_not_depend_on_row_order() -> None:
+    msgs = ["user alice logged in", "user bob logged in", "disk 3 full", "cache miss for key a1"]
+    fwd = build_index(_window([("s", T0 + i, "WARN", m) for i, m in enumerate(msgs)]), since=T0, until=T0 + 9)
+    rev = build_index(_window([("s", T0 + i, "WARN", m) for i, m in enumerate(reversed(msgs))]), since=T0,
+                      until=T0 + 9)
+    assert sorted(fwd.templates) == sorted(rev.templates)
