@@ -19,7 +19,7 @@ router = APIRouter(tags=["health"])
 def health(state: State) -> Any:
     components: dict[str, str] = {}
     try:
-        state.store.ping()  # type: ignore[attr-defined]
+        state.store.ping()
         components["store"] = "ok"
     except Exception as exc:  # the store is down: say so, do not crash
         components["store"] = f"error: {exc}"

@@ -127,7 +127,7 @@ async def _ingest_changes(request: Request, state: State, kind: str, key: str) -
         pairs = validate_changes(items, kind, key)
         missing = [c for c, given in pairs if not given]
         if missing:
-            for c, new_id in zip(missing, state.store.next_ids(prefix=_ID_PREFIX[kind], n=len(missing)), strict=True):  # type: ignore[attr-defined]
+            for c, new_id in zip(missing, state.store.next_ids(prefix=_ID_PREFIX[kind], n=len(missing)), strict=True):
                 c.id = new_id
         changes = [c for c, _ in pairs]
         new_ids = set(state.store.upsert_changes(changes=changes))

@@ -70,7 +70,7 @@ async def post_label(incident_id: str, body: schemas.LabelIn, state: State) -> A
     _incident_or_404(state, incident_id)
     change_id = body.change_id
     if body.suspect_id is not None:
-        sus = state.store.get_suspect(suspect_id=body.suspect_id)  # type: ignore[attr-defined]
+        sus = state.store.get_suspect(suspect_id=body.suspect_id)
         if sus is None or sus.incident_id != incident_id:
             raise HTTPException(404, detail=f"suspect {body.suspect_id!r} not found in incident {incident_id!r}")
         if sus.change_id is None:

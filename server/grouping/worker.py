@@ -115,7 +115,7 @@ class IncidentManager:
             for v in self.open_by_series.values():
                 if v.incident_id == other:
                     v.incident_id = target
-            self.store.delete_incident(incident_id=other)  # type: ignore[attr-defined]
+            self.store.delete_incident(incident_id=other)
             del self.groups[other]
         self._refresh(target)
 

@@ -6,6 +6,7 @@ converts to and from ISO 8601 at the edge.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -159,12 +160,15 @@ class SeriesInfo:
 
 @dataclass(slots=True)
 class LogWindow:
-    """Columnar log records (what the store returns for a time window)."""
+    """Columnar log records (what the store returns for a time window).
 
-    service: list[str]
-    ts: list[float]
-    level: list[str]
-    message: list[str]
+    Each column is a sequence: Python lists, or Arrow arrays as the DuckDB store returns
+    them (no per-line Python objects for million-line windows)."""
+
+    service: Sequence[Any]
+    ts: Sequence[Any]
+    level: Sequence[Any]
+    message: Sequence[Any]
 
     def __len__(self) -> int:
         return len(self.ts)

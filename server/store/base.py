@@ -102,6 +102,16 @@ class Store(Protocol):
     def next_id(self, *, prefix: str) -> str:
         """A new unique id such as ``inc-12`` (monotonic per prefix, survives restarts)."""
 
+    def next_ids(self, *, prefix: str, n: int) -> list[str]:
+        """``n`` new unique ids in one round trip."""
+
+    def delete_incident(self, *, incident_id: str) -> None:
+        """Remove an incident and its suspects (after its anomalies were merged elsewhere)."""
+
+    def get_suspect(self, *, suspect_id: str) -> Suspect | None: ...
+
+    def ping(self) -> bool: ...
+
     def get_meta(self, *, key: str) -> str | None: ...
 
     def set_meta(self, *, key: str, value: str) -> None: ...

@@ -362,9 +362,9 @@ class DuckDBStore:
                 tbl = self._con.sql(sql, params=params).to_arrow_table()
             except duckdb.Error as exc:
                 raise StoreError(str(exc)) from exc
-        return LogWindow(
-            service=tbl.column(0).to_pylist(), ts=tbl.column(1).to_pylist(),
-            level=tbl.column(2).to_pylist(), message=tbl.column(3).to_pylist(),
+        return LogWindow(  # Arrow columns: the RCA's log mining is vectorised over them
+            service=tbl.column(0).combine_chunks(), ts=tbl.column(1).combine_chunks(),
+            level=tbl.column(2).combine_chunks(), message=tbl.column(3).combine_chunks(),
         )
 
     def count_logs(self, *, services: list[str] | None, since: float, until: float) -> int:

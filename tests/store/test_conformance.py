@@ -64,6 +64,11 @@ def test_metrics_series_and_catalogue(make_store: Callable[[], Store]) -> None:
     assert s.list_services()[0] == {"name": "a", "metrics": ["lat", "qps"], "last_seen": 3.0}
 
 
+def _py(col: object) -> list[object]:
+    """A LogWindow column as a list (backends may return lists or Arrow arrays)."""
+    return col.to_pylist() if hasattr(col, "to_pylist") else list(col)  # type: ignore[call-overload]
+
+
 def test_logs_by_level_and_window(make_store: Callable[[], Store]) -> None:
     s = make_store()
     t = pa.table({"service": ["a", "a", "b", "a"], "ts": [1.0, 2.0, 3.0, 4.0],
@@ -71,9 +76,10 @@ def test_logs_by_level_and_window(make_store: Callable[[], Store]) -> None:
                   "attributes": pa.nulls(4, pa.string())})
     assert s.insert_logs(table=t) == 4
     w = s.get_logs(services=["a"], since=0, until=10)
-    assert w.message == ["boom", "dead"]
+    assert _py(w.message) == ["boom", "dead"] and len(w) == 2
     w = s.get_logs(services=None, since=0, until=3, min_level="INFO")
-    assert w.message == ["ok", "boom", "slow"] and w.level == ["INFO", "ERROR", "WARN"]
+    assert _py(w.message) == ["ok", "boom", "slow"] and _py(w.level) == ["INFO", "ERROR", "WARN"]
+    assert _py(w.ts) == [1.0, 2.0, 3.0] and _py(w.service) == ["a", "a", "b"]
     assert s.count_logs(services=None, since=0, until=10) == 4
 
 
