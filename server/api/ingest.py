@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -69,53 +70,48 @@ def _body_doc(model: type, key: str, single: type | None = None) -> dict[str, An
                 "413": {"description": "body too large"}, "422": {"description": "invalid batch; nothing stored"}}}
 
 
-@router.post("/ingest/metrics", status_code=202, openapi_extra=_body_doc(schemas.MetricPointIn, "points", None),
-             summary="Ingest metric points (JSON or NDJSON)")
-async def ingest_metrics(request: Request, state: State) -> JSONResponse:
+async def _ingest_table(request: Request, state: State, kind: str, key: str,
+                        validate: Callable[[list[Any]], pa.Table],
+                        insert: Callable[[pa.Table], int]) -> tuple[JSONResponse, pa.Table | None]:
+    """Read, validate as a whole and store one metric or log batch (JSON, bare array or NDJSON)."""
     body = await read_body(request, state.settings.api.max_body_bytes)
     ndjson = request.headers.get("content-type", "").startswith(("application/x-ndjson", "application/ndjson"))
 
     def work() -> pa.Table:
-        items = parse_items(body, "points", ndjson=ndjson)
+        items = parse_items(body, key, ndjson=ndjson)
         _too_many(state, len(items))
-        table = validate_metrics(items)
-        state.store.insert_metrics(table=table)
+        table = validate(items)
+        insert(table)
         return table
 
     try:
         table = await asyncio.to_thread(work)
     except BatchError as exc:
-        return _reject(state, "metrics", exc)
-    n = table.num_rows
-    if n:
-        await state.pipeline.submit(BusMessage("metrics", table, count=n))
-    state.metrics.ingested.labels("metrics").inc(n)
-    return _accepted(n)
+        return _reject(state, kind, exc), None
+    state.metrics.ingested.labels(kind).inc(table.num_rows)
+    return _accepted(table.num_rows), table
+
+
+@router.post("/ingest/metrics", status_code=202, openapi_extra=_body_doc(schemas.MetricPointIn, "points", None),
+             summary="Ingest metric points (JSON or NDJSON)")
+async def ingest_metrics(request: Request, state: State) -> JSONResponse:
+    response, table = await _ingest_table(request, state, "metrics", "points", validate_metrics,
+                                          lambda t: state.store.insert_metrics(table=t))
+    if table is not None and table.num_rows:
+        await state.pipeline.submit(BusMessage("metrics", table, count=table.num_rows))
+    return response
 
 
 @router.post("/ingest/logs", status_code=202, openapi_extra=_body_doc(schemas.LogIn, "logs"),
              summary="Ingest log records")
 async def ingest_logs(request: Request, state: State) -> JSONResponse:
-    body = await read_body(request, state.settings.api.max_body_bytes)
-    ndjson = request.headers.get("content-type", "").startswith(("application/x-ndjson", "application/ndjson"))
-
-    def work() -> Any:
-        items = parse_items(body, "logs", ndjson=ndjson)
-        _too_many(state, len(items))
-        table = validate_logs(items)
-        state.store.insert_logs(table=table)
-        return table
-
-    try:
-        table = await asyncio.to_thread(work)
-    except BatchError as exc:
-        return _reject(state, "logs", exc)
-    n = table.num_rows
-    if n:
+    response, table = await _ingest_table(request, state, "logs", "logs", validate_logs,
+                                          lambda t: state.store.insert_logs(table=t))
+    if table is not None and table.num_rows:
         ts = table.column("ts").to_numpy()
-        await state.pipeline.submit(BusMessage("logs", {"min_ts": float(ts.min()), "max_ts": float(ts.max())}, count=n))
-    state.metrics.ingested.labels("logs").inc(n)
-    return _accepted(n)
+        await state.pipeline.submit(BusMessage("logs", {"min_ts": float(ts.min()), "max_ts": float(ts.max())},
+                                               count=table.num_rows))
+    return response
 
 
 async def _ingest_changes(request: Request, state: State, kind: str, key: str) -> JSONResponse:

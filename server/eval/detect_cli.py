@@ -34,20 +34,8 @@ import httpx
 
 from server.embedded import EmbeddedServer
 from server.sim.replay import list_incidents, matching_incidents, replay
-from server.sim.scenario import Scenario, generate_scenario
+from server.sim.scenario import Scenario, generate_scenario, parse_seeds
 from server.timeutil import parse_ts
-
-
-def _seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if "-" in part:
-            a, b = part.split("-", 1)
-            out.extend(range(int(a), int(b) + 1))
-        elif part:
-            out.append(int(part))
-    return out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -153,8 +141,8 @@ def _fmt(v: float | None, unit: str = "") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    seeds = _seeds(args.seeds)
-    control = _seeds(args.control_seeds)
+    seeds = parse_seeds(args.seeds)
+    control = parse_seeds(args.control_seeds)
     magnitudes = [float(m) for m in args.magnitudes.split(",") if m.strip()]
     print(f"rca eval detect: {len(seeds)} fault scenarios ({args.hours:g} h) x {len(magnitudes)} magnitude(s), "
           f"{len(control)} control runs ({args.control_hours:g} h); each replayed into a fresh server", flush=True)

@@ -37,23 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from server.sim.scenario import parse_seeds
+
 DEFAULT_SEEDS = "50000-50079"
 ORG_TRAIN_SEEDS = "61000-61059"
 ORG_EVAL_SEEDS = "62000-62039"
 TUNING_SEEDS = range(1000, 2000)
 DB_FILE = "rca.duckdb"
 
-
-def parse_seeds(spec: str) -> list[int]:
-    out: list[int] = []
-    for part in spec.split(","):
-        part = part.strip()
-        if "-" in part:
-            a, b = part.split("-", 1)
-            out += list(range(int(a), int(b) + 1))
-        elif part:
-            out.append(int(part))
-    return out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

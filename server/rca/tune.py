@@ -25,17 +25,7 @@ import numpy as np
 
 from server.rca.features import FEATURES
 from server.rca.ranking import PRIOR_BIAS, PRIOR_WEIGHTS
-
-
-def parse_seeds(spec: str) -> list[int]:
-    out: list[int] = []
-    for part in spec.split(","):
-        if "-" in part:
-            a, b = part.split("-", 1)
-            out += list(range(int(a), int(b) + 1))
-        elif part:
-            out.append(int(part))
-    return out
+from server.sim.scenario import parse_seeds
 
 
 def collect(seeds: list[int], *, org: str = "default", mix: dict[str, float] | None = None,

@@ -363,3 +363,16 @@ def scenario_suite(seeds: Iterable[int], mix: Mapping[str, float] | None = None,
     """One scenario per seed, the kind of each drawn from ``mix`` (default: deployments,
     config and flag culprits and control runs); ``kwargs`` go to :func:`generate_scenario`."""
     return [generate_scenario(s, kind=pick_kind(s, mix), **kwargs) for s in seeds]
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """Seeds from a spec such as ``"1000-1009,1500"`` (ranges inclusive)."""
+    out: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if "-" in part:
+            a, b = part.split("-", 1)
+            out.extend(range(int(a), int(b) + 1))
+        elif part:
+            out.append(int(part))
+    return out
