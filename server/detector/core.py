@@ -142,6 +142,11 @@ class StepResult:
     events: list[DetectorEvent]
 
 
+def _clip(a: np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float) -> np.ndarray:
+    """np.clip without its dispatch overhead (same values, NaN propagates the same way)."""
+    return np.minimum(np.maximum(a, lo), hi)
+
+
 def _ew(old: np.ndarray, new: np.ndarray, alpha: np.ndarray | float) -> np.ndarray:
     return old + alpha * (new - old)
 
@@ -276,7 +281,7 @@ class StreamingDetector:
         z = r / sc
 
         # ---- CUSUM with clipped increments; excursion start and sums ----------------
-        zc = np.clip(z, -cfg.z_clip, cfg.z_clip)
+        zc = _clip(z, -cfg.z_clip, cfg.z_clip)
         cp_old, cn_old = s[CP], s[CN]
         cp = np.maximum(cp_old + (zc - cfg.k), 0.0)
         cn = np.maximum(cn_old - (zc + cfg.k), 0.0)
@@ -312,8 +317,8 @@ class StreamingDetector:
         rprev, rcov, rvar, uscale = s[RPREV], s[RCOV], s[RVAR], s[USCALE]
         aavg, amu, avar = s[AAVG], s[AMU], s[AVAR]
         if cfg.ar_w > 0:
-            rl = np.clip(z, -2 * cfg.z_clip, 2 * cfg.z_clip)
-            phi = np.clip(rcov / np.maximum(rvar, 1e-12), 0.0, 0.98)
+            rl = _clip(z, -2 * cfg.z_clip, 2 * cfg.z_clip)
+            phi = _clip(rcov / np.maximum(rvar, 1e-12), 0.0, 0.98)
             u = z - phi * rprev
             usc = np.where(first, 1.0, np.maximum(uscale, 0.05)) if any_first else np.maximum(uscale, 0.05)
             a_ar = np.maximum(a_first, 1.0 / cfg.ar_points)
@@ -337,7 +342,7 @@ class StreamingDetector:
             q_slow, smu, svar = _standardise(raw_s, smu, svar, a_long, cfg.sd_floor)
             a_ls = np.maximum(a_next, cfg.alpha_ls)
             lim_s = cfg.clip * ssc
-            dls = np.clip(dls, -lim_s, lim_s)
+            dls = _clip(dls, -lim_s, lim_s)
             ls = ls + a_ls * dls
             ss = ss + a_ls * (1.25 * np.abs(dls) - ss)
             surprise = np.maximum(surprise, cfg.slow_w * q_slow)
@@ -353,7 +358,7 @@ class StreamingDetector:
             q_log, llmu, llvar = _standardise(lavg, llmu, llvar, a_long, cfg.sd_floor)
             q_log *= xmin >= 0
             lim_y = np.where(warm, cfg.clip * lsc_f, np.inf)
-            dyc = np.clip(dy, -lim_y, lim_y)
+            dyc = _clip(dy, -lim_y, lim_y)
             ly = ly + a_l_pre * dyc
             lsc = lsc + np.maximum(a_first, cfg.alpha_scale) * (1.25 * np.abs(dyc) - lsc)
             surprise = np.maximum(surprise, cfg.log_w * q_log)
@@ -370,13 +375,13 @@ class StreamingDetector:
         a_l = np.maximum(a_next, cfg.alpha_level)
         a_s = np.maximum(a_first, cfg.alpha_scale)
         lim0 = np.where(warm, cfg.clip * sc0, np.inf)
-        rc = np.clip(x - level, -lim0, lim0)
+        rc = _clip(x - level, -lim0, lim0)
         new_level = level + a_l * rc
         new_scale = s[SCALE] + a_s * (1.25 * np.abs(rc) - s[SCALE])
         if seasonal:
             lim1 = np.where(warm, cfg.clip * sc1, np.inf)
             d1 = x - pred1
-            r1 = np.clip(d1, -lim1, lim1)
+            r1 = _clip(d1, -lim1, lim1)
             new_slevel = slevel + np.maximum(a_next, cfg.alpha_slevel) * r1
             new_sscale = s[SSCALE] + a_s * (1.25 * np.abs(r1) - s[SSCALE])
             samp_old = s[SAMP]
@@ -389,7 +394,7 @@ class StreamingDetector:
             days = (ts - t0) * (1.0 / DAY)
             a_se = np.maximum(cfg.alpha_season, 1.0 / (days + 1.0)) * np.minimum(1.0, np.maximum(dt, 1e-9) / bin_w)
             lim_se = np.where(warm, cfg.season_clip * np.maximum(samp, sc1), np.inf)
-            self._season[idx, bins] = seas + a_se * np.clip(d1, -lim_se, lim_se)
+            self._season[idx, bins] = seas + a_se * _clip(d1, -lim_se, lim_se)
         else:
             new_slevel, new_sscale, samp, err0, err1 = slevel, s[SSCALE], s[SAMP], s[ERR0], s[ERR1]
 
@@ -427,7 +432,7 @@ class StreamingDetector:
             self._s[:, idx] = out
         if self._lk is not None:
             scores = self._lk.step(idx, ts, x)
-        np.clip(scores, 0.0, 1.0, out=scores)
+        np.minimum(np.maximum(scores, 0.0, out=scores), 1.0, out=scores)
         return StepResult(scores, events)
 
     def _shift_and_events(
