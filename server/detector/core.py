@@ -62,14 +62,14 @@ _FIELDS = (
     "slevel", "sscale", "samp", "err0", "err1", "t0", "dt",
     # score channels
     "avg", "lmu", "lvar", "rprev", "rcov", "rvar", "uscale", "aavg", "amu", "avar",
-    "xf", "ls", "ss", "smu", "svar", "ly", "lsc", "lavg", "llmu", "llvar", "xmin",
+    "xf", "ls", "ss", "smu", "svar", "ly", "lsc", "lavg", "llmu", "llvar", "xmin", "xmax",
 )
 _F = {name: i for i, name in enumerate(_FIELDS)}
 (N, LAST_TS, LEVEL, SCALE, CP, CN, CP_T0, CN_T0, CP_SUM, CP_CNT, CN_SUM, CN_CNT, RUN, RUN_T0,
  RUN_SUM, OPEN, ONSET, BASE, BSCALE, OSUM, OCNT, REC, REC_T0, HOLD,
  SLEVEL, SSCALE, SAMP, ERR0, ERR1, T0, DT,
  AVG, LMU, LVAR, RPREV, RCOV, RVAR, USCALE, AAVG, AMU, AVAR,
- XF, LS, SS, SMU, SVAR, LY, LSC, LAVG, LLMU, LLVAR, XMIN) = range(len(_FIELDS))
+ XF, LS, SS, SMU, SVAR, LY, LSC, LAVG, LLMU, LLVAR, XMIN, XMAX) = range(len(_FIELDS))
 NF = len(_FIELDS)
 STATE_VERSION = 2
 DAY = 86400.0
@@ -117,6 +117,8 @@ class DetectorConfig:
     q0: float = 4.5                # standardised surprise giving score 0.5 (an alert)
     holdoff: int = 100             # points damped after an alert
     holdoff_factor: float = 0.5    # damping of the score during hold-off
+    spatial_tol: float = 0.05      # a value outside the range seen so far, widened by this fraction of it, alerts
+    spatial_learn: int = 150       # points before the range rule may fire
     # which per-point score step() returns: "ensemble" (the channels above, cheap; what the
     # server runs by default) or "likelihood" (server.detector.likelihood: kNN novelty,
     # seasonal and drift surprise through Numenta-style anomaly likelihood; ~20x the cost,
@@ -246,7 +248,7 @@ class StreamingDetector:
         any_first = bool(first.any())
         if any_first:  # a new series starts at its first value
             f = np.flatnonzero(first)
-            for field in (LEVEL, SLEVEL, XF, LS, XMIN):
+            for field in (LEVEL, SLEVEL, XF, LS, XMIN, XMAX):
                 s[field, f] = x[f]
             s[LY, f] = np.log1p(np.maximum(x[f], 0.0))
             s[T0, f] = ts[f]
@@ -363,6 +365,15 @@ class StreamingDetector:
             lsc = lsc + np.maximum(a_first, cfg.alpha_scale) * (1.25 * np.abs(dyc) - lsc)
             surprise = np.maximum(surprise, cfg.log_w * q_log)
         e = surprise * (1.0 / cfg.q0)
+        xmax = s[XMAX]
+        if cfg.spatial_tol > 0:
+            xlo = xmin if cfg.log_w > 0 else s[XMIN]
+            span = np.maximum(xmax - xlo, 1e-12) * cfg.spatial_tol
+            outside = (n >= cfg.spatial_learn) & ((x > xmax + span) | (x < xlo - span))
+            e = np.where(outside, np.maximum(e, 1e6), e)
+            xmax = np.maximum(xmax, x)
+            if cfg.log_w <= 0:
+                xmin = np.minimum(s[XMIN], x)
         hold = s[HOLD]
         held = hold > 0
         scores = (e / (1.0 + e)) * warm
@@ -428,6 +439,7 @@ class StreamingDetector:
         out[AAVG], out[AMU], out[AVAR] = aavg, amu, avar
         out[XF], out[LS], out[SS], out[SMU], out[SVAR] = xf, ls, ss, smu, svar
         out[LY], out[LSC], out[LAVG], out[LLMU], out[LLVAR], out[XMIN] = ly, lsc, lavg, llmu, llvar, xmin
+        out[XMAX] = xmax
         if not contiguous:
             self._s[:, idx] = out
         if self._lk is not None:
