@@ -18,9 +18,16 @@ router = APIRouter()
 
 
 def _incident_or_404(state: State, incident_id: str) -> Any:
+    """The incident, following merges: an incident merged into another answers as that one."""
+    seen = {incident_id}
     inc = state.store.get_incident(incident_id=incident_id)
-    if inc is None:
-        raise HTTPException(404, detail=f"incident {incident_id!r} not found")
+    while inc is None:
+        target = state.store.get_meta(key=f"merged:{incident_id}")
+        if target is None or target in seen:
+            raise HTTPException(404, detail=f"incident {incident_id!r} not found")
+        seen.add(target)
+        incident_id = target
+        inc = state.store.get_incident(incident_id=incident_id)
     return inc
 
 
@@ -46,28 +53,28 @@ def get_incident(incident_id: str, state: State) -> Any:
 
 @router.get("/incidents/{incident_id}/anomalies", response_model=list[schemas.AnomalyPublic], tags=["incidents"])
 def get_anomalies(incident_id: str, state: State) -> Any:
-    _incident_or_404(state, incident_id)
-    return [convert.anomaly_public(a) for a in state.store.list_anomalies(incident_id=incident_id)]
+    inc = _incident_or_404(state, incident_id)
+    return [convert.anomaly_public(a) for a in state.store.list_anomalies(incident_id=inc.id)]
 
 
 @router.get("/incidents/{incident_id}/suspects", response_model=list[schemas.SuspectPublic], tags=["incidents"],
             summary="Ranked suspects with evidence and explanation, best first")
 def get_suspects(incident_id: str, state: State) -> Any:
-    _incident_or_404(state, incident_id)
-    return [convert.suspect_public(s) for s in state.store.list_suspects(incident_id=incident_id)]
+    inc = _incident_or_404(state, incident_id)
+    return [convert.suspect_public(s) for s in state.store.list_suspects(incident_id=inc.id)]
 
 
 @router.get("/incidents/{incident_id}/labels", response_model=list[schemas.LabelPublic], tags=["incidents"],
             summary="Labels given to this incident (extension)")
 def get_labels(incident_id: str, state: State) -> Any:
-    _incident_or_404(state, incident_id)
-    return [convert.label_public(lb) for lb in state.store.list_labels(incident_id=incident_id)]
+    inc = _incident_or_404(state, incident_id)
+    return [convert.label_public(lb) for lb in state.store.list_labels(incident_id=inc.id)]
 
 
 @router.post("/incidents/{incident_id}/label", response_model=schemas.LabelPublic, tags=["incidents"],
              summary="Label a change as the cause (or not) of an incident")
 async def post_label(incident_id: str, body: schemas.LabelIn, state: State) -> Any:
-    _incident_or_404(state, incident_id)
+    incident_id = _incident_or_404(state, incident_id).id
     change_id = body.change_id
     if body.suspect_id is not None:
         sus = state.store.get_suspect(suspect_id=body.suspect_id)
@@ -96,7 +103,7 @@ async def post_label(incident_id: str, body: schemas.LabelIn, state: State) -> A
 @router.post("/incidents/{incident_id}/rerun_rca", status_code=202, tags=["incidents"],
              summary="Recompute suspects (reflects all labels so far)")
 async def rerun_rca(incident_id: str, state: State) -> JSONResponse:
-    _incident_or_404(state, incident_id)
+    incident_id = _incident_or_404(state, incident_id).id
     await state.pipeline.submit(BusMessage("rerun", incident_id, count=1))
     return JSONResponse({"accepted": 1, "incident_id": incident_id}, status_code=202)
 

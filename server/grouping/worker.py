@@ -116,6 +116,7 @@ class IncidentManager:
                 if v.incident_id == other:
                     v.incident_id = target
             self.store.delete_incident(incident_id=other)
+            self.store.set_meta(key=f"merged:{other}", value=target)  # its id keeps answering
             del self.groups[other]
         self._refresh(target)
 

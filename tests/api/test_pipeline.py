@@ -188,10 +188,16 @@ def test_topology_sent_after_metrics_gives_the_same_incident(tmp_path: Path) -> 
     with EmbeddedServer(data_dir=tmp_path / "late-topology") as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
         c.post("/ingest/metrics", json={"points": _history()}).raise_for_status()
         wait_idle(c)
-        assert len(c.get("/incidents").json()) == 3  # no topology yet: one incident per service
+        before = c.get("/incidents").json()
+        assert len(before) == 3  # no topology yet: one incident per service
         _changes(c)  # topology and changes arrive last
         wait_idle(c)
         late = _summary(c)
+        survivor = c.get("/incidents").json()[0]["id"]
+        for inc in before:  # merged incidents keep answering, as the incident they joined
+            assert c.get(f"/incidents/{inc['id']}").json()["id"] == survivor
+            assert c.get(f"/incidents/{inc['id']}/suspects").json()[0]["change_id"] == "dep-bad"
+        assert c.get("/incidents/inc-999").status_code == 404
     with EmbeddedServer(data_dir=tmp_path / "first") as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
         _changes(c)
         c.post("/ingest/metrics", json={"points": _history()}).raise_for_status()
