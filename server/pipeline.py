@@ -81,7 +81,15 @@ class Pipeline:
         self._retrain_lock = asyncio.Lock()
         self._task = asyncio.create_task(self._run(), name="rca-pipeline")
 
-    async def stop(self) -> None:
+    async def stop(self, drain_timeout: float = 30.0) -> None:
+        """Finish the work already accepted (up to ``drain_timeout`` s), then stop: points
+        that were acknowledged with 202 are detected before the process exits."""
+        deadline = time.monotonic() + drain_timeout
+        while (self.pending.value > 0 and self._task is not None and not self._task.done()
+               and time.monotonic() < deadline):
+            await asyncio.sleep(0.05)
+        if self.pending.value > 0:
+            log.warning("stopping with %d events not fully processed", self.pending.value)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -222,3 +222,15 @@ def test_series_sent_one_after_another_give_the_same_incidents(tmp_path: Path) -
         wait_idle(c)
         one_by_one = _summary(c)
     assert together and one_by_one == together
+
+
+def test_shutdown_finishes_accepted_work(tmp_path: Path) -> None:
+    """Points acknowledged with 202 are processed before the server exits."""
+    data = tmp_path / "data"
+    with EmbeddedServer(data_dir=data) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+        _changes(c)
+        c.post("/ingest/metrics", json={"points": _history()}).raise_for_status()
+        # stop right away, without waiting for pending == 0
+    with EmbeddedServer(data_dir=data) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+        incidents = c.get("/incidents").json()
+        assert len(incidents) == 1 and incidents[0]["top_suspect"]["change_id"] == "dep-bad"
