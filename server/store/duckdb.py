@@ -78,6 +78,13 @@ _CHANGE_SCHEMA = pa.schema([("id", _S), ("kind", _S), ("services", pa.list_(_S))
 _MIGRATIONS: dict[int, list[str]] = {}
 
 
+def _where(*filters: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """A WHERE clause from ``(condition with one ?, value)`` pairs; a None value drops its
+    condition. Returns the clause (``TRUE`` when empty) and its parameters, in order."""
+    used = [(cond, value) for cond, value in filters if value is not None]
+    return " AND ".join(c for c, _ in used) or "TRUE", [v for _, v in used]
+
+
 def _num(v: Any) -> float | None:
     return None if v is None else float(v)
 
@@ -277,14 +284,8 @@ class DuckDBStore:
         self, *, service: str, metric: str, since: float | None = None, until: float | None = None,
         step: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        where = "service = ? AND metric = ?"
-        params: list[Any] = [service, metric]
-        if since is not None:
-            where += " AND ts >= ?"
-            params.append(since)
-        if until is not None:
-            where += " AND ts <= ?"
-            params.append(until)
+        where, params = _where(("service = ?", service), ("metric = ?", metric), ("ts >= ?", since),
+                               ("ts <= ?", until))
         if step:
             sql = (f"SELECT floor(ts / {float(step)!r}) * {float(step)!r} AS b, avg(value) FROM metrics "
                    f"WHERE {where} GROUP BY b ORDER BY b")
@@ -349,11 +350,9 @@ class DuckDBStore:
         self, *, services: list[str] | None, since: float, until: float, min_level: str = "WARN",
         limit: int | None = None,
     ) -> LogWindow:
-        where = "ts >= ? AND ts <= ? AND level_rank >= ?"
-        params: list[Any] = [since, until, LEVEL_RANK.get(min_level.upper(), 2)]
-        if services is not None:
-            where += " AND service IN (SELECT unnest(?))"
-            params.append(services)
+        where, params = _where(("ts >= ?", since), ("ts <= ?", until),
+                               ("level_rank >= ?", LEVEL_RANK.get(min_level.upper(), 2)),
+                               ("service IN (SELECT unnest(?))", services))
         sql = f"SELECT service, ts, level, message FROM logs WHERE {where} ORDER BY ts"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
@@ -368,11 +367,8 @@ class DuckDBStore:
         )
 
     def count_logs(self, *, services: list[str] | None, since: float, until: float) -> int:
-        where = "ts >= ? AND ts <= ?"
-        params: list[Any] = [since, until]
-        if services is not None:
-            where += " AND service IN (SELECT unnest(?))"
-            params.append(services)
+        where, params = _where(("ts >= ?", since), ("ts <= ?", until),
+                               ("service IN (SELECT unnest(?))", services))
         return int(self._q(f"SELECT count(*) FROM logs WHERE {where}", params)[0][0])
 
     @staticmethod
@@ -386,21 +382,9 @@ class DuckDBStore:
         self, *, service: str | None = None, since: float | None = None, until: float | None = None,
         kind: str | None = None, limit: int | None = None,
     ) -> list[Change]:
-        conds: list[str] = ["TRUE"]
-        params: list[Any] = []
-        if service is not None:
-            conds.append("list_contains(services, ?)")
-            params.append(service)
-        if since is not None:
-            conds.append("ts >= ?")
-            params.append(since)
-        if until is not None:
-            conds.append("ts <= ?")
-            params.append(until)
-        if kind is not None:
-            conds.append("kind = ?")
-            params.append(kind)
-        sql = f"SELECT {self._CHANGE_COLS} FROM changes WHERE {' AND '.join(conds)} ORDER BY ts DESC, seq DESC"
+        where, params = _where(("list_contains(services, ?)", service), ("ts >= ?", since), ("ts <= ?", until),
+                               ("kind = ?", kind))
+        sql = f"SELECT {self._CHANGE_COLS} FROM changes WHERE {where} ORDER BY ts DESC, seq DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [self._change(r) for r in self._q(sql, params)]
@@ -432,14 +416,10 @@ class DuckDBStore:
             self._insert_rows(con, "anomalies", _ANOM_SCHEMA, rows, replace=True)
 
     def list_anomalies(self, *, incident_id: str | None = None, open_only: bool = False) -> list[Anomaly]:
-        conds: list[str] = ["TRUE"]
-        params: list[Any] = []
-        if incident_id is not None:
-            conds.append("incident_id = ?")
-            params.append(incident_id)
+        where, params = _where(("incident_id = ?", incident_id))
         if open_only:
-            conds.append("ended_at IS NULL")
-        rows = self._q(f"SELECT {self._ANOM_COLS} FROM anomalies WHERE {' AND '.join(conds)} "
+            where += " AND ended_at IS NULL"
+        rows = self._q(f"SELECT {self._ANOM_COLS} FROM anomalies WHERE {where} "
                        "ORDER BY started_at, id", params)
         return [
             Anomaly(id=r[0], incident_id=r[1], service=r[2], metric=r[3], started_at=r[4], detected_at=r[5],
@@ -487,24 +467,9 @@ class DuckDBStore:
         self, *, status: str | None = None, service: str | None = None, since: float | None = None,
         limit: int = 100, offset: int = 0, until: float | None = None,
     ) -> list[Incident]:
-        conds: list[str] = ["TRUE"]
-        if until is not None:
-            conds.append("started_at <= ?")
-            params_until: list[Any] = [until]
-        else:
-            params_until = []
-        params: list[Any] = []
-        if status is not None:
-            conds.append("status = ?")
-            params.append(status)
-        if service is not None:
-            conds.append("list_contains(services, ?)")
-            params.append(service)
-        if since is not None:
-            conds.append("started_at >= ?")
-            params.append(since)
-        params = params_until + params
-        sql = (f"SELECT {self._INC_COLS} FROM incidents WHERE {' AND '.join(conds)} "
+        where, params = _where(("status = ?", status), ("list_contains(services, ?)", service),
+                               ("started_at >= ?", since), ("started_at <= ?", until))
+        sql = (f"SELECT {self._INC_COLS} FROM incidents WHERE {where} "
                f"ORDER BY started_at DESC, id DESC LIMIT {int(limit)} OFFSET {int(offset)}")
         return [self._incident(r) for r in self._q(sql, params)]
 
@@ -535,12 +500,9 @@ class DuckDBStore:
                  label.note, label.created_at])
 
     def list_labels(self, *, incident_id: str | None = None) -> list[Label]:
-        sql = "SELECT id, incident_id, change_id, suspect_id, verdict, author, note, created_at FROM labels"
-        params: list[Any] = []
-        if incident_id is not None:
-            sql += " WHERE incident_id = ?"
-            params.append(incident_id)
-        sql += " ORDER BY created_at, id"
+        where, params = _where(("incident_id = ?", incident_id))
+        sql = ("SELECT id, incident_id, change_id, suspect_id, verdict, author, note, created_at FROM labels "
+               f"WHERE {where} ORDER BY created_at, id")
         return [Label(id=r[0], incident_id=r[1], change_id=r[2], suspect_id=r[3], verdict=r[4], author=r[5],
                       note=r[6], created_at=r[7]) for r in self._q(sql, params)]
 
