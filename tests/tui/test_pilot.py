@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from server.embedded import EmbeddedServer, free_port
-from tests.tui.tui_seed import ONSET, incident, seed_small, silent_server, store_of, wait_for
+from tests.support import silent_server
+from tests.tui.tui_seed import ONSET, incident, seed_small, store_of, wait_for
 from workbench.client import RcaClient
 from workbench.tui.app import RcaTui
 from workbench.tui.screens.incident import IncidentScreen

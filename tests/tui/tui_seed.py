@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import pyarrow as pa
 
@@ -144,30 +141,3 @@ async def wait_for(cond: Callable[[], bool], timeout: float = 10.0, step: float 
         await asyncio.sleep(step)
 
 
-@contextmanager
-def silent_server() -> Iterator[str]:
-    """A real listener that accepts connections and never answers (a hung server); yields its URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    sock.settimeout(0.1)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                held.append(sock.accept()[0])
-            except OSError:
-                continue
-
-    th = threading.Thread(target=accept, daemon=True)
-    th.start()
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        stop.set()
-        th.join()
-        for s in held:
-            s.close()
-        sock.close()

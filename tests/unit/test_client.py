@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from server.embedded import EmbeddedServer, free_port
+from tests.support import silent_server
 from workbench.client import (
     AsyncRcaClient,
     Change,
@@ -133,32 +132,8 @@ def test_errors_are_typed(srv: EmbeddedServer) -> None:
 
 def test_slow_server_is_a_timeout() -> None:
     # a real listener that accepts connections and never answers
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        sock.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(sock.accept()[0])
-            except OSError:
-                continue
-
-    th = threading.Thread(target=accept, daemon=True)
-    th.start()
-    try:
-        with RcaClient(f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=0.3) as c, \
-                pytest.raises(ServerTimeout):
-            c.health()
-    finally:
-        stop.set()
-        th.join()
-        for s in held:
-            s.close()
-        sock.close()
+    with silent_server() as url, RcaClient(url, timeout=0.3) as c, pytest.raises(ServerTimeout):
+        c.health()
 
 
 async def test_async_client_has_the_same_results(srv: EmbeddedServer) -> None:
