@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from server.bus.base import Bus, BusMessage
-from server.detector.core import DetectorConfig
+from server.detector.core import DetectorConfig, warm_up
 from server.detector.worker import DetectorStage
 from server.grouping.worker import IncidentManager
 from server.rca.service import RcaService, candidate_window
@@ -55,13 +55,14 @@ class Pipeline:
         self.settings = settings
         self.pending = Pending()
         self.metrics = metrics
-        self.detector = DetectorStage(DetectorConfig(score_model=settings.detector.score_model))
+        warm_up()  # compile the detector kernel before the first batch, not while it waits
+        self.detector = DetectorStage(DetectorConfig())
         self.state_path = Path(settings.data_dir) / "detector_state.npz"
         try:
             self.detector.load(self.state_path)
         except Exception:  # a corrupt state file must not stop the server: start fresh
             log.exception("could not load detector state from %s; starting with fresh baselines", self.state_path)
-            self.detector = DetectorStage(DetectorConfig(score_model=settings.detector.score_model))
+            self.detector = DetectorStage(DetectorConfig())
         self.incidents = IncidentManager(store, settings.grouping, settings.pipeline)
         self.rca = RcaService(store)
         self.dirty: set[str] = set()

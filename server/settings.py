@@ -42,12 +42,6 @@ class PipelineSettings(BaseModel):
     down_is_bad: tuple[str, ...] = ("qps", "rps", "throughput", "success", "availability", "apdex", "requests", "hit")
 
 
-class DetectorSettings(BaseModel):
-    # Per-point score model of the detector (events are the same with either): "ensemble" is
-    # cheap (millions of point-updates/s); "likelihood" is the NAB-grade score at ~1/20 the speed.
-    score_model: Literal["ensemble", "likelihood"] = "ensemble"
-
-
 class GroupingSettings(BaseModel):
     # Anomalies whose onsets are within this many seconds may join one incident.
     gap_seconds: float = 600.0
@@ -66,5 +60,4 @@ class Settings(BaseSettings):
     bus: BusSettings = BusSettings()
     api: ApiSettings = ApiSettings()
     pipeline: PipelineSettings = PipelineSettings()
-    detector: DetectorSettings = DetectorSettings()
     grouping: GroupingSettings = GroupingSettings()

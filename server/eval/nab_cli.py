@@ -15,12 +15,14 @@ threshold, not a deployable alerting threshold).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from server.detector.core import DetectorConfig
 from server.eval import nab
 from server.eval.nab_scoring import (
     PROFILES,
@@ -42,9 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="score one series at a time with score_series (same scores as the default, "
                              "which advances all series together in one vectorised detector, like the server)")
     parser.add_argument("--workers", type=int, default=nab.default_workers(), help="processes for --per-series")
-    parser.add_argument("--score-model", choices=["likelihood", "ensemble"], default="likelihood",
-                        help="per-point score of the detector (DetectorConfig.score_model): likelihood "
-                             "(default here, the better NAB score) or ensemble (the server's cheap default)")
+    parser.add_argument("--set", metavar="FIELD=VALUE", action="append", default=[],
+                        help="override one DetectorConfig field for an ablation (repeatable), e.g. "
+                             "--set knn_stride=8 --set seasonal_score=false; default: the server's detector")
     parser.add_argument("--score-only", metavar="DIR", help="only score an existing result folder")
     parser.add_argument("--prefix", default="", help="file-name prefix of results in --score-only (e.g. numenta_)")
     parser.add_argument("--stored-thresholds", metavar="DETECTOR",
@@ -92,6 +94,32 @@ def report(files: list[ScoringFile], results: dict[str, ProfileResult], publishe
         _print(f"  {name:<22}" + "".join(f"{vals.get(p, float('nan')):>10.2f}" for p in PROFILES) + mark)
 
 
+def config_with_overrides(overrides: list[str]) -> DetectorConfig:
+    """The default DetectorConfig with ``FIELD=VALUE`` overrides (typed like the field)."""
+    defaults = DetectorConfig()
+    known = {f.name: f for f in dataclasses.fields(DetectorConfig)}
+    changes: dict[str, object] = {}
+    for item in overrides:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep or name not in known:
+            raise ValueError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(known))}")
+        current = getattr(defaults, name)
+        try:
+            if isinstance(current, bool):
+                if raw.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(raw)
+                value: object = raw.lower() in ("true", "1")
+            else:
+                value = type(current)(raw)
+        except ValueError:
+            raise ValueError(f"--set {item!r}: {raw!r} is not a valid {type(current).__name__}") from None
+        changes[name] = value
+    config = dataclasses.replace(defaults, **changes)  # type: ignore[arg-type]
+    config.validate()
+    return config
+
+
 def run(args: argparse.Namespace) -> int:
     root = Path(args.data)
     try:
@@ -110,10 +138,12 @@ def run(args: argparse.Namespace) -> int:
         def progress(i: int, total: int, s: nab.NabSeries) -> None:
             _print(f"  [{i:2d}/{total}] {s.key} ({s.values.size} points, {time.perf_counter() - t0:6.1f} s)")
 
-        from server.detector.core import DetectorConfig
-
-        config = DetectorConfig(score_model=args.score_model)
-        _print(f"  detector: DetectorConfig(score_model={args.score_model!r})")
+        try:
+            config = config_with_overrides(args.set)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        _print(f"  detector: the server's DetectorConfig{' with ' + ', '.join(args.set) if args.set else ''}")
         t1 = time.perf_counter()
         if args.per_series:
             scores = nab.run_detector(corpus, config=config, workers=args.workers, progress=progress)
@@ -127,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         nab.write_results(out, corpus, scores)
         _print(f"results written to {out.resolve()}")
-        label = f"rca ({args.score_model})"
+        label = "rca" + (f" ({', '.join(args.set)})" if args.set else "")
     if any(((s < 0) | (s > 1) | ~np.isfinite(s)).any() for s in scores):
         print("error: scores outside [0, 1]", file=sys.stderr)
         return 1

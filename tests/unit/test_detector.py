@@ -30,7 +30,7 @@ def test_scores_are_online_a_future_change_does_not_move_earlier_scores() -> Non
     a = score_series(ts, x)
     b = score_series(ts, changed)
     np.testing.assert_array_equal(a[:600], b[:600])
-    assert b[600:].max() > a[600:].max()
+    assert b[600:610].max() > 0.5 > a[600:610].max()  # the change itself alerts
     assert ((a >= 0) & (a <= 1)).all() and ((b >= 0) & (b <= 1)).all()
 
 
@@ -93,7 +93,7 @@ def test_warmup_blocks_early_opens() -> None:
     cfg = DetectorConfig(warmup=30)
     opens = [e for e in _feed(StreamingDetector(cfg), ts, x) if e.kind == "open"]
     assert all(e.ts >= ts[30] for e in opens)
-    assert score_series(ts, x, cfg)[:30].max() == 0.0
+    assert score_series(ts, x, cfg)[: cfg.learn].max() < 0.5  # the score cannot alert while it learns
 
 
 def test_vectorised_step_equals_series_by_series() -> None:

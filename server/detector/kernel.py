@@ -1,0 +1,465 @@
+"""The detector's compiled step: one fused loop over the series of a step (pure: no I/O).
+
+:func:`step_kernel` advances each listed series by one point: baselines, CUSUM change
+points and open/close anomaly events, and the per-point anomaly-likelihood score, all
+in one pass over that series' state (compiled with Numba, so the state of a series is
+read and written once per point instead of once per NumPy operation). The layout of the
+state and the meaning of every field are in :mod:`server.detector.core`, which owns the
+arrays; this module only holds the arithmetic.
+
+Everything is strictly online: series never share state, and a point's score and events
+depend only on that point and the earlier points of its series.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba as nb
+import numpy as np
+
+DAY = 86400.0
+LOG_EPS = math.log(1.0000000001 - 0.9999999999)
+
+# ---- state fields: one row of the state matrix per field, one column per series -------
+FIELDS = (
+    # shared clock
+    "n", "last_ts", "dt",
+    # baseline, CUSUM and events
+    "level", "scale", "cp", "cn", "cp_t0", "cn_t0", "cp_sum", "cp_cnt", "cn_sum", "cn_cnt",
+    "run", "run_t0", "run_sum", "open", "onset", "base", "bscale", "osum", "ocnt", "rec", "rec_t0",
+    # seasonal baseline
+    "slevel", "sscale", "samp", "err0", "err1", "t0",
+    # score: robust scales, range, likelihood channels (knn, seasonal, drift)
+    "off", "lvl", "dsc", "ssc", "mn", "mx", "prev_l",
+    "avg0", "mu0", "var0", "avg1", "mu1", "var1", "xf", "ls", "lsc", "avg2", "mu2", "var2",
+)
+(N, LAST_TS, DT,
+ LEVEL, SCALE, CP, CN, CP_T0, CN_T0, CP_SUM, CP_CNT, CN_SUM, CN_CNT,
+ RUN, RUN_T0, RUN_SUM, OPEN, ONSET, BASE, BSCALE, OSUM, OCNT, REC, REC_T0,
+ SLEVEL, SSCALE, SAMP, ERR0, ERR1, T0,
+ OFF, LVL, DSC, SSC, MN, MX, PREV_L,
+ AVG0, MU0, VAR0, AVG1, MU1, VAR1, XF, LS, LSC, AVG2, MU2, VAR2) = range(len(FIELDS))
+NF = len(FIELDS)
+
+# ---- parameters: a float64 vector, filled from DetectorConfig by core.kernel_params ------
+PARAMS = (
+    "alpha_level", "alpha_scale", "clip", "abs_floor", "rel_floor", "warmup",
+    "season_bins", "season_days", "season_gain", "alpha_slevel", "alpha_season", "season_clip",
+    "err_points", "k", "h", "h_strong", "z_clip", "z_persist", "persist", "min_rel_change",
+    "z_close", "close_rel", "recover_points",
+    "buffer", "dim", "knn_stride", "avg_points", "long_points", "learn", "scale_points",
+    "var_floor", "score_rel_floor", "spatial_tol", "seasonal_score", "drift_score", "a_fast", "a_slow",
+    "red", "yellow", "refresh",
+)
+(P_ALPHA_LEVEL, P_ALPHA_SCALE, P_CLIP, P_ABS_FLOOR, P_REL_FLOOR, P_WARMUP,
+ P_SEASON_BINS, P_SEASON_DAYS, P_SEASON_GAIN, P_ALPHA_SLEVEL, P_ALPHA_SEASON, P_SEASON_CLIP,
+ P_ERR_POINTS, P_K, P_H, P_H_STRONG, P_Z_CLIP, P_Z_PERSIST, P_PERSIST, P_MIN_REL_CHANGE,
+ P_Z_CLOSE, P_CLOSE_REL, P_RECOVER_POINTS,
+ P_BUFFER, P_DIM, P_KNN_STRIDE, P_AVG_POINTS, P_LONG_POINTS, P_LEARN, P_SCALE_POINTS,
+ P_VAR_FLOOR, P_SCORE_REL_FLOOR, P_SPATIAL_TOL, P_SEASONAL_SCORE, P_DRIFT_SCORE, P_A_FAST, P_A_SLOW,
+ P_RED, P_YELLOW, P_REFRESH) = range(len(PARAMS))
+
+#: event codes written to ``ev_kind``
+EV_NONE, EV_OPEN, EV_CLOSE = 0, 1, 2
+
+def _jit(inline: bool = False, fastmath: bool | set[str] = False) -> Any:
+    """Numba's njit with this module's options (cached on disk, no bounds checks)."""
+    return nb.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False, fastmath=fastmath,
+                   inline="always" if inline else "never")
+
+
+@_jit(inline=True)
+def _clip(a: float, lo: float, hi: float) -> float:
+    return min(max(a, lo), hi)
+
+
+@_jit(inline=True)
+def _round_half_even(v: float) -> int:
+    r = math.floor(v)
+    d = v - r
+    if d > 0.5 or (d == 0.5 and r % 2 == 1):
+        r += 1
+    return int(r)
+
+
+@_jit()
+def ring_slots(buffer: int, dim: int, stride: int) -> int:
+    """Slots per phase of the history ring (a power of two; see :func:`_pos`)."""
+    need = -(-(buffer + dim + 1) // stride)
+    m = 1
+    while m < need:
+        m *= 2
+    return m
+
+
+# The history ring of a series keeps its last ``M * stride >= buffer + dim + 1`` values
+# (``stride`` and ``M`` powers of two, so positions are bit operations), split by phase
+# (time mod stride) so that the values the strided kNN reads at one step --
+# x[t-dim-j*stride] for j = 0, 1, ... -- are contiguous: within its phase, time u sits at
+# slot M - 1 - (u mod (M*stride)) / stride, newest first, and every phase is held twice
+# (slots s and s + M) so a run of up to M values never wraps.  The ring and the lag sums
+# are float32 (half the memory traffic, which bounds the speed); the ring holds
+# ``x - off`` with ``off`` a per-series reference re-based on the level every ``refresh``
+# points, so differences keep their precision whatever the series' level.
+@_jit(inline=True)
+def _pos(u: int, stride: int, m_slots: int) -> int:
+    return (u & (stride - 1)) * 2 * m_slots + m_slots - 1 - (u & (m_slots * stride - 1)) // stride
+
+
+@_jit(inline=True)
+def _at(ring: np.ndarray, i: int, u: int, stride: int, m_slots: int) -> float:
+    return float(ring[i, _pos(u, stride, m_slots)])
+
+
+@_jit()
+def exact_sums(ring: np.ndarray, sums: np.ndarray, i: int, t: int, dim: int, stride: int, m_slots: int) -> None:
+    """Recompute the kNN lag sums of series ``i`` from its ring (latest point index ``t``,
+    already stored): ``sums[i, j] = sum_{m<dim} (x[t-m] - x[t-m-lag_j])^2``."""
+    for j in range(sums.shape[1]):
+        lag = dim + j * stride
+        acc = 0.0
+        for m in range(dim):
+            d = _at(ring, i, t - m, stride, m_slots) - _at(ring, i, t - m - lag, stride, m_slots)
+            acc += d * d
+        sums[i, j] = acc
+
+
+@_jit(fastmath={"nnan", "nsz", "contract"})
+def _update_sums(s: np.ndarray, a: np.ndarray, a0: int, c: np.ndarray, c0: int, x: float, xd: float) -> None:
+    """s[j] += (x - a[a0+j])^2 - (xd - c[c0+j])^2, clamped at 0, in float64 arithmetic on
+    float32 storage (vectorised by LLVM)."""
+    for j in range(s.shape[0]):
+        u = x - np.float64(a[a0 + j])
+        w = xd - np.float64(c[c0 + j])
+        v = np.float64(s[j]) + (u * u - w * w)
+        s[j] = v if v > 0.0 else 0.0
+
+
+@_jit()
+def _min_prefix(s: np.ndarray, m: int) -> float:
+    """min(s[:m]) (inf when m <= 0) with eight independent running minima."""
+    b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = np.inf
+    j = 0
+    while j + 8 <= m:
+        b0 = min(b0, s[j])
+        b1 = min(b1, s[j + 1])
+        b2 = min(b2, s[j + 2])
+        b3 = min(b3, s[j + 3])
+        b4 = min(b4, s[j + 4])
+        b5 = min(b5, s[j + 5])
+        b6 = min(b6, s[j + 6])
+        b7 = min(b7, s[j + 7])
+        j += 8
+    while j < m:
+        b0 = min(b0, s[j])
+        j += 1
+    return min(min(min(b0, b1), min(b2, b3)), min(min(b4, b5), min(b6, b7)))
+
+
+@_jit()
+def step_kernel(
+    s: np.ndarray, season: np.ndarray, ring: np.ndarray, sums: np.ndarray, p: np.ndarray,
+    idx: np.ndarray, ts: np.ndarray, xs: np.ndarray,
+    scores: np.ndarray, ev_kind: np.ndarray, ev_onset: np.ndarray, ev_dir: np.ndarray,
+    ev_score: np.ndarray, ev_base: np.ndarray, ev_obs: np.ndarray,
+) -> int:
+    """Advance series ``idx[q]`` by the point ``(ts[q], xs[q])`` for every q; writes the
+    score and the event (if any) of each point to the output arrays; returns the number
+    of events. ``idx`` must not repeat a series within one call."""
+    warmup = p[P_WARMUP]
+    bins = int(p[P_SEASON_BINS])
+    seasonal = bins > 0
+    bin_w = DAY / max(bins, 1)
+    B = int(p[P_BUFFER])
+    D = int(p[P_DIM])
+    stride = int(p[P_KNN_STRIDE])
+    M = ring_slots(B, D, stride)
+    n_lags = sums.shape[1]
+    clip = p[P_CLIP]
+    learn = p[P_LEARN]
+    refresh = int(p[P_REFRESH])
+    a_avg = 1.0 / p[P_AVG_POINTS]
+    inv_sqrt2 = 1.0 / math.sqrt(2.0)
+    n_events = 0
+    for q in range(idx.shape[0]):
+        i = idx[q]
+        t = ts[q]
+        n = s[i, N]
+        ni = int(n)
+        first = n == 0.0
+        off = s[i, OFF]
+        prev = _at(ring, i, ni - 1, stride, M) + off
+        x = xs[q]
+        if not math.isfinite(x):  # a missing value repeats the previous one
+            x = prev if n > 0 else 0.0
+        if first:
+            off = x
+            s[i, OFF] = x
+            s[i, LEVEL] = x
+            s[i, SLEVEL] = x
+            s[i, T0] = t
+            s[i, LAST_TS] = t
+        warm = n >= warmup
+        a_first = 1.0 / max(n, 1.0)
+        a_next = 1.0 / (n + 1.0)
+        level = s[i, LEVEL]
+        slevel = s[i, SLEVEL]
+        t0 = s[i, T0]
+        gap = t - s[i, LAST_TS]
+        dt_old = s[i, DT]
+        dt = dt_old + 0.05 * (gap - dt_old) if dt_old > 0 else gap
+
+        # ---- expected value: plain level, or the seasonal model once it is better --------
+        b = 0
+        seas = 0.0
+        use_season = False
+        pred1 = level
+        if seasonal:
+            sec = t - math.floor(t / DAY) * DAY
+            b = min(int(sec / bin_w), bins - 1)
+            seas = season[i, b]
+            pred1 = slevel + seas
+            use_season = (t - t0) >= p[P_SEASON_DAYS] * DAY and s[i, ERR1] < p[P_SEASON_GAIN] * s[i, ERR0]
+        pred = pred1 if use_season else level
+        absl = abs(pred)
+        floor = max(p[P_REL_FLOOR] * absl, p[P_ABS_FLOOR])
+        sc0 = max(s[i, SCALE], floor)
+        sc1 = max(s[i, SSCALE], floor)
+        sc = sc1 if use_season else sc0
+        z = (x - pred) / sc
+
+        # ---- CUSUM with clipped increments; excursion starts and sums -------------------
+        zc = _clip(z, -p[P_Z_CLIP], p[P_Z_CLIP])
+        cp_old = s[i, CP]
+        cn_old = s[i, CN]
+        cp = max(cp_old + (zc - p[P_K]), 0.0)
+        cn = max(cn_old - (zc + p[P_K]), 0.0)
+        cp_new = cp > 0 and cp_old <= 0
+        cn_new = cn > 0 and cn_old <= 0
+        cp_t0 = t if cp_new else s[i, CP_T0]
+        cn_t0 = t if cn_new else s[i, CN_T0]
+        cp_sum = ((0.0 if cp_new else s[i, CP_SUM]) + x) if cp > 0 else 0.0
+        cp_cnt = ((0.0 if cp_new else s[i, CP_CNT]) + 1.0) if cp > 0 else 0.0
+        cn_sum = ((0.0 if cn_new else s[i, CN_SUM]) + x) if cn > 0 else 0.0
+        cn_cnt = ((0.0 if cn_new else s[i, CN_CNT]) + 1.0) if cn > 0 else 0.0
+        # persistence run: +k consecutive points above z_persist, -k below -z_persist
+        run_old = s[i, RUN]
+        run = 0.0
+        if z >= p[P_Z_PERSIST]:
+            run = max(run_old, 0.0) + 1.0
+        elif z <= -p[P_Z_PERSIST]:
+            run = min(run_old, 0.0) - 1.0
+        run_start = abs(run) == 1.0
+        run_t0 = t if run_start else s[i, RUN_T0]
+        run_sum = (0.0 if run_start else s[i, RUN_SUM]) + x
+        persist = p[P_PERSIST]
+        conf_up = warm and cp > p[P_H] and (run >= persist or cp > p[P_H_STRONG])
+        conf_dn = (not conf_up) and warm and cn > p[P_H] and (run <= -persist or cn > p[P_H_STRONG])
+        conf = conf_up or conf_dn
+
+        # ---- baseline updates (robust) -------------------------------------------------
+        a_l = max(a_next, p[P_ALPHA_LEVEL])
+        a_s = max(a_first, p[P_ALPHA_SCALE])
+        lim0 = clip * sc0 if warm else np.inf
+        rc = _clip(x - level, -lim0, lim0)
+        new_level = level + a_l * rc
+        s[i, SCALE] = s[i, SCALE] + a_s * (1.25 * abs(rc) - s[i, SCALE])
+        new_slevel = slevel
+        if seasonal:
+            lim1 = clip * sc1 if warm else np.inf
+            d1 = x - pred1
+            r1 = _clip(d1, -lim1, lim1)
+            new_slevel = slevel + max(a_next, p[P_ALPHA_SLEVEL]) * r1
+            s[i, SSCALE] = s[i, SSCALE] + a_s * (1.25 * abs(r1) - s[i, SSCALE])
+            samp_old = s[i, SAMP]
+            big = 10.0 * max(samp_old, max(sc0, sc1))
+            a_err = 1.0 / p[P_ERR_POINTS]
+            s[i, ERR0] = s[i, ERR0] + a_err * (min(abs(x - level), big) - s[i, ERR0])
+            s[i, ERR1] = s[i, ERR1] + a_err * (min(abs(d1), big) - s[i, ERR1])
+            samp = samp_old + a_s * (abs(x - slevel) - samp_old)
+            s[i, SAMP] = samp
+            days = (t - t0) * (1.0 / DAY)
+            a_se = max(p[P_ALPHA_SEASON], 1.0 / (days + 1.0)) * min(1.0, max(dt, 1e-9) / bin_w)
+            lim_se = p[P_SEASON_CLIP] * max(samp, sc1) if warm else np.inf
+            season[i, b] = seas + a_se * _clip(d1, -lim_se, lim_se)
+
+        # ---- confirmed shifts re-base; open / close anomaly events ----------------------
+        ev_kind[q] = EV_NONE
+        is_open = s[i, OPEN]
+        if conf or is_open != 0:
+            run_ok = abs(run) >= persist
+            if run_ok:
+                seg_sum, seg_cnt, onset_est = run_sum, abs(run), run_t0
+            elif conf_up:
+                seg_sum, seg_cnt, onset_est = cp_sum, cp_cnt, cp_t0
+            else:
+                seg_sum, seg_cnt, onset_est = cn_sum, cn_cnt, cn_t0
+            shift_mean = seg_sum / max(seg_cnt, 1.0)
+            if conf:
+                new_level = shift_mean
+                if use_season:
+                    new_slevel = new_slevel + (shift_mean - pred)
+            was_open = is_open != 0
+            opening = conf and not was_open and abs(shift_mean - pred) >= p[P_MIN_REL_CHANGE] * absl
+            if opening:
+                base, bscale, onset, osum, ocnt = pred, sc, onset_est, seg_sum, seg_cnt
+            else:
+                base, bscale, onset = s[i, BASE], s[i, BSCALE], s[i, ONSET]
+                osum = s[i, OSUM] + (x if was_open else 0.0)
+                ocnt = s[i, OCNT] + (1.0 if was_open else 0.0)
+            near = abs(x - base) <= max(p[P_Z_CLOSE] * bscale, p[P_CLOSE_REL] * abs(base))
+            rec_old = s[i, REC]
+            rec_inc = was_open and near
+            rec = rec_old + 1.0 if rec_inc else 0.0
+            rec_t0 = t if (rec_inc and rec_old == 0) else s[i, REC_T0]
+            closing = was_open and rec >= p[P_RECOVER_POINTS]
+            obs = osum / max(ocnt, 1.0)
+            if opening:
+                s[i, OPEN] = 1.0 if conf_up else -1.0
+                ev_kind[q] = EV_OPEN
+                ev_onset[q] = min(onset, t)
+                ev_dir[q] = 1.0 if conf_up else -1.0
+                ev_score[q] = abs(obs - base) / bscale
+                ev_base[q] = base
+                ev_obs[q] = obs
+                n_events += 1
+            elif closing:
+                s[i, OPEN] = 0.0
+                ev_kind[q] = EV_CLOSE
+                ev_onset[q] = rec_t0
+                ev_dir[q] = 1.0 if is_open > 0 else -1.0
+                ev_score[q] = abs(obs - base) / bscale
+                ev_base[q] = base
+                ev_obs[q] = x
+                n_events += 1
+            s[i, ONSET] = onset
+            s[i, BASE] = base
+            s[i, BSCALE] = bscale
+            s[i, OSUM] = osum
+            s[i, OCNT] = ocnt
+            s[i, REC] = 0.0 if closing else rec
+            s[i, REC_T0] = rec_t0
+        if conf:
+            cp = cn = cp_sum = cp_cnt = cn_sum = cn_cnt = run = run_sum = 0.0
+        s[i, LEVEL] = new_level
+        s[i, SLEVEL] = new_slevel
+        s[i, CP] = cp
+        s[i, CN] = cn
+        s[i, CP_T0] = cp_t0
+        s[i, CN_T0] = cn_t0
+        s[i, CP_SUM] = cp_sum
+        s[i, CP_CNT] = cp_cnt
+        s[i, CN_SUM] = cn_sum
+        s[i, CN_CNT] = cn_cnt
+        s[i, RUN] = run
+        s[i, RUN_T0] = run_t0
+        s[i, RUN_SUM] = run_sum
+
+        # ---- score, kNN novelty: running lag sums over the strided lags ------------------
+        xr = np.float64(np.float32(x - off))  # as stored: the ring holds values relative to off
+        xd = _at(ring, i, ni - D, stride, M)
+        p0 = _pos(ni - D, stride, M)        # x[t-D-j*stride], j = 0.. : ring[i, p0 + j]
+        p1 = _pos(ni - 2 * D, stride, M)    # x[t-2D-j*stride]
+        _update_sums(sums[i], ring[i], p0, ring[i], p1, xr, xd)
+        # lags up to n - D compare with real history only
+        best = _min_prefix(sums[i], min(n_lags, (ni - 2 * D) // stride + 1) if ni >= 2 * D else 0)
+        lvl = x if first else s[i, LVL]
+        lfloor = max(p[P_SCORE_REL_FLOOR] * abs(lvl), 1e-9)
+        dsc_old = s[i, DSC]
+        dsc = max(dsc_old, lfloor)
+        a_sc = max(1.0 / (n + 1.0), 1.0 / p[P_SCALE_POINTS])
+        knn = math.sqrt(best / D) / dsc if best < np.inf else 0.0
+        raw0 = math.log1p(knn)
+
+        # ---- seasonal novelty: distance to the window one day earlier -------------------
+        ssc = s[i, SSC]
+        raw1 = 0.0
+        do_seasonal = p[P_SEASONAL_SCORE] > 0
+        if do_seasonal:
+            per = DAY / max(dt_old, 1.0)
+            lag_p = min(max(_round_half_even(per), D), B)
+            if dt_old > 0 and per <= B and n >= lag_p + D:
+                acc = (xr - _at(ring, i, ni - lag_p, stride, M)) ** 2
+                for m in range(1, D):
+                    dd_ = _at(ring, i, ni - m, stride, M) - _at(ring, i, ni - m - lag_p, stride, M)
+                    acc += dd_ * dd_
+                sv = math.sqrt(acc / D)
+                if ssc > 0:
+                    ssc_f = max(ssc, 1e-12)
+                    raw1 = math.log1p(sv / ssc_f)
+                    ssc = ssc + a_sc * (min(sv, clip * ssc_f) - ssc)
+                else:
+                    ssc = sv
+
+        # ---- likelihood of each channel's short average against its long-run spread ------
+        a_long = max(1.0 / (n + 1.0), 1.0 / p[P_LONG_POINTS])
+        var_floor = p[P_VAR_FLOOR]
+        avg0 = s[i, AVG0] + a_avg * (raw0 - s[i, AVG0])
+        avg1 = s[i, AVG1] + a_avg * (raw1 - s[i, AVG1])
+        mu0, var0, mu1, var1 = s[i, MU0], s[i, VAR0], s[i, MU1], s[i, VAR1]
+        zs = (avg0 - mu0) / math.sqrt(max(var0, var_floor))
+        if do_seasonal:
+            zs = max(zs, (avg1 - mu1) / math.sqrt(max(var1, var_floor)))
+        if p[P_DRIFT_SCORE] > 0:
+            xf = x if first else s[i, XF] + p[P_A_FAST] * (x - s[i, XF])
+            ls = x if first else s[i, LS]
+            lsc = s[i, LSC]
+            lsc_f = max(lsc, lfloor)
+            raw2 = math.log1p(abs(xf - ls) / lsc_f) if lsc > 0 else 0.0
+            avg2 = s[i, AVG2] + a_avg * (raw2 - s[i, AVG2])
+            mu2, var2 = s[i, MU2], s[i, VAR2]
+            zs = max(zs, (avg2 - mu2) / math.sqrt(max(var2, var_floor)))
+            a_ls = max(1.0 / (n + 1.0), p[P_A_SLOW])
+            dls = _clip(xf - ls, -clip * lsc_f, clip * lsc_f) if lsc > 0 else xf - ls
+            s[i, LS] = ls + a_ls * dls
+            s[i, LSC] = lsc + a_ls * (1.25 * abs(dls) - lsc)
+            s[i, XF] = xf
+            d2 = avg2 - mu2
+            s[i, MU2] = mu2 + a_long * d2
+            s[i, VAR2] = (1.0 - a_long) * (var2 + a_long * d2 * d2)
+            s[i, AVG2] = avg2
+        lik = 0.5 if n < learn else 1.0 - 0.5 * math.erfc(zs * inv_sqrt2)
+        lik_f = p[P_YELLOW] if (s[i, PREV_L] > p[P_RED] and lik > p[P_RED]) else lik
+        score = math.log(1.0000000001 - lik_f) / LOG_EPS
+        # spatial anomaly: a value outside the range seen so far (widened) scores 1
+        mn, mx = s[i, MN], s[i, MX]
+        tol = (mx - mn) * p[P_SPATIAL_TOL]
+        if n >= learn and mx > mn and (x > mx + tol or x < mn - tol):
+            score = 1.0
+        scores[q] = min(max(score, 0.0), 1.0)
+
+        d0 = avg0 - mu0
+        d1_ = avg1 - mu1
+        s[i, MU0] = mu0 + a_long * d0
+        s[i, VAR0] = (1.0 - a_long) * (var0 + a_long * d0 * d0)
+        s[i, MU1] = mu1 + a_long * d1_
+        s[i, VAR1] = (1.0 - a_long) * (var1 + a_long * d1_ * d1_)
+        s[i, AVG0] = avg0
+        s[i, AVG1] = avg1
+        s[i, PREV_L] = lik
+        s[i, MN] = min(mn, x)
+        s[i, MX] = max(mx, x)
+        dd = 0.0 if first else abs(x - prev)
+        if n > 30:
+            dd = min(dd, clip * dsc)
+        s[i, DSC] = dsc_old + a_sc * (1.25 * dd - dsc_old)
+        s[i, LVL] = lvl + max(1.0 / (n + 1.0), 1.0 / p[P_SCALE_POINTS]) * (x - lvl)
+        s[i, SSC] = ssc
+
+        # ---- clock and ring -------------------------------------------------------------
+        s[i, N] = n + 1.0
+        s[i, LAST_TS] = t
+        s[i, DT] = dt
+        pos = _pos(ni, stride, M)
+        ring[i, pos] = xr
+        ring[i, pos + M] = xr
+        if refresh > 0 and (ni + 1) % refresh == 0:
+            # re-base the ring on the current level, then recompute the sums exactly
+            delta = s[i, LVL] - off
+            for j in range(ring.shape[1]):
+                ring[i, j] = ring[i, j] - delta
+            s[i, OFF] = off + delta
+            exact_sums(ring, sums, i, ni, D, stride, M)
+    return n_events
