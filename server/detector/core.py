@@ -86,9 +86,9 @@ class DetectorConfig:
     # per-point score (anomaly likelihood of kNN, seasonal and drift surprises)
     buffer: int = 400              # history searched by the kNN (>= 288: a day of 5-minute points)
     dim: int = 5                   # points per compared window
-    knn_stride: int = 4            # the kNN compares windows at lags dim, dim + stride, ... <= buffer
-    avg_points: float = 14.0       # short EW average of each raw surprise (Numenta: 10-point mean)
-    long_points: int = 4000        # memory of each channel's long-run mean / variance
+    knn_stride: int = 8            # the kNN compares windows at lags dim, dim + stride, ... <= buffer (a power of 2)
+    avg_points: float = 30.0       # short EW average of each raw surprise (Numenta: 10-point mean)
+    long_points: int = 8000        # memory of each channel's long-run mean / variance
     learn: int = 150               # points before the likelihood and the range rule may alert
     scale_points: int = 1000       # memory of the score's robust scales
     var_floor: float = 1e-6        # floor of a channel's long-run variance
@@ -101,6 +101,9 @@ class DetectorConfig:
     red: float = 0.99999           # likelihood of an alert (score 0.5)
     yellow: float = 0.999          # a red right after a red is reported at this likelihood
     refresh: int = 2048            # exact recompute of the running lag sums every this many points
+    holdoff: int = 100             # after an alert-level score, the next this many points score at most yellow
+    spatial_hold: bool = False     # the hold-off also covers the range rule
+    level_score: bool = True       # level channel: residual against the events' robust (seasonal) baseline
 
     @property
     def n_lags(self) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 
 DAY = 86400.0
 LOG_EPS = math.log(1.0000000001 - 0.9999999999)
+YELLOW_SCORE = math.log(1.0000000001 - 0.999) / LOG_EPS  # the score of likelihood 0.999 (0.3)
 
 # ---- state fields: one row of the state matrix per field, one column per series -------
 FIELDS = (
@@ -32,15 +33,15 @@ FIELDS = (
     # seasonal baseline
     "slevel", "sscale", "samp", "err0", "err1", "t0",
     # score: robust scales, range, likelihood channels (knn, seasonal, drift)
-    "off", "lvl", "dsc", "ssc", "mn", "mx", "prev_l",
-    "avg0", "mu0", "var0", "avg1", "mu1", "var1", "xf", "ls", "lsc", "avg2", "mu2", "var2",
+    "off", "lvl", "dsc", "ssc", "mn", "mx", "prev_l", "hold",
+    "avg0", "mu0", "var0", "avg1", "mu1", "var1", "xf", "ls", "lsc", "avg2", "mu2", "var2", "avg3", "mu3", "var3",
 )
 (N, LAST_TS, DT,
  LEVEL, SCALE, CP, CN, CP_T0, CN_T0, CP_SUM, CP_CNT, CN_SUM, CN_CNT,
  RUN, RUN_T0, RUN_SUM, OPEN, ONSET, BASE, BSCALE, OSUM, OCNT, REC, REC_T0,
  SLEVEL, SSCALE, SAMP, ERR0, ERR1, T0,
- OFF, LVL, DSC, SSC, MN, MX, PREV_L,
- AVG0, MU0, VAR0, AVG1, MU1, VAR1, XF, LS, LSC, AVG2, MU2, VAR2) = range(len(FIELDS))
+ OFF, LVL, DSC, SSC, MN, MX, PREV_L, HOLD,
+ AVG0, MU0, VAR0, AVG1, MU1, VAR1, XF, LS, LSC, AVG2, MU2, VAR2, AVG3, MU3, VAR3) = range(len(FIELDS))
 NF = len(FIELDS)
 
 # ---- parameters: a float64 vector, filled from DetectorConfig by core.kernel_params ------
@@ -51,7 +52,7 @@ PARAMS = (
     "z_close", "close_rel", "recover_points",
     "buffer", "dim", "knn_stride", "avg_points", "long_points", "learn", "scale_points",
     "var_floor", "score_rel_floor", "spatial_tol", "seasonal_score", "drift_score", "a_fast", "a_slow",
-    "red", "yellow", "refresh",
+    "red", "yellow", "refresh", "holdoff", "spatial_hold", "level_score",
 )
 (P_ALPHA_LEVEL, P_ALPHA_SCALE, P_CLIP, P_ABS_FLOOR, P_REL_FLOOR, P_WARMUP,
  P_SEASON_BINS, P_SEASON_DAYS, P_SEASON_GAIN, P_ALPHA_SLEVEL, P_ALPHA_SEASON, P_SEASON_CLIP,
@@ -59,7 +60,7 @@ PARAMS = (
  P_Z_CLOSE, P_CLOSE_REL, P_RECOVER_POINTS,
  P_BUFFER, P_DIM, P_KNN_STRIDE, P_AVG_POINTS, P_LONG_POINTS, P_LEARN, P_SCALE_POINTS,
  P_VAR_FLOOR, P_SCORE_REL_FLOOR, P_SPATIAL_TOL, P_SEASONAL_SCORE, P_DRIFT_SCORE, P_A_FAST, P_A_SLOW,
- P_RED, P_YELLOW, P_REFRESH) = range(len(PARAMS))
+ P_RED, P_YELLOW, P_REFRESH, P_HOLDOFF, P_SPATIAL_HOLD, P_LEVEL_SCORE) = range(len(PARAMS))
 
 #: event codes written to ``ev_kind``
 EV_NONE, EV_OPEN, EV_CLOSE = 0, 1, 2
@@ -420,14 +421,31 @@ def step_kernel(
             s[i, MU2] = mu2 + a_long * d2
             s[i, VAR2] = (1.0 - a_long) * (var2 + a_long * d2 * d2)
             s[i, AVG2] = avg2
+        if p[P_LEVEL_SCORE] > 0:  # residual against the (seasonal) baseline, in its scales
+            raw3 = math.log1p(abs(z) * 0.25) if warm else 0.0
+            avg3 = s[i, AVG3] + a_avg * (raw3 - s[i, AVG3])
+            mu3, var3 = s[i, MU3], s[i, VAR3]
+            zs = max(zs, (avg3 - mu3) / math.sqrt(max(var3, var_floor)))
+            d3 = avg3 - mu3
+            s[i, MU3] = mu3 + a_long * d3
+            s[i, VAR3] = (1.0 - a_long) * (var3 + a_long * d3 * d3)
+            s[i, AVG3] = avg3
         lik = 0.5 if n < learn else 1.0 - 0.5 * math.erfc(zs * inv_sqrt2)
         lik_f = p[P_YELLOW] if (s[i, PREV_L] > p[P_RED] and lik > p[P_RED]) else lik
         score = math.log(1.0000000001 - lik_f) / LOG_EPS
         # spatial anomaly: a value outside the range seen so far (widened) scores 1
         mn, mx = s[i, MN], s[i, MX]
         tol = (mx - mn) * p[P_SPATIAL_TOL]
-        if n >= learn and mx > mn and (x > mx + tol or x < mn - tol):
+        spatial = n >= learn and mx > mn and (x > mx + tol or x < mn - tol)
+        hold = s[i, HOLD]
+        if spatial and (hold <= 0 or p[P_SPATIAL_HOLD] <= 0):
             score = 1.0
+        elif hold > 0:  # hold-off after an alert: report at most the yellow level
+            score = min(score, YELLOW_SCORE)
+        if hold > 0:
+            s[i, HOLD] = hold - 1.0
+        elif score >= 0.5:
+            s[i, HOLD] = p[P_HOLDOFF]
         scores[q] = min(max(score, 0.0), 1.0)
 
         d0 = avg0 - mu0

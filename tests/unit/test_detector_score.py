@@ -71,7 +71,7 @@ def test_a_state_with_another_history_layout_is_refused() -> None:
     for i in range(50):
         a.step(np.array([0]), ts[i:i + 1], x[i:i + 1])
     with pytest.raises(ValueError, match="layout"):
-        StreamingDetector(DetectorConfig(knn_stride=8)).set_state(a.get_state())
+        StreamingDetector(DetectorConfig(knn_stride=4)).set_state(a.get_state())
     state = a.get_state()
     del state["ring"]  # a state saved before the score history existed
     with pytest.raises(ValueError):
