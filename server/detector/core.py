@@ -103,6 +103,7 @@ class DetectorConfig:
     refresh: int = 2048            # exact recompute of the running lag sums every this many points
     holdoff: int = 100             # after an alert-level score, the next this many points score at most yellow
     spatial_hold: bool = False     # the hold-off also covers the range rule
+    weekly: bool = True            # the seasonal channel also compares with a week earlier, when that fits the buffer
     level_score: bool = True       # level channel: residual against the events' robust (seasonal) baseline
 
     @property

@@ -52,7 +52,7 @@ PARAMS = (
     "z_close", "close_rel", "recover_points",
     "buffer", "dim", "knn_stride", "avg_points", "long_points", "learn", "scale_points",
     "var_floor", "score_rel_floor", "spatial_tol", "seasonal_score", "drift_score", "a_fast", "a_slow",
-    "red", "yellow", "refresh", "holdoff", "spatial_hold", "level_score",
+    "red", "yellow", "refresh", "holdoff", "spatial_hold", "level_score", "weekly",
 )
 (P_ALPHA_LEVEL, P_ALPHA_SCALE, P_CLIP, P_ABS_FLOOR, P_REL_FLOOR, P_WARMUP,
  P_SEASON_BINS, P_SEASON_DAYS, P_SEASON_GAIN, P_ALPHA_SLEVEL, P_ALPHA_SEASON, P_SEASON_CLIP,
@@ -60,7 +60,7 @@ PARAMS = (
  P_Z_CLOSE, P_CLOSE_REL, P_RECOVER_POINTS,
  P_BUFFER, P_DIM, P_KNN_STRIDE, P_AVG_POINTS, P_LONG_POINTS, P_LEARN, P_SCALE_POINTS,
  P_VAR_FLOOR, P_SCORE_REL_FLOOR, P_SPATIAL_TOL, P_SEASONAL_SCORE, P_DRIFT_SCORE, P_A_FAST, P_A_SLOW,
- P_RED, P_YELLOW, P_REFRESH, P_HOLDOFF, P_SPATIAL_HOLD, P_LEVEL_SCORE) = range(len(PARAMS))
+ P_RED, P_YELLOW, P_REFRESH, P_HOLDOFF, P_SPATIAL_HOLD, P_LEVEL_SCORE, P_WEEKLY) = range(len(PARAMS))
 
 #: event codes written to ``ev_kind``
 EV_NONE, EV_OPEN, EV_CLOSE = 0, 1, 2
@@ -157,6 +157,33 @@ def _min_prefix(s: np.ndarray, m: int) -> float:
         b0 = min(b0, s[j])
         j += 1
     return min(min(min(b0, b1), min(b2, b3)), min(min(b4, b5), min(b6, b7)))
+
+
+@_jit(inline=True)
+def _window_dist(ring: np.ndarray, i: int, t: int, xr: float, lag: int, dim: int, stride: int, m_slots: int) -> float:
+    """Squared distance between the last ``dim`` values (the newest, ``xr``, not yet in
+    the ring) and the window ``lag`` points earlier."""
+    acc = (xr - _at(ring, i, t - lag, stride, m_slots)) ** 2
+    for m in range(1, dim):
+        d = _at(ring, i, t - m, stride, m_slots) - _at(ring, i, t - m - lag, stride, m_slots)
+        acc += d * d
+    return acc
+
+
+@_jit(inline=True)
+def _channel(s: np.ndarray, i: int, f: int, raw: float, a_avg: float, a_long: float, var_floor: float) -> float:
+    """One likelihood channel (fields f, f+1, f+2 = short average, long-run mean and
+    variance): the z of the updated short average against the long-run distribution as
+    it was, then the long-run update."""
+    avg = s[i, f] + a_avg * (raw - s[i, f])
+    mu = s[i, f + 1]
+    var = s[i, f + 2]
+    zc = (avg - mu) / math.sqrt(max(var, var_floor))
+    d = avg - mu
+    s[i, f] = avg
+    s[i, f + 1] = mu + a_long * d
+    s[i, f + 2] = (1.0 - a_long) * (var + a_long * d * d)
+    return zc  # type: ignore[no-any-return]
 
 
 @_jit()
@@ -382,11 +409,11 @@ def step_kernel(
             per = DAY / max(dt_old, 1.0)
             lag_p = min(max(_round_half_even(per), D), B)
             if dt_old > 0 and per <= B and n >= lag_p + D:
-                acc = (xr - _at(ring, i, ni - lag_p, stride, M)) ** 2
-                for m in range(1, D):
-                    dd_ = _at(ring, i, ni - m, stride, M) - _at(ring, i, ni - m - lag_p, stride, M)
-                    acc += dd_ * dd_
-                sv = math.sqrt(acc / D)
+                sv = math.sqrt(_window_dist(ring, i, ni, xr, lag_p, D, stride, M) / D)
+                if p[P_WEEKLY] > 0:
+                    lag_w = 7 * lag_p
+                    if lag_w <= B and n >= lag_w + D:
+                        sv = min(sv, math.sqrt(_window_dist(ring, i, ni, xr, lag_w, D, stride, M) / D))
                 if ssc > 0:
                     ssc_f = max(ssc, 1e-12)
                     raw1 = math.log1p(sv / ssc_f)
@@ -397,39 +424,25 @@ def step_kernel(
         # ---- likelihood of each channel's short average against its long-run spread ------
         a_long = max(1.0 / (n + 1.0), 1.0 / p[P_LONG_POINTS])
         var_floor = p[P_VAR_FLOOR]
-        avg0 = s[i, AVG0] + a_avg * (raw0 - s[i, AVG0])
-        avg1 = s[i, AVG1] + a_avg * (raw1 - s[i, AVG1])
-        mu0, var0, mu1, var1 = s[i, MU0], s[i, VAR0], s[i, MU1], s[i, VAR1]
-        zs = (avg0 - mu0) / math.sqrt(max(var0, var_floor))
+        zs = _channel(s, i, AVG0, raw0, a_avg, a_long, var_floor)
+        z1 = _channel(s, i, AVG1, raw1, a_avg, a_long, var_floor)
         if do_seasonal:
-            zs = max(zs, (avg1 - mu1) / math.sqrt(max(var1, var_floor)))
+            zs = max(zs, z1)
         if p[P_DRIFT_SCORE] > 0:
             xf = x if first else s[i, XF] + p[P_A_FAST] * (x - s[i, XF])
             ls = x if first else s[i, LS]
             lsc = s[i, LSC]
             lsc_f = max(lsc, lfloor)
             raw2 = math.log1p(abs(xf - ls) / lsc_f) if lsc > 0 else 0.0
-            avg2 = s[i, AVG2] + a_avg * (raw2 - s[i, AVG2])
-            mu2, var2 = s[i, MU2], s[i, VAR2]
-            zs = max(zs, (avg2 - mu2) / math.sqrt(max(var2, var_floor)))
+            zs = max(zs, _channel(s, i, AVG2, raw2, a_avg, a_long, var_floor))
             a_ls = max(1.0 / (n + 1.0), p[P_A_SLOW])
             dls = _clip(xf - ls, -clip * lsc_f, clip * lsc_f) if lsc > 0 else xf - ls
             s[i, LS] = ls + a_ls * dls
             s[i, LSC] = lsc + a_ls * (1.25 * abs(dls) - lsc)
             s[i, XF] = xf
-            d2 = avg2 - mu2
-            s[i, MU2] = mu2 + a_long * d2
-            s[i, VAR2] = (1.0 - a_long) * (var2 + a_long * d2 * d2)
-            s[i, AVG2] = avg2
         if p[P_LEVEL_SCORE] > 0:  # residual against the (seasonal) baseline, in its scales
             raw3 = math.log1p(abs(z) * 0.25) if warm else 0.0
-            avg3 = s[i, AVG3] + a_avg * (raw3 - s[i, AVG3])
-            mu3, var3 = s[i, MU3], s[i, VAR3]
-            zs = max(zs, (avg3 - mu3) / math.sqrt(max(var3, var_floor)))
-            d3 = avg3 - mu3
-            s[i, MU3] = mu3 + a_long * d3
-            s[i, VAR3] = (1.0 - a_long) * (var3 + a_long * d3 * d3)
-            s[i, AVG3] = avg3
+            zs = max(zs, _channel(s, i, AVG3, raw3, a_avg, a_long, var_floor))
         lik = 0.5 if n < learn else 1.0 - 0.5 * math.erfc(zs * inv_sqrt2)
         lik_f = p[P_YELLOW] if (s[i, PREV_L] > p[P_RED] and lik > p[P_RED]) else lik
         score = math.log(1.0000000001 - lik_f) / LOG_EPS
@@ -448,14 +461,6 @@ def step_kernel(
             s[i, HOLD] = p[P_HOLDOFF]
         scores[q] = min(max(score, 0.0), 1.0)
 
-        d0 = avg0 - mu0
-        d1_ = avg1 - mu1
-        s[i, MU0] = mu0 + a_long * d0
-        s[i, VAR0] = (1.0 - a_long) * (var0 + a_long * d0 * d0)
-        s[i, MU1] = mu1 + a_long * d1_
-        s[i, VAR1] = (1.0 - a_long) * (var1 + a_long * d1_ * d1_)
-        s[i, AVG0] = avg0
-        s[i, AVG1] = avg1
         s[i, PREV_L] = lik
         s[i, MN] = min(mn, x)
         s[i, MX] = max(mx, x)
