@@ -6,9 +6,10 @@ detector), writes NAB-format results (DIR/<category>/<name>.csv with
 timestamp,value,anomaly_score), and scores them with the project's independent NAB
 scorer (standard, low-FP and low-FN profiles; the threshold per profile is the
 corpus-wide optimum found by an exhaustive sweep, as in NAB itself, so it is an oracle
-threshold, not a deployable alerting threshold).
+threshold, not a deployable alerting threshold; --threshold 0.5 scores at the detector's
+own alert level instead, which needs no labels).
 
-  rca eval nab --data ../shared/datasets/nab --out /tmp/nab-results
+  rca eval nab --data ../shared/datasets/nab --out /tmp/nab-results [--threshold 0.5]
   rca eval nab --score-only DIR [--prefix numenta_] [--stored-thresholds numenta]
 """
 
@@ -49,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--set knn_stride=8 --set seasonal_score=false; default: the server's detector")
     parser.add_argument("--score-only", metavar="DIR", help="only score an existing result folder")
     parser.add_argument("--prefix", default="", help="file-name prefix of results in --score-only (e.g. numenta_)")
+    parser.add_argument("--threshold", type=float, metavar="T",
+                        help="score every profile at this fixed threshold (e.g. 0.5, the detector's own alert "
+                             "level: a deployable threshold chosen without labels) instead of sweeping")
     parser.add_argument("--stored-thresholds", metavar="DETECTOR",
                         help="score at config/thresholds.json thresholds of DETECTOR instead of sweeping")
 
@@ -163,6 +167,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     files = nab.scoring_files(root, corpus, scores)
     thresholds = nab.stored_thresholds(root, args.stored_thresholds) if args.stored_thresholds else None
+    if args.threshold is not None:
+        if not 0.0 <= args.threshold <= 1.0:
+            print("error: --threshold must be in [0, 1]", file=sys.stderr)
+            return 2
+        thresholds = {name: args.threshold for name in PROFILES}
     results = score_corpus(files, thresholds)
     report(files, results, nab.published(root), label=label)
     _print(f"\ndone in {time.perf_counter() - t0:.1f} s")

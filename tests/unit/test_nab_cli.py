@@ -70,3 +70,31 @@ def test_batched_runner_equals_series_by_series(tmp_path: Path) -> None:
     b = nab.run_detector_batched(corpus)
     for x, y in zip(a, b, strict=True):
         np.testing.assert_allclose(x, y, atol=1e-12)
+
+
+def test_eval_nab_fixed_threshold_and_ablation_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "nab"
+    _make_corpus(root)
+    rc = main(["eval", "nab", "--data", str(root), "--out", str(tmp_path / "a"), "--threshold", "0.5",
+               "--set", "knn_stride=4", "--set", "level_score=false"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "with knn_stride=4, level_score=false" in text
+    assert "threshold 0.500000" in text  # every profile scored at the fixed threshold
+    assert "rca (knn_stride=4, level_score=false)" in text
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("no_such_field=1", "expected FIELD=VALUE"),
+    ("knn_stride=abc", "not a valid int"),
+    ("level_score=maybe", "not a valid bool"),
+    ("knn_stride=3", "power of two"),
+])
+def test_eval_nab_bad_overrides_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 override: str, message: str) -> None:
+    root = tmp_path / "nab"
+    _make_corpus(root)
+    rc = main(["eval", "nab", "--data", str(root), "--out", str(tmp_path / "a"), "--set", override])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()  # nothing written for a rejected run
