@@ -49,26 +49,57 @@ def check_root(root: Path) -> None:
 
 
 def _parse_ts(s: str) -> float:
-    return datetime.strptime(s[:19], TS_FMT).replace(tzinfo=UTC).timestamp()
+    """Epoch seconds of a NAB timestamp (``YYYY-MM-DD HH:MM:SS``); ISO 8601 (``T``, fractions,
+    offsets; naive means UTC) and plain epoch seconds are accepted too."""
+    text = s.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.strptime(text[:19], TS_FMT).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise NabDataError(f"unreadable timestamp {s!r}") from None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def _ts_key(s: str) -> str:
+    """The second a timestamp names, as NAB writes it (windows are matched on it)."""
+    return s.strip().replace("T", " ")[:19]
+
+
+def _value(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")  # a blank or unreadable value is a missing point
 
 
 def read_csv_columns(path: Path, value_col: str = "value") -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """(timestamps, values, anomaly_score or None) of a NAB data or result CSV."""
     with path.open(newline="") as fh:
         reader = csv.reader(fh)
-        header = next(reader)
+        header = [h.strip() for h in next(reader, [])]
+        if "timestamp" not in header or value_col not in header:
+            raise NabDataError(f"{path}: expected the columns timestamp and {value_col}, found {header}")
         ti, vi = header.index("timestamp"), header.index(value_col)
         si = header.index("anomaly_score") if "anomaly_score" in header else -1
         ts: list[str] = []
         vals: list[float] = []
         scores: list[float] = []
-        for row in reader:
+        for line, row in enumerate(reader, start=2):
             if not row:
                 continue
+            if len(row) <= max(ti, vi, si):
+                raise NabDataError(f"{path}:{line}: expected {len(header)} columns, found {len(row)}")
             ts.append(row[ti])
-            vals.append(float(row[vi]))
+            vals.append(_value(row[vi]))
             if si >= 0:
-                scores.append(float(row[si]))
+                scores.append(_value(row[si]))
     return ts, np.asarray(vals, dtype=np.float64), (np.asarray(scores) if si >= 0 else None)
 
 
@@ -76,7 +107,10 @@ def iter_corpus(root: Path) -> Iterator[NabSeries]:
     check_root(root)
     for path in sorted((root / "data").glob("*/*.csv")):
         ts, vals, _ = read_csv_columns(path)
-        epoch = np.asarray([_parse_ts(t) for t in ts])
+        try:
+            epoch = np.asarray([_parse_ts(t) for t in ts], dtype=np.float64)
+        except NabDataError as exc:
+            raise NabDataError(f"{path}: {exc}") from None
         yield NabSeries(path.parent.name, path.stem, ts, epoch, vals)
 
 
@@ -90,11 +124,11 @@ def window_rows(timestamps: list[str], windows: list[tuple[str, str]]) -> tuple[
     """Map window end timestamps to row indices by exact timestamp match."""
     first: dict[str, int] = {}
     for i, t in enumerate(timestamps):
-        first.setdefault(t[:19], i)
+        first.setdefault(_ts_key(t), i)
     out = []
     for a, b in windows:
         try:
-            out.append((first[a[:19]], first[b[:19]]))
+            out.append((first[_ts_key(a)], first[_ts_key(b)]))
         except KeyError as exc:
             raise NabDataError(f"window end {exc} matches no row") from exc
     return tuple(out)

@@ -125,12 +125,16 @@ def config_with_overrides(overrides: list[str]) -> DetectorConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    root = Path(args.data)
     try:
-        nab.check_root(root)
-    except nab.NabDataError as exc:
+        return _run(args)
+    except nab.NabDataError as exc:  # unreadable corpus, labels or results: say which and where
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    root = Path(args.data)
+    nab.check_root(root)
     t0 = time.perf_counter()
     corpus = list(nab.iter_corpus(root))
     n_points = sum(s.values.size for s in corpus)

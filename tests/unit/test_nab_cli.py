@@ -98,3 +98,35 @@ def test_eval_nab_bad_overrides_are_clear_errors(tmp_path: Path, capsys: pytest.
     assert rc == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "a").exists()  # nothing written for a rejected run
+
+
+def test_eval_nab_reads_iso_and_epoch_timestamps_and_blank_values(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Another NAB-format corpus may write ISO 8601 ('T', offsets) or epoch timestamps and
+    leave values blank; windows in NAB's own format still match their rows."""
+    root = tmp_path / "nab"
+    _make_corpus(root)
+    path = root / "data" / "catA" / "shifted.csv"
+    rows = path.read_text().splitlines()
+    iso = [rows[0]] + [r.replace(" ", "T", 1) for r in rows[1:]]
+    iso[50] = iso[50].split(",")[0] + ","  # a blank value
+    path.write_text("\n".join(iso) + "\n")
+    quiet = root / "data" / "catB" / "quiet.csv"
+    q = quiet.read_text().splitlines()
+    quiet.write_text("\n".join([q[0]] + [f"{1704067200 + 300 * i},{r.split(',')[1]}" for i, r in enumerate(q[1:])]) + "\n")
+    rc = main(["eval", "nab", "--data", str(root), "--out", str(tmp_path / "o")])
+    assert rc == 0, capsys.readouterr().err
+    assert "Per profile" in capsys.readouterr().out
+
+
+def test_eval_nab_bad_files_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "nab"
+    _make_corpus(root)
+    bad = root / "data" / "catB" / "quiet.csv"
+    bad.write_text("time,value\n2024-01-01 00:00:00,1\n")
+    assert main(["eval", "nab", "--data", str(root), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "quiet.csv" in err and "expected the columns timestamp and value" in err
+    bad.write_text("timestamp,value\nyesterday,1\n")
+    assert main(["eval", "nab", "--data", str(root), "--out", str(tmp_path / "o")]) == 2
+    assert "unreadable timestamp 'yesterday'" in capsys.readouterr().err
