@@ -33,14 +33,14 @@ FIELDS = (
     # seasonal baseline
     "slevel", "sscale", "samp", "err0", "err1", "t0",
     # score: robust scales, range, likelihood channels (knn, seasonal, drift)
-    "off", "lvl", "dsc", "ssc", "mn", "mx", "prev_l", "hold",
+    "off", "lvl", "dsc", "ssc", "mn", "mx", "prev_l", "hold", "surp",
     "avg0", "mu0", "var0", "avg1", "mu1", "var1", "xf", "ls", "lsc", "avg2", "mu2", "var2", "avg3", "mu3", "var3",
 )
 (N, LAST_TS, DT,
  LEVEL, SCALE, CP, CN, CP_T0, CN_T0, CP_SUM, CP_CNT, CN_SUM, CN_CNT,
  RUN, RUN_T0, RUN_SUM, OPEN, ONSET, BASE, BSCALE, OSUM, OCNT, REC, REC_T0,
  SLEVEL, SSCALE, SAMP, ERR0, ERR1, T0,
- OFF, LVL, DSC, SSC, MN, MX, PREV_L, HOLD,
+ OFF, LVL, DSC, SSC, MN, MX, PREV_L, HOLD, SURP,
  AVG0, MU0, VAR0, AVG1, MU1, VAR1, XF, LS, LSC, AVG2, MU2, VAR2, AVG3, MU3, VAR3) = range(len(FIELDS))
 NF = len(FIELDS)
 
@@ -52,7 +52,7 @@ PARAMS = (
     "z_close", "close_rel", "recover_points",
     "buffer", "dim", "knn_stride", "avg_points", "long_points", "learn", "scale_points",
     "var_floor", "score_rel_floor", "spatial_tol", "seasonal_score", "drift_score", "a_fast", "a_slow",
-    "red", "yellow", "refresh", "holdoff", "spatial_hold", "level_score", "weekly",
+    "red", "yellow", "refresh", "holdoff", "spatial_hold", "level_score", "weekly", "event_gate", "gate_decay",
 )
 (P_ALPHA_LEVEL, P_ALPHA_SCALE, P_CLIP, P_ABS_FLOOR, P_REL_FLOOR, P_WARMUP,
  P_SEASON_BINS, P_SEASON_DAYS, P_SEASON_GAIN, P_ALPHA_SLEVEL, P_ALPHA_SEASON, P_SEASON_CLIP,
@@ -60,7 +60,7 @@ PARAMS = (
  P_Z_CLOSE, P_CLOSE_REL, P_RECOVER_POINTS,
  P_BUFFER, P_DIM, P_KNN_STRIDE, P_AVG_POINTS, P_LONG_POINTS, P_LEARN, P_SCALE_POINTS,
  P_VAR_FLOOR, P_SCORE_REL_FLOOR, P_SPATIAL_TOL, P_SEASONAL_SCORE, P_DRIFT_SCORE, P_A_FAST, P_A_SLOW,
- P_RED, P_YELLOW, P_REFRESH, P_HOLDOFF, P_SPATIAL_HOLD, P_LEVEL_SCORE, P_WEEKLY) = range(len(PARAMS))
+ P_RED, P_YELLOW, P_REFRESH, P_HOLDOFF, P_SPATIAL_HOLD, P_LEVEL_SCORE, P_WEEKLY, P_EVENT_GATE, P_GATE_DECAY) = range(len(PARAMS))
 
 #: event codes written to ``ev_kind``
 EV_NONE, EV_OPEN, EV_CLOSE = 0, 1, 2
@@ -286,6 +286,11 @@ def step_kernel(
         conf_up = warm and cp > p[P_H] and (run >= persist or cp > p[P_H_STRONG])
         conf_dn = (not conf_up) and warm and cn > p[P_H] and (run <= -persist or cn > p[P_H_STRONG])
         conf = conf_up or conf_dn
+        # A series with no open anomaly confirms a shift only once it is also surprising for
+        # this series (its recent likelihood score reached event_gate; not while the score is
+        # still learning). Until then the CUSUM keeps accumulating, so the onset is kept.
+        if conf and s[i, OPEN] == 0 and p[P_EVENT_GATE] > 0 and n >= learn and s[i, SURP] < p[P_EVENT_GATE]:
+            conf = conf_up = conf_dn = False
 
         # ---- baseline updates (robust) -------------------------------------------------
         a_l = max(a_next, p[P_ALPHA_LEVEL])
@@ -450,6 +455,7 @@ def step_kernel(
         mn, mx = s[i, MN], s[i, MX]
         tol = (mx - mn) * p[P_SPATIAL_TOL]
         spatial = n >= learn and mx > mn and (x > mx + tol or x < mn - tol)
+        s[i, SURP] = max(1.0 if spatial else math.log(1.0000000001 - lik) / LOG_EPS, s[i, SURP] * p[P_GATE_DECAY])
         hold = s[i, HOLD]
         if spatial and (hold <= 0 or p[P_SPATIAL_HOLD] <= 0):
             score = 1.0

@@ -172,13 +172,23 @@ def run_detector(
 
 
 def run_detector_batched(corpus: list[NabSeries], config: DetectorConfig | None = None) -> list[np.ndarray]:
-    """Online scores for every series at once: one StreamingDetector holds all series and
-    each step advances every series that still has a row (the server's vectorised path).
-    Series never share state, so each score still depends only on its own past points."""
+    """Online scores for every series at once (see :func:`run_detector_with_opens`)."""
+    return run_detector_with_opens(corpus, config)[0]
+
+
+def run_detector_with_opens(
+    corpus: list[NabSeries], config: DetectorConfig | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Online scores for every series at once, and the anomaly opens (1.0 on the row where
+    the detector opened an anomaly: what the server turns into incidents). One
+    StreamingDetector holds all series and each step advances every series that still has
+    a row (the server's vectorised path). Series never share state, so each score still
+    depends only on its own past points."""
     det = StreamingDetector(config, capacity=len(corpus))
     lengths = np.array([s.values.size for s in corpus])
     times = [monotone_times(s.epoch) for s in corpus]
     out = [np.zeros(n) for n in lengths]
+    opens = [np.zeros(n) for n in lengths]
     order = np.argsort(-lengths, kind="stable")
     max_len = int(lengths.max()) if lengths.size else 0
     sorted_len = lengths[order]  # descending
@@ -192,10 +202,14 @@ def run_detector_batched(corpus: list[NabSeries], config: DetectorConfig | None 
     sc_mat = np.zeros((len(corpus), max_len))
     for i in range(max_len):
         m = int(width[i])
-        sc_mat[:m, i] = det.step(order[:m], ts_mat[:m, i], val_mat[:m, i]).scores
+        res = det.step(order[:m], ts_mat[:m, i], val_mat[:m, i])
+        sc_mat[:m, i] = res.scores
+        for ev in res.events:
+            if ev.kind == "open":
+                opens[ev.series][i] = 1.0
     for j, k in enumerate(order):
         out[k] = sc_mat[j, : lengths[k]].copy()
-    return out
+    return out, opens
 
 
 def write_results(out_dir: Path, corpus: list[NabSeries], scores: list[np.ndarray]) -> None:

@@ -130,3 +130,27 @@ def test_subset_steps_and_state_round_trip() -> None:
         rb = b.step(idx, np.full(3, i * STEP), v)
         np.testing.assert_array_equal(ra.scores, rb.scores)
         assert ra.events == rb.events
+
+
+def _bursty(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noise with a 20-point burst of +8 sd every 100 points: bursts are this series' normal."""
+    ts, x = _noisy(n, seed=seed, sd=1.0)
+    for start in range(150, n, 100):
+        x[start:start + 20] += 8.0
+    return ts, x
+
+
+def test_routine_bursts_stop_opening_anomalies_once_the_score_has_learnt_them() -> None:
+    ts, x = _bursty(3000, seed=11)
+    gated = [e for e in _feed(StreamingDetector(), ts, x) if e.kind == "open"]
+    ungated = [e for e in _feed(StreamingDetector(DetectorConfig(event_gate=0.0)), ts, x) if e.kind == "open"]
+    late = ts[1500]
+    assert sum(e.ts >= late for e in ungated) >= 10  # CUSUM alone pages on every burst
+    assert sum(e.ts >= late for e in gated) <= 1     # the likelihood gate knows they are routine
+
+
+def test_an_unusual_shift_in_a_bursty_series_still_opens() -> None:
+    ts, x = _bursty(3000, seed=12)
+    x[2560:] += 40.0  # far beyond any burst, and it stays
+    opens = [e for e in _feed(StreamingDetector(), ts, x) if e.kind == "open" and e.ts >= ts[2500]]
+    assert opens and opens[0].direction == "up" and opens[0].ts - ts[2560] <= 5 * STEP

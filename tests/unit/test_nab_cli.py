@@ -82,6 +82,7 @@ def test_eval_nab_fixed_threshold_and_ablation_overrides(tmp_path: Path, capsys:
     assert "with knn_stride=4, level_score=false" in text
     assert "threshold 0.500000" in text  # every profile scored at the fixed threshold
     assert "rca (knn_stride=4, level_score=false)" in text
+    assert "Alerting path (anomaly opens" in text and "opens in 2,400 points" in text
 
 
 @pytest.mark.parametrize(("override", "message"), [
