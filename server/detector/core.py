@@ -22,13 +22,13 @@ Two-sided CUSUM on the robust z, increments clipped at ``z_clip`` so one blip ca
 confirm a shift.  A shift is *confirmed* when the CUSUM passes ``h`` and the last
 ``persist`` points were all beyond ``z_persist`` scales, or when the CUSUM passes
 ``h_strong`` (slow, moderate shifts).  Its onset is the first point of the persistent
-run (else the start of the CUSUM excursion).  In a series with no open anomaly, a shift
-confirms only once it is also surprising for that series: its recent per-point score
-(below) reached ``event_gate`` (until then the CUSUM keeps accumulating, so the onset is
-kept); routine bursts of a bursty series therefore page nobody.  A confirmed shift opens an anomaly (at most
+run (else the start of the CUSUM excursion).  A confirmed shift opens an anomaly (at most
 one open per series) with the pre-shift baseline; it closes after ``recover_points``
 consecutive points back within ``z_close`` baseline scales (or ``close_rel``
-relative) of that baseline.
+relative) of that baseline.  An anomaly is *reported* (its open event emitted, with its
+onset) only once it is also surprising for that series: its recent per-point score
+(below) reached ``event_gate``.  Until then it is tracked silently, and nothing is
+reported if it recovers first, so routine bursts of a bursty series page nobody.
 
 **Per-point score** in [0, 1] (what NAB scores; 0.5 is the alert level)
 
@@ -86,7 +86,7 @@ class DetectorConfig:
     z_close: float = 2.0           # close: within z_close baseline scales of baseline ...
     close_rel: float = 0.05        # ... or within close_rel * |baseline|
     recover_points: int = 6        # consecutive near-baseline points to close
-    event_gate: float = 0.5        # a new shift confirms only once the series' recent score reaches this (0: off)
+    event_gate: float = 0.5        # an anomaly is reported only once the series' recent score reaches this (0: off)
     gate_decay: float = 0.97       # per-point decay of that recent score (~33 points of memory)
     # per-point score (anomaly likelihood of kNN, seasonal and drift surprises)
     buffer: int = 400              # history searched by the kNN (>= 288: a day of 5-minute points)

@@ -33,14 +33,14 @@ FIELDS = (
     # seasonal baseline
     "slevel", "sscale", "samp", "err0", "err1", "t0",
     # score: robust scales, range, likelihood channels (knn, seasonal, drift)
-    "off", "lvl", "dsc", "ssc", "mn", "mx", "prev_l", "hold", "surp",
+    "off", "lvl", "dsc", "ssc", "mn", "mx", "prev_l", "hold", "surp", "shown",
     "avg0", "mu0", "var0", "avg1", "mu1", "var1", "xf", "ls", "lsc", "avg2", "mu2", "var2", "avg3", "mu3", "var3",
 )
 (N, LAST_TS, DT,
  LEVEL, SCALE, CP, CN, CP_T0, CN_T0, CP_SUM, CP_CNT, CN_SUM, CN_CNT,
  RUN, RUN_T0, RUN_SUM, OPEN, ONSET, BASE, BSCALE, OSUM, OCNT, REC, REC_T0,
  SLEVEL, SSCALE, SAMP, ERR0, ERR1, T0,
- OFF, LVL, DSC, SSC, MN, MX, PREV_L, HOLD, SURP,
+ OFF, LVL, DSC, SSC, MN, MX, PREV_L, HOLD, SURP, SHOWN,
  AVG0, MU0, VAR0, AVG1, MU1, VAR1, XF, LS, LSC, AVG2, MU2, VAR2, AVG3, MU3, VAR3) = range(len(FIELDS))
 NF = len(FIELDS)
 
@@ -286,11 +286,6 @@ def step_kernel(
         conf_up = warm and cp > p[P_H] and (run >= persist or cp > p[P_H_STRONG])
         conf_dn = (not conf_up) and warm and cn > p[P_H] and (run <= -persist or cn > p[P_H_STRONG])
         conf = conf_up or conf_dn
-        # A series with no open anomaly confirms a shift only once it is also surprising for
-        # this series (its recent likelihood score reached event_gate; not while the score is
-        # still learning). Until then the CUSUM keeps accumulating, so the onset is kept.
-        if conf and s[i, OPEN] == 0 and p[P_EVENT_GATE] > 0 and n >= learn and s[i, SURP] < p[P_EVENT_GATE]:
-            conf = conf_up = conf_dn = False
 
         # ---- baseline updates (robust) -------------------------------------------------
         a_l = max(a_next, p[P_ALPHA_LEVEL])
@@ -349,17 +344,28 @@ def step_kernel(
             rec_t0 = t if (rec_inc and rec_old == 0) else s[i, REC_T0]
             closing = was_open and rec >= p[P_RECOVER_POINTS]
             obs = osum / max(ocnt, 1.0)
+            # The likelihood gate: an anomaly is reported (its open event emitted) only once
+            # the shift is also surprising for this series -- its recent likelihood score
+            # reached event_gate (not required while the score is still learning). Until
+            # then it is tracked silently; if it recovers first, nothing is reported.
+            gate_ok = p[P_EVENT_GATE] <= 0 or n < learn or s[i, SURP] >= p[P_EVENT_GATE]
             if opening:
                 s[i, OPEN] = 1.0 if conf_up else -1.0
+                s[i, SHOWN] = 0.0
+            emit_open = (opening or (was_open and not closing and s[i, SHOWN] == 0)) and gate_ok
+            if emit_open:
+                s[i, SHOWN] = 1.0
                 ev_kind[q] = EV_OPEN
                 ev_onset[q] = min(onset, t)
-                ev_dir[q] = 1.0 if conf_up else -1.0
+                ev_dir[q] = 1.0 if s[i, OPEN] > 0 else -1.0
                 ev_score[q] = abs(obs - base) / bscale
                 ev_base[q] = base
                 ev_obs[q] = obs
                 n_events += 1
             elif closing:
                 s[i, OPEN] = 0.0
+            if closing and s[i, SHOWN] != 0:
+                s[i, SHOWN] = 0.0
                 ev_kind[q] = EV_CLOSE
                 ev_onset[q] = rec_t0
                 ev_dir[q] = 1.0 if is_open > 0 else -1.0
