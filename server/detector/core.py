@@ -32,18 +32,21 @@ reported if it recovers first, so routine bursts of a bursty series page nobody.
 
 **Per-point score** in [0, 1] (what NAB scores; 0.5 is the alert level)
 
-Three raw surprises, each in units the series sets itself, through a Numenta-style
+Four raw surprises, each in units the series sets itself, through a Numenta-style
 anomaly likelihood (short average against its own long-run mean/variance, Gaussian tail):
 
 * kNN novelty: distance from the last ``dim`` values to the nearest earlier window at
   lags ``dim, dim + knn_stride, ...`` up to ``buffer`` (running lag sums: O(buffer /
   knn_stride) per point), in units of the typical step between values;
-* seasonal novelty: distance to the window one day earlier, when a day fits the buffer;
-* drift: a fast EW mean (~20 points) against a slow robust level (~500 points).
+* seasonal novelty: distance to the window one day (or, if closer, one week) earlier,
+  when that lag fits the buffer;
+* drift: a fast EW mean (~20 points) against a slow robust level (~500 points);
+* level: the residual against the events' robust (seasonal) baseline.
 
-A red (likelihood ``red``) right after a red is reported at ``yellow``; the first
-``learn`` points cannot alert; a value outside the range seen so far, widened by
-``spatial_tol`` of it, scores 1.
+The score comes from the highest channel.  A red (likelihood ``red``) right after a red
+is reported at ``yellow``; after an alert the next ``holdoff`` points score at most
+yellow; the first ``learn`` points cannot alert; a value outside the range seen so far,
+widened by ``spatial_tol`` of it, scores 1.
 """
 
 from __future__ import annotations

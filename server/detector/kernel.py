@@ -23,7 +23,7 @@ DAY = 86400.0
 LOG_EPS = math.log(1.0000000001 - 0.9999999999)
 YELLOW_SCORE = math.log(1.0000000001 - 0.999) / LOG_EPS  # the score of likelihood 0.999 (0.3)
 
-# ---- state fields: one row of the state matrix per field, one column per series -------
+# ---- state fields: one column of the (series x field) state matrix per field ----------
 FIELDS = (
     # shared clock
     "n", "last_ts", "dt",
