@@ -211,6 +211,47 @@ def step_kernel(
     a_avg = 1.0 / p[P_AVG_POINTS]
     inv_sqrt2 = 1.0 / math.sqrt(2.0)
     n_events = 0
+    # parameters as locals: loaded once per call, not once per series
+    c_abs_floor = p[P_ABS_FLOOR]
+    c_alpha_level = p[P_ALPHA_LEVEL]
+    c_alpha_scale = p[P_ALPHA_SCALE]
+    c_alpha_season = p[P_ALPHA_SEASON]
+    c_alpha_slevel = p[P_ALPHA_SLEVEL]
+    c_a_fast = p[P_A_FAST]
+    c_a_slow = p[P_A_SLOW]
+    c_close_rel = p[P_CLOSE_REL]
+    c_drift_score = p[P_DRIFT_SCORE]
+    c_err_points = p[P_ERR_POINTS]
+    c_event_gate = p[P_EVENT_GATE]
+    c_gate_decay = p[P_GATE_DECAY]
+    c_h = p[P_H]
+    c_holdoff = p[P_HOLDOFF]
+    c_h_strong = p[P_H_STRONG]
+    c_k = p[P_K]
+    c_level_score = p[P_LEVEL_SCORE]
+    c_long_points = p[P_LONG_POINTS]
+    c_min_rel_change = p[P_MIN_REL_CHANGE]
+    c_persist = p[P_PERSIST]
+    c_recover_points = p[P_RECOVER_POINTS]
+    c_red = p[P_RED]
+    c_rel_floor = p[P_REL_FLOOR]
+    c_scale_points = p[P_SCALE_POINTS]
+    c_score_rel_floor = p[P_SCORE_REL_FLOOR]
+    c_seasonal_score = p[P_SEASONAL_SCORE]
+    c_season_clip = p[P_SEASON_CLIP]
+    c_season_days = p[P_SEASON_DAYS]
+    c_season_gain = p[P_SEASON_GAIN]
+    c_spatial_hold = p[P_SPATIAL_HOLD]
+    c_spatial_tol = p[P_SPATIAL_TOL]
+    c_var_floor = p[P_VAR_FLOOR]
+    c_weekly = p[P_WEEKLY]
+    c_yellow = p[P_YELLOW]
+    c_z_clip = p[P_Z_CLIP]
+    c_z_close = p[P_Z_CLOSE]
+    c_z_persist = p[P_Z_PERSIST]
+    inv_err_points = 1.0 / c_err_points
+    inv_scale_points = 1.0 / c_scale_points
+    inv_long_points = 1.0 / c_long_points
     for q in range(idx.shape[0]):
         i = idx[q]
         t = ts[q]
@@ -249,21 +290,21 @@ def step_kernel(
             b = min(int(sec / bin_w), bins - 1)
             seas = season[i, b]
             pred1 = slevel + seas
-            use_season = (t - t0) >= p[P_SEASON_DAYS] * DAY and s[i, ERR1] < p[P_SEASON_GAIN] * s[i, ERR0]
+            use_season = (t - t0) >= c_season_days * DAY and s[i, ERR1] < c_season_gain * s[i, ERR0]
         pred = pred1 if use_season else level
         absl = abs(pred)
-        floor = max(p[P_REL_FLOOR] * absl, p[P_ABS_FLOOR])
+        floor = max(c_rel_floor * absl, c_abs_floor)
         sc0 = max(s[i, SCALE], floor)
         sc1 = max(s[i, SSCALE], floor)
         sc = sc1 if use_season else sc0
         z = (x - pred) / sc
 
         # ---- CUSUM with clipped increments; excursion starts and sums -------------------
-        zc = _clip(z, -p[P_Z_CLIP], p[P_Z_CLIP])
+        zc = _clip(z, -c_z_clip, c_z_clip)
         cp_old = s[i, CP]
         cn_old = s[i, CN]
-        cp = max(cp_old + (zc - p[P_K]), 0.0)
-        cn = max(cn_old - (zc + p[P_K]), 0.0)
+        cp = max(cp_old + (zc - c_k), 0.0)
+        cn = max(cn_old - (zc + c_k), 0.0)
         cp_new = cp > 0 and cp_old <= 0
         cn_new = cn > 0 and cn_old <= 0
         cp_t0 = t if cp_new else s[i, CP_T0]
@@ -275,21 +316,21 @@ def step_kernel(
         # persistence run: +k consecutive points above z_persist, -k below -z_persist
         run_old = s[i, RUN]
         run = 0.0
-        if z >= p[P_Z_PERSIST]:
+        if z >= c_z_persist:
             run = max(run_old, 0.0) + 1.0
-        elif z <= -p[P_Z_PERSIST]:
+        elif z <= -c_z_persist:
             run = min(run_old, 0.0) - 1.0
         run_start = abs(run) == 1.0
         run_t0 = t if run_start else s[i, RUN_T0]
         run_sum = (0.0 if run_start else s[i, RUN_SUM]) + x
-        persist = p[P_PERSIST]
-        conf_up = warm and cp > p[P_H] and (run >= persist or cp > p[P_H_STRONG])
-        conf_dn = (not conf_up) and warm and cn > p[P_H] and (run <= -persist or cn > p[P_H_STRONG])
+        persist = c_persist
+        conf_up = warm and cp > c_h and (run >= persist or cp > c_h_strong)
+        conf_dn = (not conf_up) and warm and cn > c_h and (run <= -persist or cn > c_h_strong)
         conf = conf_up or conf_dn
 
         # ---- baseline updates (robust) -------------------------------------------------
-        a_l = max(a_next, p[P_ALPHA_LEVEL])
-        a_s = max(a_first, p[P_ALPHA_SCALE])
+        a_l = max(a_next, c_alpha_level)
+        a_s = max(a_first, c_alpha_scale)
         lim0 = clip * sc0 if warm else np.inf
         rc = _clip(x - level, -lim0, lim0)
         new_level = level + a_l * rc
@@ -299,18 +340,18 @@ def step_kernel(
             lim1 = clip * sc1 if warm else np.inf
             d1 = x - pred1
             r1 = _clip(d1, -lim1, lim1)
-            new_slevel = slevel + max(a_next, p[P_ALPHA_SLEVEL]) * r1
+            new_slevel = slevel + max(a_next, c_alpha_slevel) * r1
             s[i, SSCALE] = s[i, SSCALE] + a_s * (1.25 * abs(r1) - s[i, SSCALE])
             samp_old = s[i, SAMP]
             big = 10.0 * max(samp_old, max(sc0, sc1))
-            a_err = 1.0 / p[P_ERR_POINTS]
+            a_err = inv_err_points
             s[i, ERR0] = s[i, ERR0] + a_err * (min(abs(x - level), big) - s[i, ERR0])
             s[i, ERR1] = s[i, ERR1] + a_err * (min(abs(d1), big) - s[i, ERR1])
             samp = samp_old + a_s * (abs(x - slevel) - samp_old)
             s[i, SAMP] = samp
             days = (t - t0) * (1.0 / DAY)
-            a_se = max(p[P_ALPHA_SEASON], 1.0 / (days + 1.0)) * min(1.0, max(dt, 1e-9) / bin_w)
-            lim_se = p[P_SEASON_CLIP] * max(samp, sc1) if warm else np.inf
+            a_se = max(c_alpha_season, 1.0 / (days + 1.0)) * min(1.0, max(dt, 1e-9) / bin_w)
+            lim_se = c_season_clip * max(samp, sc1) if warm else np.inf
             season[i, b] = seas + a_se * _clip(d1, -lim_se, lim_se)
 
         # ---- confirmed shifts re-base; open / close anomaly events ----------------------
@@ -330,25 +371,25 @@ def step_kernel(
                 if use_season:
                     new_slevel = new_slevel + (shift_mean - pred)
             was_open = is_open != 0
-            opening = conf and not was_open and abs(shift_mean - pred) >= p[P_MIN_REL_CHANGE] * absl
+            opening = conf and not was_open and abs(shift_mean - pred) >= c_min_rel_change * absl
             if opening:
                 base, bscale, onset, osum, ocnt = pred, sc, onset_est, seg_sum, seg_cnt
             else:
                 base, bscale, onset = s[i, BASE], s[i, BSCALE], s[i, ONSET]
                 osum = s[i, OSUM] + (x if was_open else 0.0)
                 ocnt = s[i, OCNT] + (1.0 if was_open else 0.0)
-            near = abs(x - base) <= max(p[P_Z_CLOSE] * bscale, p[P_CLOSE_REL] * abs(base))
+            near = abs(x - base) <= max(c_z_close * bscale, c_close_rel * abs(base))
             rec_old = s[i, REC]
             rec_inc = was_open and near
             rec = rec_old + 1.0 if rec_inc else 0.0
             rec_t0 = t if (rec_inc and rec_old == 0) else s[i, REC_T0]
-            closing = was_open and rec >= p[P_RECOVER_POINTS]
+            closing = was_open and rec >= c_recover_points
             obs = osum / max(ocnt, 1.0)
             # The likelihood gate: an anomaly is reported (its open event emitted) only once
             # the shift is also surprising for this series -- its recent likelihood score
             # reached event_gate (not required while the score is still learning). Until
             # then it is tracked silently; if it recovers first, nothing is reported.
-            gate_ok = p[P_EVENT_GATE] <= 0 or n < learn or s[i, SURP] >= p[P_EVENT_GATE]
+            gate_ok = c_event_gate <= 0 or n < learn or s[i, SURP] >= c_event_gate
             if opening:
                 s[i, OPEN] = 1.0 if conf_up else -1.0
                 s[i, SHOWN] = 0.0
@@ -405,23 +446,23 @@ def step_kernel(
         # lags up to n - D compare with real history only
         best = _min_prefix(sums[i], min(n_lags, (ni - 2 * D) // stride + 1) if ni >= 2 * D else 0)
         lvl = x if first else s[i, LVL]
-        lfloor = max(p[P_SCORE_REL_FLOOR] * abs(lvl), 1e-9)
+        lfloor = max(c_score_rel_floor * abs(lvl), 1e-9)
         dsc_old = s[i, DSC]
         dsc = max(dsc_old, lfloor)
-        a_sc = max(1.0 / (n + 1.0), 1.0 / p[P_SCALE_POINTS])
+        a_sc = max(1.0 / (n + 1.0), inv_scale_points)
         knn = math.sqrt(best / D) / dsc if best < np.inf else 0.0
         raw0 = math.log1p(knn)
 
         # ---- seasonal novelty: distance to the window one day earlier -------------------
         ssc = s[i, SSC]
         raw1 = 0.0
-        do_seasonal = p[P_SEASONAL_SCORE] > 0
+        do_seasonal = c_seasonal_score > 0
         if do_seasonal:
             per = DAY / max(dt_old, 1.0)
             lag_p = min(max(_round_half_even(per), D), B)
             if dt_old > 0 and per <= B and n >= lag_p + D:
                 sv = math.sqrt(_window_dist(ring, i, ni, xr, lag_p, D, stride, M) / D)
-                if p[P_WEEKLY] > 0:
+                if c_weekly > 0:
                     lag_w = 7 * lag_p
                     if lag_w <= B and n >= lag_w + D:
                         sv = min(sv, math.sqrt(_window_dist(ring, i, ni, xr, lag_w, D, stride, M) / D))
@@ -433,44 +474,45 @@ def step_kernel(
                     ssc = sv
 
         # ---- likelihood of each channel's short average against its long-run spread ------
-        a_long = max(1.0 / (n + 1.0), 1.0 / p[P_LONG_POINTS])
-        var_floor = p[P_VAR_FLOOR]
+        a_long = max(1.0 / (n + 1.0), inv_long_points)
+        var_floor = c_var_floor
         zs = _channel(s, i, AVG0, raw0, a_avg, a_long, var_floor)
         z1 = _channel(s, i, AVG1, raw1, a_avg, a_long, var_floor)
         if do_seasonal:
             zs = max(zs, z1)
-        if p[P_DRIFT_SCORE] > 0:
-            xf = x if first else s[i, XF] + p[P_A_FAST] * (x - s[i, XF])
+        if c_drift_score > 0:
+            xf = x if first else s[i, XF] + c_a_fast * (x - s[i, XF])
             ls = x if first else s[i, LS]
             lsc = s[i, LSC]
             lsc_f = max(lsc, lfloor)
             raw2 = math.log1p(abs(xf - ls) / lsc_f) if lsc > 0 else 0.0
             zs = max(zs, _channel(s, i, AVG2, raw2, a_avg, a_long, var_floor))
-            a_ls = max(1.0 / (n + 1.0), p[P_A_SLOW])
+            a_ls = max(1.0 / (n + 1.0), c_a_slow)
             dls = _clip(xf - ls, -clip * lsc_f, clip * lsc_f) if lsc > 0 else xf - ls
             s[i, LS] = ls + a_ls * dls
             s[i, LSC] = lsc + a_ls * (1.25 * abs(dls) - lsc)
             s[i, XF] = xf
-        if p[P_LEVEL_SCORE] > 0:  # residual against the (seasonal) baseline, in its scales
+        if c_level_score > 0:  # residual against the (seasonal) baseline, in its scales
             raw3 = math.log1p(abs(z) * 0.25) if warm else 0.0
             zs = max(zs, _channel(s, i, AVG3, raw3, a_avg, a_long, var_floor))
         lik = 0.5 if n < learn else 1.0 - 0.5 * math.erfc(zs * inv_sqrt2)
-        lik_f = p[P_YELLOW] if (s[i, PREV_L] > p[P_RED] and lik > p[P_RED]) else lik
-        score = math.log(1.0000000001 - lik_f) / LOG_EPS
+        lik_f = c_yellow if (s[i, PREV_L] > c_red and lik > c_red) else lik
+        lik_score = math.log(1.0000000001 - lik) / LOG_EPS
+        score = lik_score if lik_f == lik else math.log(1.0000000001 - lik_f) / LOG_EPS
         # spatial anomaly: a value outside the range seen so far (widened) scores 1
         mn, mx = s[i, MN], s[i, MX]
-        tol = (mx - mn) * p[P_SPATIAL_TOL]
+        tol = (mx - mn) * c_spatial_tol
         spatial = n >= learn and mx > mn and (x > mx + tol or x < mn - tol)
-        s[i, SURP] = max(1.0 if spatial else math.log(1.0000000001 - lik) / LOG_EPS, s[i, SURP] * p[P_GATE_DECAY])
+        s[i, SURP] = max(1.0 if spatial else lik_score, s[i, SURP] * c_gate_decay)
         hold = s[i, HOLD]
-        if spatial and (hold <= 0 or p[P_SPATIAL_HOLD] <= 0):
+        if spatial and (hold <= 0 or c_spatial_hold <= 0):
             score = 1.0
         elif hold > 0:  # hold-off after an alert: report at most the yellow level
             score = min(score, YELLOW_SCORE)
         if hold > 0:
             s[i, HOLD] = hold - 1.0
         elif score >= 0.5:
-            s[i, HOLD] = p[P_HOLDOFF]
+            s[i, HOLD] = c_holdoff
         scores[q] = min(max(score, 0.0), 1.0)
 
         s[i, PREV_L] = lik
@@ -480,7 +522,7 @@ def step_kernel(
         if n > 30:
             dd = min(dd, clip * dsc)
         s[i, DSC] = dsc_old + a_sc * (1.25 * dd - dsc_old)
-        s[i, LVL] = lvl + max(1.0 / (n + 1.0), 1.0 / p[P_SCALE_POINTS]) * (x - lvl)
+        s[i, LVL] = lvl + max(1.0 / (n + 1.0), inv_scale_points) * (x - lvl)
         s[i, SSC] = ssc
 
         # ---- clock and ring -------------------------------------------------------------
