@@ -162,8 +162,8 @@ class Pipeline:
                 self.metrics.late_points.set(self.detector.late_points)
             self.dirty |= self.incidents.handle(events)
         elif msg.kind == "changes":
-            for ch in msg.payload:
-                self.dirty |= self._incidents_near(ch.ts, ch.ts)
+            for lo, hi in _spans(sorted(ch.ts for ch in msg.payload), self._window_span()):
+                self.dirty |= self._incidents_near(lo, hi)
         elif msg.kind == "logs":
             lo, hi = msg.payload["min_ts"], msg.payload["max_ts"]
             self.dirty |= self._incidents_near(lo, hi)
@@ -178,6 +178,11 @@ class Pipeline:
             self._schedule_retrain()
         elif msg.kind == "reanalyse_open":
             self.dirty |= {i.id for i in self.store.list_incidents(status="OPEN", limit=100_000)}
+
+    @staticmethod
+    def _window_span() -> float:
+        before, after = candidate_window(0.0)
+        return after - before
 
     def _incidents_near(self, lo: float, hi: float) -> set[str]:
         """Incidents whose RCA window overlaps [lo, hi] (from the store, so data that
@@ -220,3 +225,16 @@ class Pipeline:
             task.add_done_callback(self._bg.discard)
 
         loop.call_soon_threadsafe(spawn)
+
+
+def _spans(times: list[float], gap: float) -> list[tuple[float, float]]:
+    """Sorted times grouped into [first, last] spans wherever consecutive times are at most
+    ``gap`` apart: one store query per span instead of one per change, without
+    re-analysing the incidents between far-apart changes."""
+    out: list[tuple[float, float]] = []
+    for t in times:
+        if out and t - out[-1][1] <= gap:
+            out[-1] = (out[-1][0], t)
+        else:
+            out.append((t, t))
+    return out

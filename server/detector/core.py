@@ -196,7 +196,8 @@ class StreamingDetector:
             "fields": np.array(K.FIELDS),
             "state": self._s[:n].T.copy(),  # one row per field
             "season": self._season[:n].copy(),
-            "ring": self._ring[:n].reshape(n, -1, 2, self._slots)[:, :, 0].reshape(n, self._ring_len),
+            "ring": self._ring[:n].reshape(n, self.config.knn_stride, 2, self._slots)[:, :, 0].reshape(
+                n, self._ring_len),
             "sums": self._sums[:n].copy(),
         }
 
@@ -221,8 +222,8 @@ class StreamingDetector:
         if season.ndim == 2 and season.shape == (n, self._season.shape[1]):
             self._season[:n] = season
         self._ring = np.zeros((cap, 2 * self._ring_len), dtype=np.float32)
-        doubled = self._ring[:n].reshape(n, -1, 2, self._slots)
-        doubled[:, :, 0] = doubled[:, :, 1] = ring.reshape(n, -1, self._slots)
+        doubled = self._ring[:n].reshape(n, self.config.knn_stride, 2, self._slots)
+        doubled[:, :, 0] = doubled[:, :, 1] = ring.reshape(n, self.config.knn_stride, self._slots)
         self._sums = np.zeros((cap, self.config.n_lags), dtype=np.float32)
         self._sums[:n] = sums
         self.n_series = n

@@ -113,3 +113,14 @@ def test_config_is_validated() -> None:
         StreamingDetector(DetectorConfig(knn_stride=3))
     with pytest.raises(ValueError):
         StreamingDetector(DetectorConfig(dim=500))
+
+
+def test_an_empty_detector_saves_and_restores() -> None:
+    """A server that has seen no metrics yet still saves its state at shutdown."""
+    state = StreamingDetector().get_state()
+    restored = StreamingDetector()
+    restored.set_state(state)
+    assert restored.n_series == 0
+    ts, x = _data(200)
+    assert score_series(ts, x).shape == (200,)
+    assert restored.step(np.array([0]), ts[:1], x[:1]).scores.shape == (1,)
