@@ -115,6 +115,7 @@ class IncidentManager:
             for v in self.open_by_series.values():
                 if v.incident_id == other:
                     v.incident_id = target
+            self.store.reassign_labels(incident_id=other, to=target)  # its labels train as the survivor's
             self.store.delete_incident(incident_id=other)
             self.store.set_meta(key=f"merged:{other}", value=target)  # its id keeps answering
             del self.groups[other]

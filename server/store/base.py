@@ -108,6 +108,10 @@ class Store(Protocol):
     def delete_incident(self, *, incident_id: str) -> None:
         """Remove an incident and its suspects (after its anomalies were merged elsewhere)."""
 
+    def reassign_labels(self, *, incident_id: str, to: str) -> int:
+        """Move the labels of an incident to another (the incident it was merged into);
+        returns how many moved."""
+
     def get_suspect(self, *, suspect_id: str) -> Suspect | None: ...
 
     def ping(self) -> bool: ...

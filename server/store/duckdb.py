@@ -444,6 +444,13 @@ class DuckDBStore:
         with self._tx() as con:
             self._insert_rows(con, "incidents", _INC_SCHEMA, rows, replace=True)
 
+    def reassign_labels(self, *, incident_id: str, to: str) -> int:
+        rows = self._q("SELECT count(*) FROM labels WHERE incident_id = ?", [incident_id])
+        n = int(rows[0][0]) if rows else 0
+        if n:
+            self._q("UPDATE labels SET incident_id = ? WHERE incident_id = ?", [to, incident_id])
+        return n
+
     def delete_incident(self, *, incident_id: str) -> None:
         with self._tx() as con:
             con.execute("DELETE FROM incidents WHERE id = ?", [incident_id])

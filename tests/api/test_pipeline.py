@@ -234,3 +234,29 @@ def test_shutdown_finishes_accepted_work(tmp_path: Path) -> None:
     with EmbeddedServer(data_dir=data) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
         incidents = c.get("/incidents").json()
         assert len(incidents) == 1 and incidents[0]["top_suspect"]["change_id"] == "dep-bad"
+
+
+def test_labels_follow_an_incident_merged_into_another(tmp_path: Path) -> None:
+    """A label given before a late topology merges incidents stays visible (on the incident
+    it joined) and keeps training the ranker."""
+    with EmbeddedServer(data_dir=tmp_path / "labels-merge") as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+        c.post("/ingest/metrics", json={"points": _history()}).raise_for_status()
+        c.post("/ingest/deployments", json=[{"id": "dep-bad", "service": "payments", "ts": T0 + SHIFT * 10 - 20,
+                                             "version": "v2.14.0"}]).raise_for_status()
+        wait_idle(c)
+        before = sorted(c.get("/incidents").json(), key=lambda i: (i["started_at"], i["id"]))
+        assert len(before) == 3
+        merged_away = before[-1]["id"]  # not the earliest: it will be merged into another
+        r = c.post(f"/incidents/{merged_away}/label", json={"change_id": "dep-bad", "verdict": "cause"})
+        assert r.status_code == 200
+        wait_idle(c)
+        c.post("/ingest/topology", json={"edges": EDGES}).raise_for_status()
+        wait_idle(c)
+        incidents = c.get("/incidents").json()
+        assert len(incidents) == 1
+        survivor = incidents[0]["id"]
+        assert survivor != merged_away
+        labels = c.get(f"/incidents/{survivor}/labels").json()
+        assert [lb["change_id"] for lb in labels] == ["dep-bad"]
+        assert c.get(f"/incidents/{merged_away}/labels").json() == labels  # the old id answers too
+        assert c.get("/model").json()["labels_used"] >= 1

@@ -138,6 +138,12 @@ def test_incidents_anomalies_suspects_labels_models(make_store: Callable[[], Sto
     lb = Label(id="lbl-1", incident_id=inc_id, change_id="dep-1", verdict="cause", created_at=1.0, author="al")
     s.add_label(label=lb)
     assert s.list_labels(incident_id=inc_id) == [lb]
+    # labels follow their incident when it is merged into another
+    assert s.reassign_labels(incident_id=inc_id, to="inc-9") == 1
+    assert s.list_labels(incident_id=inc_id) == []
+    assert [x.id for x in s.list_labels(incident_id="inc-9")] == ["lbl-1"]
+    assert s.reassign_labels(incident_id="inc-404", to="inc-9") == 0
+    assert s.reassign_labels(incident_id="inc-9", to=inc_id) == 1
     assert s.load_latest_model() is None
     s.save_model(version=1, blob=b"m1", info={"labels": 1})
     s.save_model(version=2, blob=b"m2", info={"labels": 2})
