@@ -1,9 +1,11 @@
 """Detector throughput: point-updates per second and state bytes per series.
 
-Each step advances every series by one point (the server's 10-s tick), vectorised in
-one StreamingDetector.step call.  Run on one core:
+Each step advances every series by one point (the server's 10-s tick) in one
+StreamingDetector.step call: events and the per-point anomaly-likelihood score, the
+server's detector with its defaults.  The compiled kernel is loaded (or compiled) before
+timing.  Run on one core:
 
-    .venv/bin/python bench/detect.py [--series 10000 100000] [--steps 300]
+    taskset -c 1 .venv/bin/python bench/detect.py [--series 10000 100000] [--steps 300]
 """
 
 from __future__ import annotations
