@@ -21,7 +21,6 @@ import numpy as np
 
 DAY = 86400.0
 LOG_EPS = math.log(1.0000000001 - 0.9999999999)
-YELLOW_SCORE = math.log(1.0000000001 - 0.999) / LOG_EPS  # the score of likelihood 0.999 (0.3)
 
 # ---- state fields: one column of the (series x field) state matrix per field ----------
 FIELDS = (
@@ -252,6 +251,7 @@ def step_kernel(
     inv_err_points = 1.0 / c_err_points
     inv_scale_points = 1.0 / c_scale_points
     inv_long_points = 1.0 / c_long_points
+    yellow_score = math.log(1.0000000001 - c_yellow) / LOG_EPS  # the score of the yellow level (0.3)
     for q in range(idx.shape[0]):
         i = idx[q]
         t = ts[q]
@@ -508,7 +508,7 @@ def step_kernel(
         if spatial and (hold <= 0 or c_spatial_hold <= 0):
             score = 1.0
         elif hold > 0:  # hold-off after an alert: report at most the yellow level
-            score = min(score, YELLOW_SCORE)
+            score = min(score, yellow_score)
         if hold > 0:
             s[i, HOLD] = hold - 1.0
         elif score >= 0.5:

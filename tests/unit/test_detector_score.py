@@ -124,3 +124,14 @@ def test_an_empty_detector_saves_and_restores() -> None:
     ts, x = _data(200)
     assert score_series(ts, x).shape == (200,)
     assert restored.step(np.array([0]), ts[:1], x[:1]).scores.shape == (1,)
+
+
+def test_the_hold_off_caps_scores_at_the_configured_yellow_level() -> None:
+    ts, x = _data()
+    x[1100:1400] += 60.0  # a second, larger shift while the first alert's hold-off may run
+    for yellow in (0.999, 0.99):
+        cap = float(np.log(1.0000000001 - yellow) / np.log(1.0000000001 - 0.9999999999))
+        s = score_series(ts, x, DetectorConfig(yellow=yellow, holdoff=2000, spatial_hold=True))
+        first = int(np.flatnonzero(s >= 0.5)[0])
+        held = s[first + 1:]  # all within the hold-off
+        assert held.max() <= cap + 1e-12 and held.max() > cap - 0.05  # capped, and the cap is reached
