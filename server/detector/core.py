@@ -230,8 +230,9 @@ class StreamingDetector:
 
     # -- the hot path ----------------------------------------------------------------
     def step(self, idx: np.ndarray, ts: np.ndarray, values: np.ndarray) -> StepResult:
-        """Advance series ``idx`` (distinct ids) by one point each, at times ``ts``.
-        Returns each point's score and the open/close events of this step."""
+        """Advance series ``idx`` by the points ``(ts, values)``, in the order given: a
+        series may appear more than once (its points then in time order).  Returns each
+        point's score and the open/close events, in point order."""
         idx = np.ascontiguousarray(idx, dtype=np.int64)
         ts = np.ascontiguousarray(ts, dtype=np.float64)
         x = np.ascontiguousarray(values, dtype=np.float64)

@@ -194,7 +194,8 @@ def step_kernel(
 ) -> int:
     """Advance series ``idx[q]`` by the point ``(ts[q], xs[q])`` for every q; writes the
     score and the event (if any) of each point to the output arrays; returns the number
-    of events. ``idx`` must not repeat a series within one call."""
+    of events. Points are taken in order, so a series may repeat (its points in time
+    order)."""
     warmup = p[P_WARMUP]
     bins = int(p[P_SEASON_BINS])
     seasonal = bins > 0

@@ -1,10 +1,9 @@
 """The detector's edge: Arrow batches of points in, per-series detector events out.
 
 Keeps the (service, metric) -> series index map and the per-series newest timestamp.
-Points are fed to the vectorised detector in event-time order per series: a batch is
-sorted by (series, ts) and split into rounds in which each series appears at most
-once. A point not newer than its series' last detected point is late: it is stored
-(by the API) but not detected, and counted.
+Points are fed to the detector in event-time order per series: a batch is sorted by
+(series, ts) and stepped in one call. A point not newer than its series' last detected
+point is late: it is stored (by the API) but not detected, and counted.
 """
 
 from __future__ import annotations
@@ -108,21 +107,9 @@ class DetectorStage:
             sid, ts, vals = sid[keep], ts[keep], vals[keep]
             if len(sid) == 0:
                 return []
-            starts = np.ones(len(sid), dtype=bool)
-            starts[1:] = sid[1:] != sid[:-1]
         self.points += len(sid)
-        # rank of each row within its series -> rounds with each series at most once
-        group_start = np.maximum.accumulate(np.where(starts, np.arange(len(sid)), 0))
-        rank = np.arange(len(sid)) - group_start
-        events: list[DetectorEvent] = []
-        if rank.max() == 0:
-            events.extend(self.detector.step(sid, ts, vals).events)
-        else:
-            order2 = np.argsort(rank, kind="stable")
-            bounds = np.searchsorted(rank[order2], np.arange(rank.max() + 2))
-            for r in range(len(bounds) - 1):
-                sel = order2[bounds[r]: bounds[r + 1]]
-                events.extend(self.detector.step(sid[sel], ts[sel], vals[sel]).events)
+        # one call: the kernel takes each series' points in the given (time) order
+        events: list[DetectorEvent] = self.detector.step(sid, ts, vals).events
         ends = np.ones(len(sid), dtype=bool)
         ends[:-1] = sid[1:] != sid[:-1]
         self.last_ts[sid[ends]] = ts[ends]

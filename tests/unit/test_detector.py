@@ -158,3 +158,25 @@ def test_an_unusual_shift_in_a_bursty_series_still_opens() -> None:
     x[2560:] += 40.0  # far beyond any burst, and it stays
     opens = [e for e in _feed(StreamingDetector(), ts, x) if e.kind == "open" and e.ts >= ts[2500]]
     assert opens and opens[0].direction == "up" and opens[0].ts - ts[2560] <= 5 * STEP
+
+
+def test_a_series_may_repeat_within_a_step_in_time_order() -> None:
+    """Many points of a series in one call (a backfill batch) give the same scores and
+    events as one point per call."""
+    rng = np.random.default_rng(21)
+    k, n = 4, 600
+    ts = np.arange(n) * STEP
+    data = 50.0 + rng.normal(0, 1, (k, n))
+    data[1, 300:] += 12
+    one_by_one = StreamingDetector()
+    ev_a, sc_a = [], np.zeros((k, n))
+    for i in range(n):
+        r = one_by_one.step(np.arange(k), np.full(k, ts[i]), data[:, i])
+        sc_a[:, i] = r.scores
+        ev_a += [(e.series, e.kind, e.ts, e.onset) for e in r.events]
+    batched = StreamingDetector()
+    sid = np.repeat(np.arange(k), n)  # sorted by (series, ts), as the worker sends it
+    r = batched.step(sid, np.tile(ts, k), data.reshape(-1))
+    ev_b = [(e.series, e.kind, e.ts, e.onset) for e in r.events]
+    assert np.array_equal(r.scores.reshape(k, n), sc_a)
+    assert sorted(ev_a) == sorted(ev_b) and ev_a
