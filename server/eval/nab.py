@@ -181,35 +181,21 @@ def run_detector_with_opens(
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Online scores for every series at once, and the anomaly opens (1.0 on the row where
     the detector opened an anomaly: what the server turns into incidents). One
-    StreamingDetector holds all series and each step advances every series that still has
-    a row (the server's vectorised path). Series never share state, so each score still
-    depends only on its own past points."""
-    det = StreamingDetector(config, capacity=len(corpus))
-    lengths = np.array([s.values.size for s in corpus])
+    StreamingDetector holds all series and takes every series' rows in one call, each
+    series in time order (the server's path). Series never share state, so each score
+    still depends only on its own past points."""
+    det = StreamingDetector(config, capacity=max(1, len(corpus)))
+    lengths = [s.values.size for s in corpus]
     times = [monotone_times(s.epoch) for s in corpus]
-    out = [np.zeros(n) for n in lengths]
+    res = det.step(np.repeat(np.arange(len(corpus)), lengths), np.concatenate(times or [np.zeros(0)]),
+                   np.concatenate([s.values for s in corpus] or [np.zeros(0)]))
+    bounds = np.cumsum([0, *lengths])
+    scores = [res.scores[bounds[k]: bounds[k + 1]].copy() for k in range(len(corpus))]
     opens = [np.zeros(n) for n in lengths]
-    order = np.argsort(-lengths, kind="stable")
-    max_len = int(lengths.max()) if lengths.size else 0
-    sorted_len = lengths[order]  # descending
-    # width[i] = number of series with more than i rows (the first width[i] of `order`)
-    width = np.searchsorted(-sorted_len, -np.arange(max_len), side="left")
-    ts_mat = np.zeros((len(corpus), max_len))
-    val_mat = np.zeros((len(corpus), max_len))
-    for j, k in enumerate(order):
-        ts_mat[j, : lengths[k]] = times[k]
-        val_mat[j, : lengths[k]] = corpus[k].values
-    sc_mat = np.zeros((len(corpus), max_len))
-    for i in range(max_len):
-        m = int(width[i])
-        res = det.step(order[:m], ts_mat[:m, i], val_mat[:m, i])
-        sc_mat[:m, i] = res.scores
-        for ev in res.events:
-            if ev.kind == "open":
-                opens[ev.series][i] = 1.0
-    for j, k in enumerate(order):
-        out[k] = sc_mat[j, : lengths[k]].copy()
-    return out, opens
+    for ev in res.events:
+        if ev.kind == "open":  # its row: the series' times are strictly increasing
+            opens[ev.series][int(np.searchsorted(times[ev.series], ev.ts))] = 1.0
+    return scores, opens
 
 
 def write_results(out_dir: Path, corpus: list[NabSeries], scores: list[np.ndarray]) -> None:

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="nab-results", help="where to write the result CSVs")
     parser.add_argument("--per-series", action="store_true",
                         help="score one series at a time with score_series (same scores as the default, "
-                             "which advances all series together in one vectorised detector, like the server)")
+                             "which steps all series together in one detector, like the server)")
     parser.add_argument("--workers", type=int, default=nab.default_workers(), help="processes for --per-series")
     parser.add_argument("--set", metavar="FIELD=VALUE", action="append", default=[],
                         help="override one DetectorConfig field for an ablation (repeatable), e.g. "
@@ -174,7 +174,7 @@ def _run(args: argparse.Namespace) -> int:
         else:
             _print(f"  scoring all {len(corpus)} series together (each series only sees its own past points)")
             scores, opens = nab.run_detector_with_opens(corpus, config)
-            how = "all series in one vectorised detector"
+            how = "all series in one detector"
         dt = time.perf_counter() - t1
         _print(f"detector: {n_points} points in {dt:.1f} s ({n_points / dt:,.0f} points/s, {how})")
         out = Path(args.out)
