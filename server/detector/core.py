@@ -273,12 +273,8 @@ def _grow_rows(a: np.ndarray, rows: int) -> np.ndarray:
 
 
 def score_series(ts: np.ndarray, values: np.ndarray, config: DetectorConfig | None = None) -> np.ndarray:
-    """Online scores for one series (calls StreamingDetector.step point by point)."""
-    det = StreamingDetector(config, capacity=1)
-    ts = np.asarray(ts, dtype=np.float64)
+    """Online scores for one series (all its points in one StreamingDetector.step call,
+    taken in order, so each score still sees only the points before it)."""
     values = np.asarray(values, dtype=np.float64)
-    out = np.zeros(values.shape[0], dtype=np.float64)
-    idx = np.zeros(1, dtype=np.int64)
-    for i in range(values.shape[0]):
-        out[i] = det.step(idx, ts[i : i + 1], values[i : i + 1]).scores[0]
-    return out
+    idx = np.zeros(values.shape[0], dtype=np.int64)
+    return StreamingDetector(config, capacity=1).step(idx, ts, values).scores
