@@ -8,7 +8,6 @@ changes, :meth:`RcaService.on_label` after a label is stored, and
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import uuid
@@ -163,10 +162,7 @@ class RcaService:
         return f"{self.uid}/{incident_id}"
 
     def _signature(self, labels: list[Label]) -> tuple[int, str]:
-        """What the model was trained on: the labels and the incidents they belong to (labels
-        move when their incident is merged into another)."""
-        digest = hashlib.sha1("\n".join(sorted(f"{lbl.id}:{lbl.incident_id}" for lbl in labels)).encode()).hexdigest()
-        return len(labels), f"{max((lbl.id for lbl in labels), default='')}|{digest[:16]}"
+        return len(labels), max((lbl.id for lbl in labels), default="")
 
     def retrain_if_needed(self) -> bool:
         """Retrain on all labels when they changed since the last model. CPU-bound."""
