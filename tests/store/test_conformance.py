@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -163,9 +164,10 @@ def test_data_survives_reopen(make_store: Callable[[], Store], tmp_path: Path) -
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    s = DuckDBStore(tmp_path / "x.duckdb")
-    s.set_meta(key="schema_version", value="999")
-    s.close()
+    DuckDBStore(tmp_path / "x.duckdb").close()
+    con = duckdb.connect(str(tmp_path / "x.duckdb"))
+    con.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    con.close()
     with pytest.raises(StoreError, match="newer release"):
         DuckDBStore(tmp_path / "x.duckdb")
 
