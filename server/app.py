@@ -21,17 +21,15 @@ from server.bus.base import Bus
 from server.bus.memory import MemoryBus
 from server.pipeline import Pipeline
 from server.settings import Settings
+from server.store import factory as store_factory
 from server.store.base import Store, StoreError
 
 log = logging.getLogger("rca")
 
 
 def build_store(settings: Settings) -> Store:
-    if settings.store.backend == "duckdb":
-        from server.store.duckdb import DuckDBStore
-
-        return DuckDBStore(Path(settings.data_dir) / "rca.duckdb", memory_limit=settings.store.memory_limit)
-    raise ValueError(f"unknown store backend {settings.store.backend!r}")
+    """The store of ``RCA_STORE__BACKEND`` / ``RCA_STORE__TELEMETRY_BACKEND`` (see server.store.factory)."""
+    return store_factory.build_store(settings)
 
 
 def build_bus(settings: Settings) -> Bus:
