@@ -13,9 +13,11 @@ CREATE TABLE series (
     UNIQUE (service, metric)
 );
 
--- one row per point; the RCA reads one series (or a few services' series) in a window
+-- one row per point; the RCA reads one series (or a few services' series) in a window.
+-- series_id is written in the same transaction as its series row (no foreign key: a
+-- per-row check would cost more than the COPY itself)
 CREATE TABLE metrics (
-    series_id   integer NOT NULL REFERENCES series (id),
+    series_id   integer NOT NULL,
     ts          double precision NOT NULL,
     value       double precision NOT NULL,
     labels      text
