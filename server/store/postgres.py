@@ -105,6 +105,8 @@ class PostgresStore:
                                         name="rca-store")
             self._pool.open(wait=True, timeout=timeout)
         except _DB_ERRORS as exc:
+            with suppress(Exception):
+                self._pool.close()  # stop its reconnecting threads
             raise StoreError(f"cannot connect to PostgreSQL at {redact(dsn)}: {exc}") from exc
         try:
             self._migrate()
