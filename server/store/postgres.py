@@ -152,11 +152,11 @@ class PostgresStore:
             cur = conn.execute(sql, params)
             return cur.fetchall() if cur.description else []
 
-    def _copy_out(self, sql: str, params: Sequence[Any], dtype: np.dtype) -> np.ndarray:
+    @staticmethod
+    def _copy_out(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any], dtype: np.dtype) -> np.ndarray:
         """Rows of ``sql`` (non-null fixed-width columns only) as a structured NumPy array."""
         buf = bytearray()
-        with self._tx() as conn, conn.cursor() as cur, \
-                cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", params) as cp:
+        with conn.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", params) as cp:
             for chunk in cp:
                 buf += chunk
         if len(buf) < len(_COPY_HEADER) + 2:
@@ -324,19 +324,17 @@ class PostgresStore:
                 cp.write_row(row)
         return n
 
-    def _series_ids(self, services: list[str]) -> dict[int, tuple[str, str]]:
-        rows = self._q("SELECT id, service, metric FROM series WHERE service = ANY(%s)", [services])
+    @staticmethod
+    def _series_ids(conn: psycopg.Connection[Any], services: list[str]) -> dict[int, tuple[str, str]]:
+        rows = conn.execute("SELECT id, service, metric FROM series WHERE service = ANY(%s)", [services]).fetchall()
         return {int(r[0]): (r[1], r[2]) for r in rows}
 
     def get_series(
         self, *, service: str, metric: str, since: float | None = None, until: float | None = None,
         step: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        row = self._q("SELECT id FROM series WHERE service = %s AND metric = %s", [service, metric])
-        if not row:
-            return np.empty(0), np.empty(0)
-        conds: list[str] = ["series_id = %s"]
-        params: list[Any] = [int(row[0][0])]
+        conds: list[str] = ["series_id = (SELECT id FROM series WHERE service = %s AND metric = %s)"]
+        params: list[Any] = [service, metric]
         if since is not None:
             conds.append("ts >= %s")
             params.append(float(since))
@@ -350,7 +348,8 @@ class PostgresStore:
                    f"WHERE {where} GROUP BY b ORDER BY b")
         else:
             sql = f"SELECT ts, value FROM metrics WHERE {where} ORDER BY ts"
-        rec = self._copy_out(sql, params, _fields(("ts", ">f8"), ("v", ">f8")))
+        with self._tx() as conn:
+            rec = self._copy_out(conn, sql, params, _fields(("ts", ">f8"), ("v", ">f8")))
         return rec["ts"].astype(np.float64), rec["v"].astype(np.float64)
 
     def get_series_many(
@@ -358,13 +357,15 @@ class PostgresStore:
     ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
         if not services:
             return {}
-        names = self._series_ids(services)
-        if not names:
-            return {}
-        rec = self._copy_out(
-            "SELECT series_id, ts, value FROM metrics WHERE series_id = ANY(%s) AND ts >= %s AND ts <= %s "
-            "ORDER BY series_id, ts",
-            [sorted(names), float(since), float(until)], _fields(("sid", ">i4"), ("ts", ">f8"), ("v", ">f8")))
+        with self._tx() as conn:  # one connection for both statements
+            names = self._series_ids(conn, services)
+            if not names:
+                return {}
+            rec = self._copy_out(
+                conn,
+                "SELECT series_id, ts, value FROM metrics WHERE series_id = ANY(%s) AND ts >= %s AND ts <= %s "
+                "ORDER BY series_id, ts",
+                [sorted(names), float(since), float(until)], _fields(("sid", ">i4"), ("ts", ">f8"), ("v", ">f8")))
         if rec.size == 0:
             return {}
         sid = rec["sid"].astype(np.int64)
