@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 
 from server.api import convert, schemas
 from server.api.deps import State, ts_param
-from server.bus.base import BusMessage
 from server.model import Label
+from server.rca.service import model_info_of_store
 from server.timeutil import iso
 
 router = APIRouter()
@@ -96,7 +96,7 @@ async def post_label(incident_id: str, body: schemas.LabelIn, state: State) -> A
                   verdict=body.verdict, created_at=time.time(), suspect_id=body.suspect_id, author=body.author,
                   note=body.note)
     state.store.add_label(label=label)
-    await state.pipeline.submit(BusMessage("label", label, count=1))
+    await state.publisher.label(label)
     return convert.label_public(label)
 
 
@@ -104,7 +104,7 @@ async def post_label(incident_id: str, body: schemas.LabelIn, state: State) -> A
              summary="Recompute suspects (reflects all labels so far)")
 async def rerun_rca(incident_id: str, state: State) -> JSONResponse:
     incident_id = _incident_or_404(state, incident_id).id
-    await state.pipeline.submit(BusMessage("rerun", incident_id, count=1))
+    await state.publisher.rerun(incident_id)
     return JSONResponse({"accepted": 1, "incident_id": incident_id}, status_code=202)
 
 
@@ -157,4 +157,4 @@ def get_series(
 
 @router.get("/model", tags=["model"], summary="Ranking model: version, labels used, held-out accuracy (extension)")
 def get_model(state: State) -> dict[str, Any]:
-    return state.pipeline.rca.model_info()
+    return model_info_of_store(state.store)
