@@ -23,6 +23,22 @@ from server.workers.state import StatusBoard
 log = logging.getLogger("rca.workers")
 
 
+class _Locked:
+    """Rebalance callbacks never run while the worker is inside ``handle`` (a Kafka
+    consumer calls them from its coordinator task)."""
+
+    def __init__(self, worker: StageWorker) -> None:
+        self.worker = worker
+
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        async with self.worker._work:
+            await self.worker.on_revoked(partitions)
+
+    async def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        async with self.worker._work:
+            await self.worker.on_assigned(partitions)
+
+
 class StageWorker:
     stage: str = "stage"
     max_records: int = 500
@@ -39,6 +55,7 @@ class StageWorker:
         self.last_error: str | None = None
         self.processed = 0
         self._stop = asyncio.Event()
+        self._work = asyncio.Lock()
         self._last_report = 0.0
         self._changed = False
         self.running = False
@@ -71,7 +88,7 @@ class StageWorker:
         self._stop.set()
 
     async def run(self) -> None:
-        self.consumer = await self.bus.consumer(group=self.group, topics=self.topics, listener=self,
+        self.consumer = await self.bus.consumer(group=self.group, topics=self.topics, listener=_Locked(self),
                                                 member_id=self.member_id)
         self.running = True
         self._report(force=True)
@@ -88,7 +105,8 @@ class StageWorker:
                     self._changed = True
                 await self.tick()
                 self._report(force=not batch and self._changed)
-            await self.on_stop()
+            async with self._work:
+                await self.on_stop()
         finally:
             self.running = False
             self._report(force=True)
@@ -98,7 +116,8 @@ class StageWorker:
     async def _process(self, batch: list[Delivery]) -> None:
         assert self.consumer is not None
         try:
-            ack = await self.handle(batch)
+            async with self._work:
+                ack = await self.handle(batch)
         except (StoreError, BusError) as exc:  # transient: redeliver the batch after a pause
             self._fail(exc)
             firsts: dict[TopicPartition, int] = {}

@@ -137,6 +137,8 @@ class DetectorWorker(StageWorker):
 
     async def handle(self, deliveries: list[Delivery]) -> bool:
         for d in deliveries:
+            if d.partition not in self.stages:
+                continue  # revoked since the poll: its new owner reads it
             out = await asyncio.to_thread(self._detect, d)
             await self.bus.publish(self.topics_.grouping, encode(out), key=b"p%d" % d.partition)
         if self.metrics is not None:
