@@ -24,9 +24,9 @@ from server.pipeline import STAGES, StageRunner, build_workers
 from server.progress import Progress
 from server.publisher import Publisher
 from server.settings import Settings
+from server.status import MemoryStatusBoard, StatusBoard, StoreStatusBoard
 from server.store.base import Store, StoreError
-from server.workers.state import MemoryStatusBoard, StatusBoard, StoreStatusBoard
-from server.workers.topics import Topics
+from server.topics import Topics
 
 log = logging.getLogger("rca")
 

@@ -19,12 +19,12 @@ from server.bus.base import Bus
 from server.progress import Progress
 from server.rca.service import RcaService
 from server.settings import Settings
+from server.status import StatusBoard
 from server.store.base import Store
 from server.workers.base import StageWorker
 from server.workers.detector import DetectorWorker
 from server.workers.grouping import GroupingWorker
 from server.workers.rca import RcaWorker, RetrainWorker, _spans
-from server.workers.state import StatusBoard
 
 __all__ = ["STAGES", "StageRunner", "_spans", "build_workers"]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.bus.base import Bus
-from server.workers.state import StatusBoard
-from server.workers.topics import Topics
+from server.status import StatusBoard
+from server.topics import Topics
 
 
 @dataclass(slots=True)

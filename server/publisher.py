@@ -22,7 +22,7 @@ from server.events import (
     encode,
 )
 from server.model import Change, Edge, Label
-from server.workers.topics import Topics
+from server.topics import Topics
 
 SEP = "\x1f"
 

@@ -166,7 +166,7 @@ class KafkaConsumer:
             bootstrap_servers=bus.bootstrap, group_id=group, client_id=member_id, enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=max(100, s.session_timeout_ms // 4), max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
-            fetch_max_bytes=4 * MAX_MESSAGE_BYTES, rebalance_timeout_ms=max(s.session_timeout_ms, 30_000))
+            fetch_max_bytes=4 * MAX_MESSAGE_BYTES, fetch_max_wait_ms=50, rebalance_timeout_ms=max(s.session_timeout_ms, 30_000))
         self._listener = _Listener(listener)
         self._closed = False
 

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from server.bus.base import Bus, BusError, Consumer, Delivery, TopicPartition
+from server.status import StatusBoard
 from server.store.base import StoreError
-from server.workers.state import StatusBoard
 
 log = logging.getLogger("rca.workers")
 

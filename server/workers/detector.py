@@ -23,10 +23,10 @@ from server.detector.core import DetectorConfig, warm_up
 from server.detector.worker import DetectorStage, SeriesEvent
 from server.events import AnomalyEvent, AnomalyEvents, MetricBatch, decode, encode
 from server.settings import Settings
+from server.status import Checkpoints, StatusBoard
 from server.store.base import Store
+from server.topics import Topics
 from server.workers.base import StageWorker
-from server.workers.state import Checkpoints, StatusBoard
-from server.workers.topics import Topics
 
 log = logging.getLogger("rca.workers.detector")
 

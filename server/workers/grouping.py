@@ -23,10 +23,10 @@ from server.events import AnomalyEvents, IncidentsNeedRca, TopologyChanged, deco
 from server.grouping.worker import IncidentManager
 from server.model import Edge
 from server.settings import Settings
+from server.status import Checkpoints, StatusBoard
 from server.store.base import Store
+from server.topics import Topics
 from server.workers.base import StageWorker
-from server.workers.state import Checkpoints, StatusBoard
-from server.workers.topics import Topics
 
 _SEP = "\x1f"
 

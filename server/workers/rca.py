@@ -31,10 +31,10 @@ from server.events import (
 )
 from server.rca.service import RcaService, candidate_window
 from server.settings import Settings
+from server.status import Checkpoints, StatusBoard
 from server.store.base import Store
+from server.topics import Topics
 from server.workers.base import StageWorker
-from server.workers.state import Checkpoints, StatusBoard
-from server.workers.topics import Topics
 
 
 def _spans(times: list[float], gap: float) -> list[tuple[float, float]]:

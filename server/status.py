@@ -1,4 +1,4 @@
-"""Where stage workers keep what must survive them: checkpoints and status reports.
+"""What stage workers keep outside themselves: checkpoints and status reports.
 
 ``Checkpoints`` keeps, per (stage, partition), an opaque state blob together with the
 bus offset it covers, in the state store. ``StatusBoard`` is where workers report their
