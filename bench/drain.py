@@ -1,5 +1,7 @@
 """Drain time per case while history grows: N seeded scenarios (with their topology)
-replayed one after another into one embedded server; for each case the time from its
+replayed one after another into one embedded server, each as its own team (its services
+renamed ``cNN-<service>``, so every case brings new topology edges) and three hours after
+the previous one in event time; for each case the time from its
 last post until ``pending`` is 0, and the RCA analyses run so far (from ``/metrics``).
 Work proportional to what changed keeps both flat as history grows.
 
@@ -9,19 +11,42 @@ Work proportional to what changed keeps both flat as history grows.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from server.embedded import EmbeddedServer  # noqa: E402
 from server.sim.replay import replay, wait_idle  # noqa: E402
-from server.sim.scenario import generate_scenario  # noqa: E402
+from server.sim.scenario import Scenario, generate_scenario  # noqa: E402
+
+T_BASE = 1_800_000_000.0
+SPACING_S = 3 * 3600.0
+
+
+def as_case(sc: Scenario, i: int) -> Scenario:
+    """The scenario's services prefixed with the case number, its times moved to slot ``i``."""
+    pre, shift = f"c{i:02d}-", T_BASE + i * SPACING_S - sc.start
+
+    def item(d: dict[str, Any]) -> dict[str, Any]:
+        out = dict(d, ts=float(d["ts"]) + shift)
+        if "service" in out:
+            out["service"] = pre + out["service"]
+        if "services" in out:
+            out["services"] = [pre + x for x in out["services"]]
+        return out
+
+    return dataclasses.replace(
+        sc, start=sc.start + shift, end=sc.end + shift, metrics=[item(m) for m in sc.metrics],
+        logs=[item(x) for x in sc.logs], changes=[item(c) for c in sc.changes],
+        edges=[{"source": pre + e["source"], "target": pre + e["target"]} for e in sc.edges])
 
 
 def analyses(c: httpx.Client) -> int:
@@ -34,7 +59,7 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=50)
     ap.add_argument("--first-seed", type=int, default=1000)
     args = ap.parse_args()
-    scenarios = [generate_scenario(args.first_seed + i) for i in range(args.cases)]
+    scenarios = [as_case(generate_scenario(args.first_seed + i), i) for i in range(args.cases)]
     drains: list[float] = []
     with tempfile.TemporaryDirectory(prefix="rca-drain-") as d, EmbeddedServer(data_dir=d) as srv, \
             httpx.Client(base_url=srv.url, timeout=120) as c:

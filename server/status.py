@@ -73,7 +73,7 @@ class StoreStatusBoard:
 
     STAGES = ("detector", "grouping", "rca", "retrain")
 
-    def __init__(self, store: Store, *, stale_after: float = 30.0) -> None:
+    def __init__(self, store: Store, *, stale_after: float = 5.0) -> None:
         self.store = store
         self.stale_after = stale_after
 

@@ -49,7 +49,10 @@ async def health(state: State) -> Any:
             wms = [m["watermark"] for m in sp.members.values() if m.get("watermark") is not None]
             watermark = max(wms) if wms else None
             late = sum(int(m.get("late_points") or 0) for m in sp.members.values())
-        stages[sp.stage] = {"lag": sp.lag, "partitions": sp.partitions, "workers": len(live), "errors": errors}
+        assignments = {name: list(m["partitions"]) for name, m in sp.members.items()
+                       if m.get("running") and isinstance(m.get("partitions"), list)}
+        stages[sp.stage] = {"lag": sp.lag, "partitions": sp.partitions, "workers": len(live), "errors": errors,
+                            "assignments": assignments}
         pending += sp.lag
     components["pipeline"] = "ok" if running else "stopped"
     if last_error:

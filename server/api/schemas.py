@@ -258,6 +258,8 @@ class StagePublic(BaseModel):
     partitions: int
     workers: int
     errors: int = 0
+    #: live worker -> the partitions it owns (detector)
+    assignments: dict[str, list[int]] = {}
 
 
 class HealthPublic(BaseModel):
