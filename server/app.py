@@ -25,6 +25,7 @@ from server.progress import Progress
 from server.publisher import Publisher
 from server.settings import Settings
 from server.status import MemoryStatusBoard, StatusBoard, StoreStatusBoard
+from server.store import factory as store_factory
 from server.store.base import Store, StoreError
 from server.topics import Topics
 
@@ -32,11 +33,8 @@ log = logging.getLogger("rca")
 
 
 def build_store(settings: Settings) -> Store:
-    if settings.store.backend == "duckdb":
-        from server.store.duckdb import DuckDBStore
-
-        return DuckDBStore(Path(settings.data_dir) / "rca.duckdb", memory_limit=settings.store.memory_limit)
-    raise ValueError(f"unknown store backend {settings.store.backend!r}")
+    """The store of ``RCA_STORE__BACKEND`` / ``RCA_STORE__TELEMETRY_BACKEND`` (see server.store.factory)."""
+    return store_factory.build_store(settings)
 
 
 def build_bus(settings: Settings) -> Bus:

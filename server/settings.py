@@ -1,7 +1,8 @@
 """Configuration from environment variables (prefix ``RCA_``, nested with ``__``).
 
 Examples: ``RCA_DATA_DIR=/var/lib/rca``, ``RCA_PORT=8000``,
-``RCA_STORE__BACKEND=duckdb``, ``RCA_BUS__BACKEND=memory``,
+``RCA_STORE__BACKEND=duckdb`` (or ``postgres`` with ``RCA_STORE__POSTGRES_DSN``),
+``RCA_STORE__TELEMETRY_BACKEND`` (defaults to the state backend), ``RCA_BUS__BACKEND=memory``,
 ``RCA_GROUPING__GAP_SECONDS=300``, ``RCA_API__MAX_BODY_BYTES=67108864``.
 """
 
@@ -15,11 +16,24 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.detector.core import DetectorConfig
 
+StoreBackend = Literal["duckdb", "postgres"]
+
 
 class StoreSettings(BaseModel):
-    backend: Literal["duckdb"] = "duckdb"
+    # The state store (changes, topology, incidents, suspects, labels, models, checkpoints).
+    backend: StoreBackend = "duckdb"
+    # The telemetry store (metrics, logs, series catalogue); None: the same as ``backend``.
+    telemetry_backend: StoreBackend | None = None
     # DuckDB memory limit for the embedded store (None lets DuckDB decide).
     memory_limit: str | None = None
+    # libpq connection string (URL or key=value) for the postgres backend,
+    # e.g. postgresql://rca@127.0.0.1:55432/rca (`stack/lib/postgres.sh env` prints it).
+    postgres_dsn: str | None = None
+    # Connections per process in the pool (API threads and stage workers share it).
+    postgres_pool_min: int = Field(default=1, ge=1)
+    postgres_pool_max: int = Field(default=8, ge=1)
+    # Seconds to wait for a connection (at start-up and from the pool) before a StoreError.
+    postgres_timeout_seconds: float = Field(default=10.0, gt=0)
 
 
 class BusSettings(BaseModel):

@@ -8,43 +8,40 @@ embedded default, in the state store when the API runs in another process.
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
-from dataclasses import dataclass
+import zlib
 from typing import Any, Protocol
 
 import orjson
 
-from server.store.base import Store
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    offset: int
-    blob: bytes
+from server.store.base import Checkpoint, Store
 
 
 class Checkpoints:
-    """Per-partition stage state in the state store (one record per stage and partition)."""
+    """A stage's per-partition state in the state store, with the offset it covers.
 
-    def __init__(self, store: Store, stage: str) -> None:
+    On a bus that does not outlive the process (``durable`` False: the in-process bus),
+    offsets start at 0 again after a restart while the store keeps the last checkpoint;
+    saved offsets then continue from the restored checkpoint's offset, so they only grow
+    (the store refuses a checkpoint older than the one it has).
+    """
+
+    def __init__(self, store: Store, stage: str, *, durable: bool) -> None:
         self.store = store
         self.stage = stage
+        self.durable = durable
+        self._base: dict[int, int] = {}
 
-    def _key(self, partition: int) -> str:
-        return f"checkpoint:{self.stage}:{partition}"
-
-    def save(self, partition: int, *, offset: int, blob: bytes) -> None:
-        value = orjson.dumps({"offset": offset, "blob": base64.b64encode(blob).decode()}).decode()
-        self.store.set_meta(key=self._key(partition), value=value)
+    def save(self, partition: int, *, offset: int, blob: bytes) -> bool:
+        off = offset if self.durable else self._base.get(partition, 0) + offset
+        return self.store.save_checkpoint(stage=self.stage, partition=partition, offset=off, state=blob)
 
     def load(self, partition: int) -> Checkpoint | None:
-        raw = self.store.get_meta(key=self._key(partition))
-        if not raw:
-            return None
-        d = orjson.loads(raw)
-        return Checkpoint(offset=int(d["offset"]), blob=base64.b64decode(d["blob"]))
+        ck = self.store.load_checkpoint(stage=self.stage, partition=partition)
+        if not self.durable:
+            self._base[partition] = ck.offset if ck is not None else 0
+        return ck
 
 
 class StatusBoard(Protocol):
@@ -69,7 +66,8 @@ class MemoryStatusBoard:
 
 
 class StoreStatusBoard:
-    """Status reports shared through the state store (workers in other processes)."""
+    """Status reports shared through the state store (workers in other processes): one
+    record per worker, kept with the checkpoints of stage ``status.<stage>``."""
 
     STAGES = ("detector", "grouping", "rca", "retrain")
 
@@ -78,20 +76,20 @@ class StoreStatusBoard:
         self.stale_after = stale_after
 
     def report(self, stage: str, member: str, status: dict[str, Any]) -> None:
-        raw = self.store.get_meta(key=f"status:{stage}")
-        data = orjson.loads(raw) if raw else {}
         now = time.time()
-        data = {m: v for m, v in data.items() if now - float(v.get("at", 0)) < self.stale_after}
-        data[member] = {**status, "at": now}
-        self.store.set_meta(key=f"status:{stage}", value=orjson.dumps(data).decode())
+        blob = orjson.dumps({"member": member, **status, "at": now})
+        self.store.save_checkpoint(stage=f"status.{stage}", partition=zlib.crc32(member.encode()) & 0x7FFFFFFF,
+                                   offset=int(now * 1000), state=blob)
 
     def read(self) -> dict[str, dict[str, dict[str, Any]]]:
         out: dict[str, dict[str, dict[str, Any]]] = {}
         now = time.time()
         for stage in self.STAGES:
-            raw = self.store.get_meta(key=f"status:{stage}")
-            if raw:
-                live = {m: v for m, v in orjson.loads(raw).items() if now - float(v.get("at", 0)) < self.stale_after}
-                if live:
-                    out[stage] = live
+            live: dict[str, dict[str, Any]] = {}
+            for ck in self.store.list_checkpoints(stage=f"status.{stage}"):
+                d = orjson.loads(ck.state)
+                if now - float(d.get("at", 0)) < self.stale_after:
+                    live[str(d.pop("member"))] = d
+            if live:
+                out[stage] = live
         return out

@@ -22,7 +22,7 @@ def _incident_or_404(state: State, incident_id: str) -> Any:
     seen = {incident_id}
     inc = state.store.get_incident(incident_id=incident_id)
     while inc is None:
-        target = state.store.get_meta(key=f"merged:{incident_id}")
+        target = state.store.merged_into(incident_id=incident_id)
         if target is None or target in seen:
             raise HTTPException(404, detail=f"incident {incident_id!r} not found")
         seen.add(target)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections import OrderedDict
 from typing import Any
 
@@ -34,7 +33,6 @@ from server.store.base import Store
 __all__ = ["RcaService", "candidate_window"]
 
 log = logging.getLogger(__name__)
-STORE_UID_KEY = "rca.store_uid"
 ROWS_CACHE = 512
 #: Suspects persisted per incident (best first); labelled changes are always candidates
 #: and are kept in memory for training even when they rank lower.
@@ -54,11 +52,7 @@ class RcaService:
         self._rows: OrderedDict[str, tuple[float, list[CandidateRow]]] = OrderedDict()  # LRU
         # Training records are keyed "<store uid>/<incident id>" so a model (with its
         # records) imported from another store never mixes up incidents with equal ids.
-        uid = store.get_meta(key=STORE_UID_KEY)
-        if not uid:
-            uid = uuid.uuid4().hex[:12]
-            store.set_meta(key=STORE_UID_KEY, value=uid)
-        self.uid = uid
+        self.uid = store.store_uid()
         self._version = 0
         self.reload_model()
 

@@ -63,7 +63,7 @@ class DetectorWorker(StageWorker):
         self.settings = settings
         self.config = detector_config(settings)
         self.metrics = metrics
-        self.checkpoints = Checkpoints(store, "detector")
+        self.checkpoints = Checkpoints(store, "detector", durable=bus.durable)
         self.stages: dict[int, DetectorStage] = {}
         self.next_offset: dict[int, int] = {}
         self._last_ckpt = time.monotonic()
@@ -76,7 +76,7 @@ class DetectorWorker(StageWorker):
         try:
             ck = self.checkpoints.load(partition)
             if ck is not None:
-                load_stage(stage, ck.blob)
+                load_stage(stage, ck.state)
                 return stage, ck.offset
             if self.bus.partitions(self.topics_.metrics) == 1 and self.legacy_state.exists():
                 stage.load(self.legacy_state)  # state saved by an older version of the server

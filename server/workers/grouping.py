@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from server.bus.base import Bus, Delivery
+from server.bus.base import Bus, Delivery, TopicPartition
 from server.detector.core import DetectorEvent
 from server.detector.worker import SeriesEvent
 from server.events import AnomalyEvents, IncidentsNeedRca, TopologyChanged, decode, encode
@@ -64,16 +64,36 @@ class GroupingWorker(StageWorker):
                          topics=[self.topics_.grouping], member_id=member_id)
         self.store = store
         self.settings = settings
-        self.checkpoints = Checkpoints(store, "grouping")
-        self.incidents = IncidentManager(store, settings.grouping, settings.pipeline)
+        self.checkpoints = Checkpoints(store, "grouping", durable=bus.durable)
+        self._incidents: IncidentManager | None = None
         self.last_ts: dict[str, float] = {}
         self.watermark: float | None = None
         self._sent_watermark: float | None = None
+
+    @property
+    def incidents(self) -> IncidentManager:
+        if self._incidents is None:
+            self._restore()
+        assert self._incidents is not None
+        return self._incidents
+
+    def _restore(self) -> None:
+        """Incidents and per-series event times as the store holds them now."""
+        self._incidents = IncidentManager(self.store, self.settings.grouping, self.settings.pipeline)
+        self.last_ts, self.watermark = {}, None
         ck = self.checkpoints.load(0)
         if ck is not None:
-            d = orjson.loads(ck.blob)
+            d = orjson.loads(ck.state)
             self.last_ts = {str(k): float(v) for k, v in d.get("last_ts", {}).items()}
             self.watermark = d.get("watermark")
+
+    async def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        """Owner of the (only) partition, maybe taking over from another grouping worker:
+        start from what the store holds now."""
+        await asyncio.to_thread(self._restore)
+
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        self._incidents = None  # another worker writes incidents now
 
     def _apply(self, deliveries: list[Delivery]) -> set[str]:
         dirty: set[str] = set()
@@ -123,4 +143,5 @@ class GroupingWorker(StageWorker):
         return True
 
     def report(self) -> dict[str, Any]:
-        return {"watermark": self.watermark, "incidents_in_memory": len(self.incidents.groups)}
+        return {"watermark": self.watermark,
+                "incidents_in_memory": len(self._incidents.groups) if self._incidents is not None else 0}

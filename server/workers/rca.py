@@ -31,7 +31,7 @@ from server.events import (
 )
 from server.rca.service import RcaService, candidate_window
 from server.settings import Settings
-from server.status import Checkpoints, StatusBoard
+from server.status import StatusBoard
 from server.store.base import Store
 from server.topics import Topics
 from server.workers.base import StageWorker
@@ -74,9 +74,9 @@ class RcaWorker(StageWorker):
         self._last_msg = 0.0
         self.watermark = 0.0
         self.analyses = 0
-        ck = Checkpoints(store, "grouping").load(0)  # the event time grouping had reached
+        ck = store.load_checkpoint(stage="grouping", partition=0)  # the event time grouping had reached
         if ck is not None:
-            self.watermark = float(orjson.loads(ck.blob).get("watermark") or 0.0)
+            self.watermark = float(orjson.loads(ck.state).get("watermark") or 0.0)
 
     def _incidents_near(self, lo: float, hi: float) -> set[str]:
         """Incidents whose RCA window overlaps [lo, hi] (from the store, so data that
