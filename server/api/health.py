@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.api import schemas
+from server.api.auth import AUTH_RESPONSES, require
 from server.api.deps import State
 from server.timeutil import iso
 
@@ -34,7 +35,9 @@ def health(state: State) -> Any:
             "watermark": iso(p.watermark), "late_points": p.detector.late_points}
 
 
-@router.get("/metrics", summary="Prometheus text exposition of the server's own metrics")
+@router.get("/metrics", summary="Prometheus text exposition of the server's own metrics",
+            dependencies=[require("read")], response_class=Response,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **AUTH_RESPONSES})
 def metrics(state: State) -> Response:
     state.metrics.pending.set(state.pipeline.pending.value)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
