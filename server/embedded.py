@@ -45,7 +45,7 @@ class EmbeddedServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> EmbeddedServer:
+    def start(self, timeout: float = 180.0) -> EmbeddedServer:
         self._thread = threading.Thread(target=self._server.run, name="rca-embedded-server", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
