@@ -62,6 +62,9 @@ def permits(roles: Iterable[str], needed: str) -> bool:
 
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+# Host names accepted on a loopback bind: the loopback names, and the name Starlette's in-process
+# TestClient sends (not a resolvable public name, so it cannot be used for DNS rebinding).
+LOOPBACK_HOST_HEADERS = LOOPBACK_HOSTS | {"testserver"}
 
 
 def is_loopback(host: str) -> bool:

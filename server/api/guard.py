@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from server.auth import LOOPBACK_HOSTS, is_loopback
+from server.auth import LOOPBACK_HOST_HEADERS, is_loopback
 
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -25,7 +25,7 @@ def allowed_hosts(bind_host: str, configured: list[str]) -> frozenset[str] | Non
     if configured:
         return None if "*" in configured else frozenset(h.lower() for h in configured)
     if is_loopback(bind_host):
-        return frozenset(LOOPBACK_HOSTS | {bind_host.lower()})
+        return frozenset(LOOPBACK_HOST_HEADERS | {bind_host.lower()})
     return None
 
 
