@@ -278,3 +278,42 @@ def test_start_up_failures_are_one_clear_line(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_hostile_items_are_rejected_and_nothing_is_stored(http: httpx.Client) -> None:
+    deep: dict[str, Any] = {}
+    cur = deep
+    for _ in range(300):
+        cur["a"] = {}
+        cur = cur["a"]
+    good = {"service": "a", "ts": T0, "level": "ERROR", "message": "boom"}
+    cases: list[tuple[str, dict[str, Any], list[Any]]] = [
+        ("/ingest/logs", {"logs": [good, {**good, "attributes": deep}]}, ["body", "logs", 1, "attributes"]),
+        ("/ingest/logs", {"logs": [good, {**good, "message": "x" * 70_000}]}, ["body", "logs", 1, "message"]),
+        ("/ingest/metrics", {"points": [{"service": "a", "metric": "m", "ts": T0, "value": 1.0,
+                                         "labels": {f"k{i}": "v" for i in range(100)}}]},
+         ["body", "points", 0, "labels"]),
+        ("/ingest/metrics", {"points": [{"service": "a", "metric": "m", "ts": T0, "value": 1.0,
+                                         "labels": {"pod": "p" * 5000}}]}, ["body", "points", 0, "labels"]),
+        ("/ingest/deployments", {"deployments": [{"service": "a", "ts": T0, "version": "v1",
+                                                  "description": "d" * 20_000}]},
+         ["body", "deployments", 0, "description"]),
+        ("/ingest/metrics", {"points": [{"service": "a", "metric": "m", "ts": T0, "value": float("nan")}]}, []),
+    ]
+    for path, body, loc in cases:
+        if loc:
+            r = http.post(path, json=body)
+            assert r.status_code == 422, (path, r.text[:200])
+            assert any(e["loc"][:len(loc)] == loc for e in r.json()["detail"]), r.json()
+        else:  # NaN is not JSON; sent as the literal a careless client writes
+            r = http.post(path, content=b'{"points": [{"service": "a", "metric": "m", "ts": 1764460800, '
+                                         b'"value": NaN}]}', headers={"content-type": "application/json"})
+            assert r.status_code == 422
+    bad_line = b'{"service": "a", "metric": "m", "ts": 1764460800, "value": 1}\n{"service": oops}\n'
+    r = http.post("/ingest/metrics", content=bad_line, headers={"content-type": "application/x-ndjson"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", 1]
+    wait_idle(http)
+    assert http.get("/services/metrics").json() == []
+    assert http.get("/changes").json() == []
+    for path in ("/health", "/services", "/incidents", "/changes", "/services/metrics"):
+        assert http.get(path).status_code == 200
