@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-st.set_page_config(page_title="RCA workbench", page_icon="🔎", layout="wide")
+st.set_page_config(page_title="RCA workbench", page_icon=":material/troubleshoot:", layout="wide")
 
 PAGES = [
-    st.Page("pages/incidents.py", title="Incidents", icon="🚨", url_path="incidents", default=True),
-    st.Page("pages/incident.py", title="Incident evidence", icon="🔎", url_path="incident"),
-    st.Page("pages/explorer.py", title="Explorer", icon="📈", url_path="explorer"),
-    st.Page("pages/changes.py", title="Changes", icon="🚀", url_path="changes"),
-    st.Page("pages/model.py", title="Model", icon="🧠", url_path="model"),
+    st.Page("ui/pages/incidents.py", title="Incidents", icon=":material/emergency_home:", url_path="incidents", default=True),
+    st.Page("ui/pages/incident.py", title="Incident evidence", icon=":material/troubleshoot:", url_path="incident"),
+    st.Page("ui/pages/explorer.py", title="Explorer", icon=":material/monitoring:", url_path="explorer"),
+    st.Page("ui/pages/changes.py", title="Changes", icon=":material/rocket_launch:", url_path="changes"),
+    st.Page("ui/pages/model.py", title="Model", icon=":material/model_training:", url_path="model"),
 ]
 
 st.navigation(PAGES).run()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +54,17 @@ def streamlit_command(*, port: int, host: str = "127.0.0.1") -> list[str]:
     ]
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Raise OSError naming the port when something already listens there (Streamlit would
+    fail later with a less clear message, and its health check would answer for the other app)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"port {port} on {host} is already in use (pick another with --port)") from exc
+
+
 class UiProcess:
     """The Streamlit server as a child process (used by ``rca ui``, ``rca demo`` and tests)."""
 
@@ -59,6 +72,7 @@ class UiProcess:
                  timeout: float = 5.0, quiet: bool = True) -> None:
         self.server_url = server_url
         self.host, self.port = host, port
+        _check_port_free(host, port)
         env = dict(os.environ)
         env[ENV_SERVER_URL] = server_url
         env[ENV_TIMEOUT] = str(timeout)
@@ -114,8 +128,17 @@ class UiProcess:
         self.stop()
 
 
+def _exit_on_term(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
-    ui = UiProcess(args.url, port=args.port, host=args.host, timeout=args.timeout, quiet=True)
+    try:
+        ui = UiProcess(args.url, port=args.port, host=args.host, timeout=args.timeout, quiet=True)
+    except OSError as exc:
+        print(f"rca ui: {exc}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, _exit_on_term)  # stop the Streamlit child on `kill` too
     try:
         ui.wait_ready()
     except RuntimeError as exc:

@@ -156,7 +156,7 @@ def anomaly_figure(anomaly: Anomaly, series: Series, *, onset: datetime, changes
     band = robust_band(ts, vals, onset=anomaly.started_at.timestamp(), baseline=anomaly.baseline)
     if band is not None and xs:
         fig.add_trace(go.Scatter(x=[xs[0], xs[-1], xs[-1], xs[0]], y=[band.lo, band.lo, band.hi, band.hi],
-                                 fill="toself", fillcolor="rgba(44,160,44,0.12)", line={"width": 0},
+                                 mode="lines", fill="toself", fillcolor="rgba(44,160,44,0.12)", line={"width": 0},
                                  name=f"baseline band (±{BAND_K:g} robust σ)", hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=[xs[0], xs[-1]], y=[band.centre, band.centre], mode="lines",
                                  line={"color": "#2ca02c", "dash": "dash", "width": 1.5},

@@ -12,11 +12,11 @@ import streamlit as st
 from workbench.client import ClientError, NotFound, ServerTimeout, ServerUnavailable, parse_dt
 from workbench.ui import data
 
-PAGE_INCIDENTS = "pages/incidents.py"
-PAGE_INCIDENT = "pages/incident.py"
-PAGE_EXPLORER = "pages/explorer.py"
-PAGE_CHANGES = "pages/changes.py"
-PAGE_MODEL = "pages/model.py"
+PAGE_INCIDENTS = "ui/pages/incidents.py"
+PAGE_INCIDENT = "ui/pages/incident.py"
+PAGE_EXPLORER = "ui/pages/explorer.py"
+PAGE_CHANGES = "ui/pages/changes.py"
+PAGE_MODEL = "ui/pages/model.py"
 
 #: time-range presets, relative to the newest data (event time: replays may be far from now)
 RANGES: dict[str, timedelta | None] = {
@@ -131,7 +131,7 @@ def open_incident(incident_id: str) -> None:
 
 
 def incident_link(incident_id: str, label: str | None = None) -> None:
-    st.page_link(PAGE_INCIDENT, label=label or incident_id, query_params={"id": incident_id}, icon="🔎")
+    st.page_link(PAGE_INCIDENT, label=label or incident_id, query_params={"id": incident_id}, icon=":material/troubleshoot:")
 
 
 def query_param(name: str) -> str | None:

@@ -126,10 +126,11 @@ def _anomalies(url: str, inc: Incident, anomalies: list[Anomaly], changes: list[
     for a in sorted(anomalies, key=lambda a: a.started_at):
         first.setdefault(_series_key(a), a)
     suspect_changes = {s.change_id for s in suspects[:3] if s.change_id}
-    hi = max(inc.detected_at, inc.resolved_at or inc.detected_at) + AFTER
+    hi = max(inc.detected_at, inc.started_at) + AFTER
     cols = st.columns(2)
     for n, ((svc, metric, lbl), a) in enumerate(first.items()):
         lo = a.started_at - BEFORE
+        hi = max(hi, a.started_at + AFTER)
         s = data.series(url, svc, metric, since=lo, until=hi, labels=lbl)
         marks = [c for c in changes if (svc in c.services or c.id in suspect_changes) and lo <= c.ts <= hi]
         with cols[n % 2]:
@@ -165,9 +166,9 @@ def _suspect_detail(inc: Incident, s: Suspect, changes_by_id: dict[str, Change],
         if verdict:
             st.caption(f"labelled: **{verdict.replace('_', ' ')}**")
         b1, b2 = st.columns(2)
-        b1.button("✔ Cause", key=f"cause-{s.id}", on_click=label_suspect, args=(inc.id, s, "cause"),
+        b1.button("Cause", key=f"cause-{s.id}", on_click=label_suspect, args=(inc.id, s, "cause"),
                   type="primary" if s.rank == 1 else "secondary", width="stretch")
-        b2.button("✘ Not cause", key=f"not-{s.id}", on_click=label_suspect, args=(inc.id, s, "not_cause"),
+        b2.button("Not cause", key=f"not-{s.id}", on_click=label_suspect, args=(inc.id, s, "not_cause"),
                   width="stretch")
 
 
@@ -235,7 +236,7 @@ def _actions(url: str, inc: Incident, changes: list[Change], labels_: list) -> N
         st.text_input("Note", key="other_note")
         st.form_submit_button("Save label", on_click=label_other, args=(inc.id,))
     with c2:
-        st.button("↻ Rerun RCA", key="rerun", on_click=rerun_rca, args=(inc.id,), type="primary",
+        st.button("Rerun RCA", key="rerun", on_click=rerun_rca, args=(inc.id,), type="primary",
                   help="recompute the suspects with every label given so far")
         res = st.session_state.get("rerun_result")
         if res and res[0] == inc.id:
@@ -261,7 +262,7 @@ def render() -> None:
         inc = data.incident(url, requested)
     except NotFound:
         st.warning(f"Incident {requested!r} not found on {url}.")
-        st.page_link(common.PAGE_INCIDENTS, label="All incidents", icon="🚨")
+        st.page_link(common.PAGE_INCIDENTS, label="All incidents", icon=":material/emergency_home:")
         return
     _header(inc, requested)
     anomalies = data.anomalies(url, inc.id)
