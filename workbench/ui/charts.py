@@ -219,7 +219,7 @@ def evidence_figure(evidence: Mapping[str, float], *, colour: str = "#1f77b4") -
 def log_patterns_figure(patterns: Sequence[LogPattern], *, limit: int = 12) -> go.Figure:
     """Line counts before and after the change per pattern (new ones first)."""
     items = list(patterns)[:limit][::-1]
-    names = [f"{'★ ' if p.new else ''}{p.service}: {_short(p.template, 60)}" for p in items]
+    names = [f"{'★ new · ' if p.new else ''}{p.service}: {_short(p.template, 70)}" for p in items]
     fig = go.Figure()
     fig.add_trace(go.Bar(y=names, x=[p.before for p in items], orientation="h", name="before",
                          marker={"color": "#9ecae1"}, hovertext=[p.template for p in items]))

@@ -218,9 +218,8 @@ def _log_patterns(url: str, inc: Incident, suspects: list[Suspect]) -> None:
         st.markdown(f"**{len(new)} new pattern{'s' if len(new) != 1 else ''}** after the change (★)")
     else:
         st.caption("No pattern is new after the change; the most frequent ones:")
-    c1, c2 = st.columns([2, 3])
-    c1.plotly_chart(charts.log_patterns_figure(lp.patterns), key="patterns-chart")
-    c2.dataframe(frames.patterns_frame(lp.patterns), hide_index=True, key="patterns-table")
+    st.plotly_chart(charts.log_patterns_figure(lp.patterns), key="patterns-chart")
+    st.dataframe(frames.patterns_frame(lp.patterns), hide_index=True, key="patterns-table")
 
 
 def _actions(url: str, inc: Incident, changes: list[Change], labels_: list) -> None:
