@@ -17,8 +17,10 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
 import server
-from server.api import evidence, health, ingest, query, schemas
+from server.api import auth, evidence, health, ingest, query, schemas
+from server.api.auth import AUTH_RESPONSES, KeyRing, require
 from server.api.deps import AppState, Metrics
+from server.api.guard import GuardMiddleware, allowed_hosts
 from server.bus.base import Bus
 from server.pipeline import STAGES, StageRunner, build_workers
 from server.progress import Progress
@@ -87,7 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                          metrics=metrics)
             runner = StageRunner(workers, progress, rca)
         app.state.rca = AppState(settings=settings, store=store, publisher=Publisher(bus, topics),
-                                 progress=progress, metrics=metrics)
+                                 progress=progress, metrics=metrics,
+                                 keys=KeyRing(store, settings.auth))
         app.state.workers = runner  # not part of AppState: request handlers never see a worker
         if runner is not None:
             runner.start()
@@ -107,10 +110,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "deployments, config changes and feature flags that probably caused them.",
         lifespan=lifespan,
     )
-    app.include_router(ingest.router)
-    app.include_router(query.router)
+    # Roles per router (label and admin routes also check their own, stricter role).
+    app.include_router(ingest.router, dependencies=[require("ingest")], responses=AUTH_RESPONSES)
+    app.include_router(query.router, dependencies=[require("read")], responses=AUTH_RESPONSES)
     app.include_router(health.router)
-    app.include_router(evidence.router)
+    app.include_router(evidence.router, dependencies=[require("read")], responses=AUTH_RESPONSES)
+    app.include_router(auth.router)
+    if settings.api.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.api.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"], expose_headers=["Retry-After"])
+    app.add_middleware(GuardMiddleware, hosts=allowed_hosts(settings.host, settings.api.allowed_hosts),
+                       origins=settings.api.cors_origins)
 
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:

@@ -57,6 +57,30 @@ class BusSettings(BaseModel):
 class ApiSettings(BaseModel):
     max_body_bytes: int = Field(default=64 * 1024 * 1024, description="larger request bodies get 413")
     max_batch_items: int = 1_000_000
+    # Backpressure: while more bus messages than this (summed over the stages) wait for
+    # processing, ingest answers 503 with Retry-After (nothing of the refused batch is
+    # stored) instead of queueing more. A metric batch is one message per partition it touches.
+    max_pending_messages: int = Field(default=2_000, ge=1)
+    # Slow clients: the whole request head must arrive within header_timeout_seconds, the
+    # whole body within body_timeout_seconds; otherwise the connection is closed / 408.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Host header allow-list (DNS rebinding). Empty: loopback names when bound to a loopback
+    # address, any host otherwise. ["*"] allows any.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Browser origins allowed to call the API (CORS); none by default. Cross-origin writes from
+    # any other origin are refused with 403.
+    cors_origins: list[str] = Field(default_factory=list)
+
+
+class AuthSettings(BaseModel):
+    # "auto": API keys are required as soon as one active key exists (open until then, on
+    # loopback only); "required": always; "off": never (only with allow_open off loopback).
+    mode: Literal["auto", "required", "off"] = "auto"
+    # Bind a non-loopback address with no API key required (refused by default).
+    allow_open: bool = False
+    # How long a process trusts its cache of keys (revocations elsewhere take this long).
+    cache_seconds: float = Field(default=5.0, ge=0)
 
 
 class PipelineSettings(BaseModel):
@@ -115,6 +139,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     bus: BusSettings = BusSettings()
     api: ApiSettings = ApiSettings()
+    auth: AuthSettings = AuthSettings()
     pipeline: PipelineSettings = PipelineSettings()
     grouping: GroupingSettings = GroupingSettings()
     # Detector parameters (``RCA_DETECTOR__WARMUP=50``...): see server/detector/core.py.

@@ -40,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"RCA server URL (default {DEFAULT_URL}, or ${ENV_SERVER_URL})")
     p.add_argument("--port", type=int, default=DEFAULT_UI_PORT, help=f"port of the web pages (default {DEFAULT_UI_PORT})")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--key", default=None,
+                   help="API key sent as a bearer token when the server requires keys (default: env RCA_API_KEY)")
     p.add_argument("--timeout", type=float, default=5.0,
                    help="seconds to wait for the server per request before saying it is slow (default 5)")
 
@@ -69,13 +71,15 @@ class UiProcess:
     """The Streamlit server as a child process (used by ``rca ui``, ``rca demo`` and tests)."""
 
     def __init__(self, server_url: str, *, port: int = DEFAULT_UI_PORT, host: str = "127.0.0.1",
-                 timeout: float = 5.0, quiet: bool = True) -> None:
+                 timeout: float = 5.0, quiet: bool = True, api_key: str | None = None) -> None:
         self.server_url = server_url
         self.host, self.port = host, port
         _check_port_free(host, port)
         env = dict(os.environ)
         env[ENV_SERVER_URL] = server_url
         env[ENV_TIMEOUT] = str(timeout)
+        if api_key:
+            env["RCA_API_KEY"] = api_key  # workbench.client sends it with every request
         env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
         # Streamlit's own output goes to a temporary log, shown when it fails to start
         self._log = tempfile.TemporaryFile(mode="w+b") if quiet else None  # noqa: SIM115 (closed in stop)
@@ -134,7 +138,8 @@ def _exit_on_term(signum: int, frame: object) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        ui = UiProcess(args.url, port=args.port, host=args.host, timeout=args.timeout, quiet=True)
+        ui = UiProcess(args.url, port=args.port, host=args.host, timeout=args.timeout, quiet=True,
+                       api_key=args.key)
     except OSError as exc:
         print(f"rca ui: {exc}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.api import schemas
+from server.api.auth import AUTH_RESPONSES, require
 from server.api.deps import State
 from server.timeutil import iso
 
@@ -62,7 +63,9 @@ async def health(state: State) -> Any:
             "watermark": iso(watermark), "late_points": late, "stages": stages}
 
 
-@router.get("/metrics", summary="Prometheus text exposition of the server's own metrics")
+@router.get("/metrics", summary="Prometheus text exposition of the server's own metrics",
+            dependencies=[require("read")], response_class=Response,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **AUTH_RESPONSES})
 async def metrics(state: State) -> Response:
     with contextlib.suppress(Exception):  # the bus is down: keep the last value
         state.metrics.pending.set(await state.progress.pending())

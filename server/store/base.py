@@ -24,7 +24,18 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from server.model import Anomaly, Change, Edge, Incident, Label, LogWindow, SeriesInfo, Suspect
+from server.model import (
+    Anomaly,
+    ApiKey,
+    AuditEntry,
+    Change,
+    Edge,
+    Incident,
+    Label,
+    LogWindow,
+    SeriesInfo,
+    Suspect,
+)
 
 
 class StoreError(Exception):
@@ -243,6 +254,30 @@ class StateStore(Protocol):
 
     def list_checkpoints(self, *, stage: str) -> list[Checkpoint]:
         """Every partition's checkpoint of a stage, by partition."""
+
+    # ---- security ---------------------------------------------------------------------
+    def save_api_key(self, *, key: ApiKey) -> None: ...
+
+    def list_api_keys(self) -> list[ApiKey]:
+        """Every key, active and revoked, oldest first (hashes only, never secrets)."""
+
+    def get_api_key(self, *, key_id: str) -> ApiKey | None: ...
+
+    def revoke_api_key(self, *, key_id: str, at: float) -> bool:
+        """True when an active key was revoked now."""
+
+    def count_active_api_keys(self) -> int: ...
+
+    def add_audit(self, *, entry: AuditEntry) -> None: ...
+
+    def list_audit(self, *, since: float | None = None, action: str | None = None,
+                   limit: int = 100) -> list[AuditEntry]:
+        """Newest first."""
+
+    def get_idempotent(self, *, key: str, endpoint: str) -> tuple[int, str] | None:
+        """The stored (status, body) of a batch already accepted under this idempotency key."""
+
+    def save_idempotent(self, *, key: str, endpoint: str, status: int, body: str, now: float) -> None: ...
 
     def ping(self) -> bool: ...
 

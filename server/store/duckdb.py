@@ -26,6 +26,8 @@ import pyarrow as pa
 
 from server.model import (
     Anomaly,
+    ApiKey,
+    AuditEntry,
     Change,
     Edge,
     Incident,
@@ -46,7 +48,7 @@ from server.store.base import (
     services_summary,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA_V1 = [
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -105,6 +107,15 @@ _MIGRATIONS: dict[int, list[str]] = {
         """INSERT INTO incident_merges SELECT substr(key, 8), value, 0.0 FROM meta WHERE key LIKE 'merged:%'""",
         "INSERT INTO store_identity SELECT value FROM meta WHERE key = 'rca.store_uid'",
         "DELETE FROM meta WHERE key LIKE 'seq:%' OR key LIKE 'merged:%' OR key = 'rca.store_uid'",
+    ],
+    # 2 -> 3: API keys (hashed), the audit trail, and idempotency keys of ingest batches
+    2: [
+        """CREATE TABLE IF NOT EXISTS api_keys (id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL,
+            roles VARCHAR[] NOT NULL, key_hash VARCHAR NOT NULL, created_at DOUBLE NOT NULL, revoked_at DOUBLE)""",
+        """CREATE TABLE IF NOT EXISTS audit (id VARCHAR PRIMARY KEY, ts DOUBLE NOT NULL, actor VARCHAR NOT NULL,
+            action VARCHAR NOT NULL, target VARCHAR, detail VARCHAR)""",
+        """CREATE TABLE IF NOT EXISTS idempotency (key VARCHAR PRIMARY KEY, endpoint VARCHAR NOT NULL,
+            status INTEGER NOT NULL, body VARCHAR NOT NULL, created_at DOUBLE NOT NULL)""",
     ],
 }
 
@@ -202,12 +213,13 @@ class DuckDBStore:
         with self._tx() as con:
             con.execute(_SCHEMA_V1[0])
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                for stmt in _SCHEMA_V1[1:] + _SCHEMA_V2:
+            if row is None:  # a new data dir: version 1, then every migration
+                for stmt in _SCHEMA_V1[1:]:
                     con.execute(stmt)
-                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-                return
-            version = int(row[0])
+                con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+                version = 1
+            else:
+                version = int(row[0])
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"data dir was written by a newer release (schema {version} > {SCHEMA_VERSION}); upgrade rca"
@@ -670,3 +682,49 @@ class DuckDBStore:
                   "incident_merges"):
             out[t] = int(self._q(f"SELECT count(*) FROM {t}")[0][0])
         return out
+
+    # ---- security: API keys, audit trail, idempotency keys ------------------------------
+    def save_api_key(self, *, key: ApiKey) -> None:
+        self._q("INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?)",
+                [key.id, key.name, key.roles, key.key_hash, key.created_at, key.revoked_at])
+
+    @staticmethod
+    def _api_key(r: tuple[Any, ...]) -> ApiKey:
+        return ApiKey(id=r[0], name=r[1], roles=list(r[2]), key_hash=r[3], created_at=r[4], revoked_at=r[5])
+
+    def list_api_keys(self) -> list[ApiKey]:
+        rows = self._q("SELECT id, name, roles, key_hash, created_at, revoked_at FROM api_keys ORDER BY created_at, id")
+        return [self._api_key(r) for r in rows]
+
+    def get_api_key(self, *, key_id: str) -> ApiKey | None:
+        rows = self._q("SELECT id, name, roles, key_hash, created_at, revoked_at FROM api_keys WHERE id = ?", [key_id])
+        return self._api_key(rows[0]) if rows else None
+
+    def revoke_api_key(self, *, key_id: str, at: float) -> bool:
+        with self._lock:
+            rows = self._q("SELECT revoked_at FROM api_keys WHERE id = ?", [key_id])
+            if not rows or rows[0][0] is not None:
+                return False
+            self._q("UPDATE api_keys SET revoked_at = ? WHERE id = ?", [at, key_id])
+            return True
+
+    def count_active_api_keys(self) -> int:
+        return int(self._q("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL")[0][0])
+
+    def add_audit(self, *, entry: AuditEntry) -> None:
+        self._q("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?)",
+                [entry.id, entry.ts, entry.actor, entry.action, entry.target, json.dumps(entry.detail, default=str)])
+
+    def list_audit(self, *, since: float | None = None, action: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        where, params = _where(("ts >= ?", since), ("action = ?", action))
+        rows = self._q(f"SELECT id, ts, actor, action, target, detail FROM audit WHERE {where} "
+                       "ORDER BY ts DESC, id DESC LIMIT ?", [*params, limit])
+        return [AuditEntry(id=r[0], ts=r[1], actor=r[2], action=r[3], target=r[4], detail=json.loads(r[5] or "{}"))
+                for r in rows]
+
+    def get_idempotent(self, *, key: str, endpoint: str) -> tuple[int, str] | None:
+        rows = self._q("SELECT status, body FROM idempotency WHERE key = ? AND endpoint = ?", [key, endpoint])
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def save_idempotent(self, *, key: str, endpoint: str, status: int, body: str, now: float) -> None:
+        self._q("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?)", [key, endpoint, status, body, now])

@@ -38,7 +38,19 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from server.model import Anomaly, Change, Edge, Incident, Label, LogWindow, SeriesInfo, Suspect, SuspectRef
+from server.model import (
+    Anomaly,
+    ApiKey,
+    AuditEntry,
+    Change,
+    Edge,
+    Incident,
+    Label,
+    LogWindow,
+    SeriesInfo,
+    Suspect,
+    SuspectRef,
+)
 from server.store.base import (
     LEVEL_RANK,
     BeforeAfter,
@@ -700,3 +712,48 @@ class PostgresStore:
                   "incident_merges"):
             out[t] = int(self._q(f"SELECT count(*) FROM {t}")[0][0])
         return out
+
+    # ---- security: API keys, audit trail, idempotency keys ------------------------------
+    def save_api_key(self, *, key: ApiKey) -> None:
+        self._q("INSERT INTO api_keys VALUES (%s, %s, %s, %s, %s, %s)",
+                [key.id, key.name, key.roles, key.key_hash, key.created_at, key.revoked_at])
+
+    @staticmethod
+    def _api_key(r: tuple[Any, ...]) -> ApiKey:
+        return ApiKey(id=r[0], name=r[1], roles=list(r[2]), key_hash=r[3], created_at=r[4], revoked_at=r[5])
+
+    def list_api_keys(self) -> list[ApiKey]:
+        rows = self._q("SELECT id, name, roles, key_hash, created_at, revoked_at FROM api_keys ORDER BY created_at, id")
+        return [self._api_key(r) for r in rows]
+
+    def get_api_key(self, *, key_id: str) -> ApiKey | None:
+        rows = self._q("SELECT id, name, roles, key_hash, created_at, revoked_at FROM api_keys WHERE id = %s",
+                       [key_id])
+        return self._api_key(rows[0]) if rows else None
+
+    def revoke_api_key(self, *, key_id: str, at: float) -> bool:
+        rows = self._q("UPDATE api_keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL RETURNING 1",
+                       [at, key_id])
+        return bool(rows)
+
+    def count_active_api_keys(self) -> int:
+        return int(self._q("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL")[0][0])
+
+    def add_audit(self, *, entry: AuditEntry) -> None:
+        self._q("INSERT INTO audit VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                [entry.id, entry.ts, entry.actor, entry.action, entry.target, json.dumps(entry.detail, default=str)])
+
+    def list_audit(self, *, since: float | None = None, action: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        rows = self._q("SELECT id, ts, actor, action, target, detail FROM audit "
+                       "WHERE (%s::float8 IS NULL OR ts >= %s) AND (%s::text IS NULL OR action = %s) "
+                       "ORDER BY ts DESC, id DESC LIMIT %s", [since, since, action, action, limit])
+        return [AuditEntry(id=r[0], ts=r[1], actor=r[2], action=r[3], target=r[4], detail=json.loads(r[5] or "{}"))
+                for r in rows]
+
+    def get_idempotent(self, *, key: str, endpoint: str) -> tuple[int, str] | None:
+        rows = self._q("SELECT status, body FROM idempotency WHERE key = %s AND endpoint = %s", [key, endpoint])
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def save_idempotent(self, *, key: str, endpoint: str, status: int, body: str, now: float) -> None:
+        self._q("INSERT INTO idempotency VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key, endpoint) DO NOTHING",
+                [key, endpoint, status, body, now])

@@ -10,7 +10,18 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from server.model import Anomaly, Change, Edge, Incident, Label, LogWindow, SeriesInfo, Suspect
+from server.model import (
+    Anomaly,
+    ApiKey,
+    AuditEntry,
+    Change,
+    Edge,
+    Incident,
+    Label,
+    LogWindow,
+    SeriesInfo,
+    Suspect,
+)
 from server.store.base import (
     BeforeAfter,
     Checkpoint,
@@ -182,3 +193,31 @@ class SplitStore:
 
     def list_checkpoints(self, *, stage: str) -> list[Checkpoint]:
         return self.state.list_checkpoints(stage=stage)
+
+    # ---- security (state) --------------------------------------------------------------
+    def save_api_key(self, *, key: ApiKey) -> None:
+        self.state.save_api_key(key=key)
+
+    def list_api_keys(self) -> list[ApiKey]:
+        return self.state.list_api_keys()
+
+    def get_api_key(self, *, key_id: str) -> ApiKey | None:
+        return self.state.get_api_key(key_id=key_id)
+
+    def revoke_api_key(self, *, key_id: str, at: float) -> bool:
+        return self.state.revoke_api_key(key_id=key_id, at=at)
+
+    def count_active_api_keys(self) -> int:
+        return self.state.count_active_api_keys()
+
+    def add_audit(self, *, entry: AuditEntry) -> None:
+        self.state.add_audit(entry=entry)
+
+    def list_audit(self, *, since: float | None = None, action: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        return self.state.list_audit(since=since, action=action, limit=limit)
+
+    def get_idempotent(self, *, key: str, endpoint: str) -> tuple[int, str] | None:
+        return self.state.get_idempotent(key=key, endpoint=endpoint)
+
+    def save_idempotent(self, *, key: str, endpoint: str, status: int, body: str, now: float) -> None:
+        self.state.save_idempotent(key=key, endpoint=endpoint, status=status, body=body, now=now)
