@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("server.commands.demo", "live demo: server + simulator, history backfill, a faulty change"),
     "sim": ("server.sim.cli", "run the simulated service fleet, or write seeded scenarios"),
     "tui": ("workbench.tui.cli", "terminal UI for live incident triage"),
+    "ui": ("workbench.ui_cli", "Streamlit pages: incidents, evidence charts, explorer, changes, model"),
     "keys": ("server.commands.keys", "create, list and revoke API keys (roles ingest, read, label, admin)"),
 }
 

@@ -41,9 +41,10 @@ def list_incidents(
     since: Annotated[str | None, Query(description="ISO 8601 or epoch seconds; incidents started at or after")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    until: Annotated[str | None, Query(description="ISO 8601 or epoch seconds; incidents started at or before")] = None,
 ) -> Any:
     incs = state.store.list_incidents(status=status, service=service, since=ts_param(since, "since"),
-                                      limit=limit, offset=offset)
+                                      until=ts_param(until, "until"), limit=limit, offset=offset)
     return [convert.incident_public(i) for i in incs]
 
 

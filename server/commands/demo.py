@@ -38,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=120.0,
                    help="give up if no incident is detected this many seconds after the bad deploy (default 120)")
     p.add_argument("--no-tui", action="store_true", help="do not open the terminal UI after detection")
+    p.add_argument("--no-ui", action="store_true", help="do not start the Streamlit pages (rca ui)")
+    p.add_argument("--ui-port", type=int, default=8502, help="port of the Streamlit pages (default 8502)")
     p.add_argument("--exit-after-detect", action="store_true",
                    help="stop once the incident and its suspects are printed (for scripts and CI)")
 
@@ -118,17 +120,34 @@ def run(args: argparse.Namespace) -> int:
         return 1
     _say(t0, f"simulator controls on {sim.url} ({len(sim.sim.fleet.names)} services); "
              f"backfilling {args.backfill_hours:g} h of history...")
+    ui = None if args.no_ui else _start_ui(srv.url, args.ui_port, t0)
     try:
-        return _main(args, srv, sim, t0)
+        return _main(args, srv, sim, t0, ui_url=ui.url if ui is not None else None)
     except KeyboardInterrupt:
         print("\nstopped.")
         return 0
     finally:
+        if ui is not None:
+            ui.stop()
         sim.stop()
         srv.stop()
 
 
-def _main(args: argparse.Namespace, srv: EmbeddedServer, sim: _SimServer, t0: float) -> int:
+def _start_ui(server_url: str, port: int, t0: float) -> Any:
+    """The Streamlit pages as a child process; the demo goes on without them if they cannot start."""
+    from workbench.ui_cli import UiProcess
+
+    try:
+        ui = UiProcess(server_url, port=port)
+    except OSError as exc:
+        print(f"rca demo: web pages not started: {exc} (--ui-port, or --no-ui)", file=sys.stderr)
+        return None
+    _say(t0, f"web pages (rca ui) starting on {ui.url}")
+    return ui
+
+
+def _main(args: argparse.Namespace, srv: EmbeddedServer, sim: _SimServer, t0: float, *,
+          ui_url: str | None = None) -> int:
     with httpx.Client(base_url=srv.url, timeout=30) as api, httpx.Client(base_url=sim.url, timeout=30) as ctl:
         # wait for the backfill to be sent and processed
         while sim.sim.ticks == 0 or sim.sim.sent["metrics"] == 0:
@@ -178,6 +197,8 @@ def _main(args: argparse.Namespace, srv: EmbeddedServer, sim: _SimServer, t0: fl
         print(f"  incidents:    {srv.url}/incidents/{found['id']}/suspects")
         print(f"  simulator:    {sim.url}/health   (POST /deploy?service=&bad=true, /inject-latency, /reset)")
         print(f"  terminal UI:  rca tui --url {srv.url}")
+        if ui_url:
+            print(f"  web pages:    {ui_url}/incident?id={found['id']}   (rca ui; all incidents at {ui_url})")
         print(flush=True)
         if args.exit_after_detect:
             return 0

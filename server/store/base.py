@@ -230,6 +230,9 @@ class StateStore(Protocol):
 
     def load_latest_model(self) -> tuple[int, bytes, dict[str, Any]] | None: ...
 
+    def list_model_infos(self) -> list[tuple[int, dict[str, Any]]]:
+        """``(version, info)`` of every saved model version, oldest first (no blobs)."""
+
     # ---- ids, identity, checkpoints ---------------------------------------------------
     def next_id(self, *, prefix: str) -> str:
         """A new unique id such as ``inc-12`` (increasing per prefix, survives restarts,

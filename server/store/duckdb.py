@@ -673,6 +673,9 @@ class DuckDBStore:
             return None
         return int(rows[0][0]), bytes(rows[0][1]), json.loads(rows[0][2])
 
+    def list_model_infos(self) -> list[tuple[int, dict[str, Any]]]:
+        return [(int(r[0]), json.loads(r[1])) for r in self._q("SELECT version, info FROM models ORDER BY version")]
+
     def counts(self) -> dict[str, int]:
         out = {}
         for t in ("metrics", "logs", "changes", "topology", "anomalies", "incidents", "suspects", "labels",

@@ -173,6 +173,9 @@ class SplitStore:
     def load_latest_model(self) -> tuple[int, bytes, dict[str, Any]] | None:
         return self.state.load_latest_model()
 
+    def list_model_infos(self) -> list[tuple[int, dict[str, Any]]]:
+        return self.state.list_model_infos()
+
     def next_id(self, *, prefix: str) -> str:
         return self.state.next_id(prefix=prefix)
 

@@ -15,7 +15,7 @@ def test_demo_detects_the_faulty_deploy(tmp_path: Path) -> None:
     rca = Path(sys.executable).with_name("rca")
     cmd = [str(rca), "demo", "--no-tui", "--exit-after-detect", "--data-dir", str(tmp_path / "demo"),
            "--port", str(free_port()), "--sim-port", str(free_port()), "--interval", "3",
-           "--backfill-hours", "0.5", "--timeout", "60"]
+           "--backfill-hours", "0.5", "--timeout", "60", "--ui-port", str(free_port())]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout
@@ -25,15 +25,19 @@ def test_demo_detects_the_faulty_deploy(tmp_path: Path) -> None:
     ranked = re.findall(r"#(\d) \S+\s+(\S+)\s+score", text)
     assert dep.group(1) in [cid for _, cid in ranked[:3]], text
     assert "/docs" in text and "rca tui --url" in text
+    inc = re.search(r"INCIDENT (inc-\d+)", text)
+    assert inc and re.search(rf"web pages: +http://127\.0\.0\.1:\d+/incident\?id={inc.group(1)}", text), text
 
 
 def test_help_explains_commands() -> None:
     rca = Path(sys.executable).with_name("rca")
     out = subprocess.run([str(rca), "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
-    for cmd in ("serve", "demo", "sim", "eval", "tui"):
+    for cmd in ("serve", "demo", "sim", "eval", "tui", "ui"):
         assert cmd in out.stdout
     out = subprocess.run([str(rca), "demo", "--help"], capture_output=True, text=True, timeout=60)
-    assert "--no-tui" in out.stdout and "backfill" in out.stdout
+    assert "--no-tui" in out.stdout and "--no-ui" in out.stdout and "backfill" in out.stdout
+    out = subprocess.run([str(rca), "ui", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "--url" in out.stdout and "--port" in out.stdout and "incident?id=" in out.stdout
     out = subprocess.run([str(rca), "serve", "--help"], capture_output=True, text=True, timeout=60)
     assert "--data-dir" in out.stdout

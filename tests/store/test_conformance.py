@@ -165,6 +165,7 @@ def test_incidents_anomalies_suspects_labels_models(make_store: Callable[[], Sto
     s.save_model(version=1, blob=b"m1", info={"labels": 1})
     s.save_model(version=2, blob=b"m2", info={"labels": 2})
     assert s.load_latest_model() == (2, b"m2", {"labels": 2})
+    assert s.list_model_infos() == [(1, {"labels": 1}), (2, {"labels": 2})]
 
 
 def test_data_survives_reopen(make_store: Callable[[], Store], tmp_path: Path) -> None:

@@ -20,9 +20,13 @@ from workbench.client.errors import (
 from workbench.client.models import (
     Anomaly,
     Change,
+    ChangeIncident,
     Health,
     Incident,
     Label,
+    LogPattern,
+    LogPatterns,
+    ModelVersion,
     Series,
     SeriesInfo,
     SeriesPoint,
@@ -36,6 +40,7 @@ __all__ = [
     "DEFAULT_URL", "AsyncRcaClient", "RcaClient",
     "ClientError", "NotFound", "ProtocolError", "RequestRejected", "ServerError", "ServerTimeout",
     "ServerUnavailable", "ValidationFailed",
-    "Anomaly", "Change", "Health", "Incident", "Label", "Series", "SeriesInfo", "SeriesPoint", "Service",
+    "Anomaly", "Change", "ChangeIncident", "Health", "Incident", "Label", "LogPattern", "LogPatterns",
+    "ModelVersion", "Series", "SeriesInfo", "SeriesPoint", "Service",
     "Suspect", "SuspectRef", "parse_dt",
 ]

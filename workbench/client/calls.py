@@ -17,9 +17,12 @@ from urllib.parse import quote
 from workbench.client.models import (
     Anomaly,
     Change,
+    ChangeIncident,
     Health,
     Incident,
     Label,
+    LogPatterns,
+    ModelVersion,
     Series,
     SeriesInfo,
     Service,
@@ -109,9 +112,11 @@ def ingest_topology(edges: Iterable[Any]) -> Call[int]:
 # ---- query -------------------------------------------------------------------------------
 
 def incidents(*, status: str | None = None, service: str | None = None, since: TimeLike | None = None,
-              limit: int | None = None, offset: int | None = None) -> Call[list[Incident]]:
+              limit: int | None = None, offset: int | None = None,
+              until: TimeLike | None = None) -> Call[list[Incident]]:
     return Call("GET", "/incidents", _list(Incident.from_json),
-                params=_params(status=status, service=service, since=since, limit=limit, offset=offset))
+                params=_params(status=status, service=service, since=since, until=until, limit=limit,
+                               offset=offset))
 
 
 def incident(incident_id: str) -> Call[Incident]:
@@ -166,9 +171,14 @@ def service_metrics(*, service: str | None = None) -> Call[list[SeriesInfo]]:
 
 
 def series(service: str, metric: str, *, since: TimeLike | None = None, until: TimeLike | None = None,
-           step: float | None = None) -> Call[Series]:
+           step: float | None = None, labels: Mapping[str, str] | None = None) -> Call[Series]:
+    """``labels`` selects one label set (sent as repeated ``label=k=v``); without it the
+    server averages every label set of the metric."""
+    params = _params(since=since, until=until, step=step)
+    if labels:
+        params["label"] = [f"{k}={v}" for k, v in sorted(labels.items())]
     return Call("GET", f"/services/{_seg(service)}/metrics/{_seg(metric)}/series", Series.from_json,
-                params=_params(since=since, until=until, step=step))
+                params=params)
 
 
 def health() -> Call[Health]:
@@ -182,3 +192,27 @@ def model() -> Call[dict[str, Any] | None]:
         return None if data is None else _dict(data)
 
     return Call("GET", "/model", parse, tolerate=(404,))
+
+
+def log_patterns(incident_id: str, *, change_id: str | None = None, before: float | None = None,
+                 after: float | None = None, min_level: str | None = None,
+                 limit: int | None = None) -> Call[LogPatterns]:
+    """``GET /incidents/{id}/log_patterns`` (extension): log patterns around a change (default
+    the top change suspect, else the onset) with counts before and after."""
+    return Call("GET", f"/incidents/{_seg(incident_id)}/log_patterns", LogPatterns.from_json,
+                params=_params(change_id=change_id, before=before, after=after, min_level=min_level,
+                               limit=limit))
+
+
+def change_incidents(change_id: str) -> Call[list[ChangeIncident]]:
+    """``GET /changes/{id}/incidents`` (extension): incidents in which the change is a suspect."""
+    return Call("GET", f"/changes/{_seg(change_id)}/incidents", _list(ChangeIncident.from_json))
+
+
+def model_versions() -> Call[list[ModelVersion]]:
+    """``GET /model/versions`` (extension): trained model versions; ``[]`` when the server has none."""
+
+    def parse(data: Any) -> list[ModelVersion]:
+        return [] if data is None else _list(ModelVersion.from_json)(data)
+
+    return Call("GET", "/model/versions", parse, tolerate=(404,))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -22,9 +22,12 @@ from workbench.client.errors import ClientError
 from workbench.client.models import (
     Anomaly,
     Change,
+    ChangeIncident,
     Health,
     Incident,
     Label,
+    LogPatterns,
+    ModelVersion,
     Series,
     SeriesInfo,
     Service,
@@ -119,9 +122,9 @@ class RcaClient:
     # ---- query -----------------------------------------------------------------------
     def incidents(self, *, status: str | None = None, service: str | None = None,
                   since: TimeLike | None = None, limit: int | None = None,
-                  offset: int | None = None) -> list[Incident]:
+                  offset: int | None = None, until: TimeLike | None = None) -> list[Incident]:
         return self.call(calls.incidents(status=status, service=service, since=since, limit=limit,
-                                         offset=offset))
+                                         offset=offset, until=until))
 
     def incident(self, incident_id: str) -> Incident:
         return self.call(calls.incident(incident_id))
@@ -160,8 +163,24 @@ class RcaClient:
         return self.call(calls.service_metrics(service=service))
 
     def series(self, service: str, metric: str, *, since: TimeLike | None = None,
-               until: TimeLike | None = None, step: float | None = None) -> Series:
-        return self.call(calls.series(service, metric, since=since, until=until, step=step))
+               until: TimeLike | None = None, step: float | None = None,
+               labels: Mapping[str, str] | None = None) -> Series:
+        return self.call(calls.series(service, metric, since=since, until=until, step=step, labels=labels))
+
+    def log_patterns(self, incident_id: str, *, change_id: str | None = None, before: float | None = None,
+                     after: float | None = None, min_level: str | None = None,
+                     limit: int | None = None) -> LogPatterns:
+        """Log patterns around a change (default: the top change suspect) with counts before/after."""
+        return self.call(calls.log_patterns(incident_id, change_id=change_id, before=before, after=after,
+                                            min_level=min_level, limit=limit))
+
+    def change_incidents(self, change_id: str) -> list[ChangeIncident]:
+        """Incidents in which the change is a ranked suspect (extension endpoint)."""
+        return self.call(calls.change_incidents(change_id))
+
+    def model_versions(self) -> list[ModelVersion]:
+        """Every trained ranking-model version, oldest first (extension endpoint)."""
+        return self.call(calls.model_versions())
 
     def health(self) -> Health:
         return self.call(calls.health())
@@ -236,9 +255,9 @@ class AsyncRcaClient:
     # ---- query -----------------------------------------------------------------------
     async def incidents(self, *, status: str | None = None, service: str | None = None,
                         since: TimeLike | None = None, limit: int | None = None,
-                        offset: int | None = None) -> list[Incident]:
+                        offset: int | None = None, until: TimeLike | None = None) -> list[Incident]:
         return await self.call(calls.incidents(status=status, service=service, since=since, limit=limit,
-                                               offset=offset))
+                                               offset=offset, until=until))
 
     async def incident(self, incident_id: str) -> Incident:
         return await self.call(calls.incident(incident_id))
@@ -279,8 +298,25 @@ class AsyncRcaClient:
         return await self.call(calls.service_metrics(service=service))
 
     async def series(self, service: str, metric: str, *, since: TimeLike | None = None,
-                     until: TimeLike | None = None, step: float | None = None) -> Series:
-        return await self.call(calls.series(service, metric, since=since, until=until, step=step))
+                     until: TimeLike | None = None, step: float | None = None,
+                     labels: Mapping[str, str] | None = None) -> Series:
+        return await self.call(calls.series(service, metric, since=since, until=until, step=step,
+                                            labels=labels))
+
+    async def log_patterns(self, incident_id: str, *, change_id: str | None = None,
+                           before: float | None = None, after: float | None = None,
+                           min_level: str | None = None, limit: int | None = None) -> LogPatterns:
+        """Log patterns around a change (default: the top change suspect) with counts before/after."""
+        return await self.call(calls.log_patterns(incident_id, change_id=change_id, before=before,
+                                                  after=after, min_level=min_level, limit=limit))
+
+    async def change_incidents(self, change_id: str) -> list[ChangeIncident]:
+        """Incidents in which the change is a ranked suspect (extension endpoint)."""
+        return await self.call(calls.change_incidents(change_id))
+
+    async def model_versions(self) -> list[ModelVersion]:
+        """Every trained ranking-model version, oldest first (extension endpoint)."""
+        return await self.call(calls.model_versions())
 
     async def health(self) -> Health:
         return await self.call(calls.health())

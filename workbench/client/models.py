@@ -134,6 +134,23 @@ class Anomaly:
             extra=_extra(d, _ANOMALY_KEYS),
         )
 
+    @property
+    def labels(self) -> dict[str, str]:
+        """The label set of the anomalous series (``{}`` for an unlabelled series or an older server)."""
+        lbl = self.extra.get("labels")
+        return {str(k): str(v) for k, v in lbl.items()} if isinstance(lbl, Mapping) else {}
+
+    @property
+    def reason(self) -> str | None:
+        """One sentence on why this is an anomaly, when the server gives one."""
+        r = self.extra.get("reason")
+        return str(r) if r else None
+
+    @property
+    def join_reason(self) -> str | None:
+        r = self.extra.get("join_reason")
+        return str(r) if r else None
+
 
 _SUSPECT_KEYS = frozenset({"id", "incident_id", "rank", "kind", "change_id", "service", "ts", "score",
                            "evidence", "explanation"})
@@ -249,11 +266,14 @@ class SeriesInfo:
     points: int
     first_ts: datetime | None
     last_ts: datetime | None
+    labels: dict[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> SeriesInfo:
+        lbl = d.get("labels")
         return cls(service=str(d["service"]), metric=str(d["metric"]), points=int(d.get("points") or 0),
-                   first_ts=parse_opt_dt(d.get("first_ts")), last_ts=parse_opt_dt(d.get("last_ts")))
+                   first_ts=parse_opt_dt(d.get("first_ts")), last_ts=parse_opt_dt(d.get("last_ts")),
+                   labels={str(k): str(v) for k, v in lbl.items()} if isinstance(lbl, Mapping) else {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,3 +320,90 @@ class Health:
         return cls(status=str(d.get("status", "")), pending=int(d.get("pending") or 0),
                    components=dict(comps) if isinstance(comps, Mapping) else {},
                    extra=_extra(d, frozenset({"status", "pending", "components"})))
+
+
+@dataclass(frozen=True, slots=True)
+class LogPattern:
+    service: str
+    template: str
+    level: str
+    before: int
+    after: int
+    new: bool
+    first_after_s: float | None
+    example: str
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> LogPattern:
+        first = d.get("first_after_s")
+        return cls(service=str(d["service"]), template=str(d["template"]), level=str(d.get("level", "")),
+                   before=int(d.get("before") or 0), after=int(d.get("after") or 0), new=bool(d.get("new")),
+                   first_after_s=None if first is None else float(first), example=str(d.get("example") or ""))
+
+
+@dataclass(frozen=True, slots=True)
+class LogPatterns:
+    """``GET /incidents/{id}/log_patterns`` (extension): patterns around a change or the onset."""
+
+    incident_id: str
+    change_id: str | None
+    at: datetime
+    before_s: float
+    after_s: float
+    services: list[str]
+    lines: int
+    patterns: list[LogPattern]
+    sample_step: int = 1
+
+    @property
+    def new_patterns(self) -> list[LogPattern]:
+        return [p for p in self.patterns if p.new]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> LogPatterns:
+        return cls(incident_id=str(d["incident_id"]), change_id=d.get("change_id"), at=parse_dt(d["at"]),
+                   before_s=_f(d.get("before_s")), after_s=_f(d.get("after_s")),
+                   services=[str(s) for s in d.get("services") or []], lines=int(d.get("lines") or 0),
+                   patterns=[LogPattern.from_json(p) for p in d.get("patterns") or []],
+                   sample_step=int(d.get("sample_step") or 1))
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeIncident:
+    """``GET /changes/{id}/incidents`` (extension): an incident in which the change is a suspect."""
+
+    incident_id: str
+    title: str
+    status: str
+    started_at: datetime
+    severity: float
+    suspect_id: str
+    rank: int
+    score: float
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ChangeIncident:
+        return cls(incident_id=str(d["incident_id"]), title=str(d.get("title", "")),
+                   status=str(d.get("status", "")), started_at=parse_dt(d["started_at"]),
+                   severity=_f(d.get("severity")), suspect_id=str(d.get("suspect_id", "")),
+                   rank=int(d.get("rank") or 0), score=_f(d.get("score")))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """``GET /model/versions`` (extension): one trained ranking-model version."""
+
+    version: int
+    labels_used: int
+    labelled_incidents: int
+    trained_at: datetime | None
+    blend_weight: float
+    heldout: dict[str, float] | None
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ModelVersion:
+        ho = d.get("heldout")
+        return cls(version=int(d["version"]), labels_used=int(d.get("labels_used") or 0),
+                   labelled_incidents=int(d.get("labelled_incidents") or 0),
+                   trained_at=parse_opt_dt(d.get("trained_at")), blend_weight=_f(d.get("blend_weight")),
+                   heldout={str(k): _f(v) for k, v in ho.items()} if isinstance(ho, Mapping) else None)

@@ -1,0 +1,1 @@
+"""The Streamlit pages of ``rca ui`` (scripts run by ``st.navigation`` in ``workbench/streamlit_app.py``)."""
