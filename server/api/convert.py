@@ -40,7 +40,8 @@ def suspect_public(s: Suspect) -> dict[str, Any]:
 
 def label_public(lb: Label) -> dict[str, Any]:
     return {
-        "id": lb.id, "incident_id": lb.incident_id, "change_id": lb.change_id, "suspect_id": lb.suspect_id,
+        "id": lb.id, "incident_id": lb.incident_id, "change_id": lb.change_id, "service": lb.service,
+        "suspect_id": lb.suspect_id,
         "verdict": lb.verdict, "author": lb.author, "note": lb.note, "created_at": iso(lb.created_at),
     }
 

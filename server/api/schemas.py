@@ -151,6 +151,7 @@ class TopologyIn(_In):
 class LabelIn(_In):
     change_id: str | None = None
     suspect_id: str | None = None
+    service: str | None = Field(default=None, description="names a root-service suspect (instead of a change)")
     verdict: Literal["cause", "not_cause"]
     author: str | None = None
     note: str | None = None
@@ -217,7 +218,8 @@ class SuspectPublic(BaseModel):
 class LabelPublic(BaseModel):
     id: str
     incident_id: str
-    change_id: str
+    change_id: str | None
+    service: str | None = None
     suspect_id: str | None
     verdict: Literal["cause", "not_cause"]
     author: str | None

@@ -27,7 +27,16 @@ from server.rca.engine import (
     relevant_services,
 )
 from server.rca.features import FEATURES, CandidateRow
-from server.rca.learning import HistoryStats, LearntModel, TrainingRecord, records_for_incident, train
+from server.rca.learning import (
+    HistoryStats,
+    LearntModel,
+    ServiceRecord,
+    TrainingRecord,
+    records_for_incident,
+    service_records_for_incident,
+    train,
+)
+from server.rca.roots import ServiceRow
 from server.rca.topology import Topology
 from server.store.base import Store
 
@@ -51,7 +60,7 @@ class RcaService:
         self._stale = False
         self._trained_signature: tuple[int, str] | None = None
         # latest candidate rows and watermark per analysed incident (training input)
-        self._rows: OrderedDict[str, tuple[float, list[CandidateRow]]] = OrderedDict()  # LRU
+        self._rows: OrderedDict[str, tuple[float, list[CandidateRow], list[ServiceRow]]] = OrderedDict()  # LRU
         # Training records are keyed "<store uid>/<incident id>" so a model (with its
         # records) imported from another store never mixes up incidents with equal ids.
         uid = store.get_meta(key=STORE_UID_KEY)
@@ -84,7 +93,7 @@ class RcaService:
         until = min(until, max(watermark, onset + CANDIDATE_AFTER_S))
         changes = self.store.list_changes(since=since, until=until)
         labels = self.store.list_labels(incident_id=incident.id)
-        labelled = {lbl.change_id for lbl in labels}
+        labelled = {lbl.change_id for lbl in labels if lbl.change_id}
         have = {c.id for c in changes}
         missing = sorted(labelled - have)
         if missing:
@@ -112,7 +121,7 @@ class RcaService:
         """Pure analysis of one incident from stored data (no writes)."""
         result = analyse(self.build_context(incident, watermark=watermark))
         with self._lock:
-            self._rows[incident.id] = (watermark, result.rows)
+            self._rows[incident.id] = (watermark, result.rows, result.service_rows)
             self._rows.move_to_end(incident.id)
             while len(self._rows) > ROWS_CACHE:  # evicted incidents are recomputed when labelled
                 self._rows.popitem(last=False)
@@ -124,21 +133,39 @@ class RcaService:
         if incident is None:
             return
         result = self.run(incident, watermark=watermark)
-        # persist the best MAX_SUSPECTS (every candidate keeps its row in memory for training)
-        ranked = result.suspects[:MAX_SUSPECTS]
+        # one list, best first: change suspects and root-service suspects by score (a change
+        # before the service it acts on when they tie); the best MAX_SUSPECTS are persisted
+        items: list[tuple[float, int, Any]] = [(s.score, 0, s) for s in result.suspects]
+        items += [(s.score, 1, s) for s in result.services]
+        items.sort(key=lambda t: (-t[0], t[1]))
+        ranked = items[:MAX_SUSPECTS]
         ids = self._new_ids(len(ranked))
         suspects: list[Suspect] = []
-        for s, sid in zip(ranked, ids, strict=True):
-            c = s.change
-            suspects.append(Suspect(
-                id=sid, incident_id=incident_id, rank=s.rank, kind=c.kind,
-                change_id=c.id, service=", ".join(c.services), ts=c.ts, score=s.score, evidence=s.evidence,
-                explanation=s.explanation,
-            ))
+        for rank, ((_, is_service, s), sid) in enumerate(zip(ranked, ids, strict=True), start=1):
+            if is_service:
+                suspects.append(Suspect(
+                    id=sid, incident_id=incident_id, rank=rank, kind="service", change_id=None, service=s.service,
+                    ts=s.row.first_ts, score=s.score, evidence=s.evidence, explanation=s.explanation,
+                ))
+            else:
+                c = s.change
+                suspects.append(Suspect(
+                    id=sid, incident_id=incident_id, rank=rank, kind=c.kind,
+                    change_id=c.id, service=", ".join(c.services), ts=c.ts, score=s.score, evidence=s.evidence,
+                    explanation=s.explanation,
+                ))
         self.store.replace_suspects(incident_id=incident_id, suspects=suspects)
         # re-read just before writing to keep concurrent grouping updates
         current = self.store.get_incident(incident_id=incident_id) or incident
-        top = suspects[0] if suspects and not result.no_convincing_change else None
+        # the top suspect: the convincing change if there is one (it is what to roll back),
+        # else the convincing root service
+        changes_ = [x for x in suspects if x.change_id is not None]
+        services_ = [x for x in suspects if x.change_id is None]
+        top = None
+        if changes_ and not result.no_convincing_change:
+            top = changes_[0]
+        elif result.top_service is not None and services_:
+            top = services_[0]
         current.top_suspect = SuspectRef(id=top.id, kind=top.kind, change_id=top.change_id, score=top.score) \
             if top else None
         current.no_convincing_change = result.no_convincing_change
@@ -183,20 +210,29 @@ class RcaService:
                 # records imported with a model from elsewhere (other stores) are kept
                 records = [r for r in self._records if r.incident_id not in own_keys
                            and not r.incident_id.startswith(self.uid + "/")]
+            service_records: list[ServiceRecord] = []
+            with self._lock:
+                if self._model is not None:
+                    service_records = [r for r in self._model.service_records if r.incident_id not in own_keys
+                                       and not r.incident_id.startswith(self.uid + "/")]
             for inc_id in sorted(by_incident):
-                rows = self._rows_for_training(inc_id)
-                if rows is None:
+                got = self._rows_for_training(inc_id)
+                if got is None:
                     continue
+                rows, srows = got
+                lbls = by_incident[inc_id]
                 records += records_for_incident(self.key(inc_id), rows,
-                                                [(lbl.change_id, lbl.verdict) for lbl in by_incident[inc_id]])
-            if not records:
+                                                [(lbl.change_id, lbl.verdict) for lbl in lbls if lbl.change_id])
+                service_records += service_records_for_incident(
+                    self.key(inc_id), srows, _service_verdicts(lbls, rows))
+            if not records and not service_records:
                 with self._lock:
                     self._trained_signature = sig
                 return False
             version = self._version + 1
             trained_at = max(lbl.created_at for lbl in labels)
             model = train(records, version=version, labels_used=len(labels) + self._imported_labels(records),
-                          trained_at=trained_at)
+                          trained_at=trained_at, service_records=service_records)
             info = self._info_of(model)
             info["signature"] = [sig[0], sig[1]]
             self.store.save_model(version=version, blob=model.to_blob(records), info=info)
@@ -211,20 +247,21 @@ class RcaService:
         plus its not-cause labels are not distinguishable: count incidents)."""
         return len({r.incident_id for r in records if not r.incident_id.startswith(self.uid + "/")})
 
-    def _rows_for_training(self, incident_id: str) -> list[CandidateRow] | None:
+    def _rows_for_training(self, incident_id: str) -> tuple[list[CandidateRow], list[ServiceRow]] | None:
         with self._lock:
             cached = self._rows.get(incident_id)
         incident = self.store.get_incident(incident_id=incident_id)
         if incident is None:
             return None
         if cached is not None:
-            wm, rows = cached
-            labelled = {lbl.change_id for lbl in self.store.list_labels(incident_id=incident_id)}
+            wm, rows, srows = cached
+            labelled = {lbl.change_id for lbl in self.store.list_labels(incident_id=incident_id) if lbl.change_id}
             if labelled <= {r.change.id for r in rows}:
-                return rows
+                return rows, srows
         else:
             wm = max(incident.resolved_at or 0.0, incident.detected_at + LOGS_AFTER_S)
-        return self.run(incident, watermark=wm).rows
+        result = self.run(incident, watermark=wm)
+        return result.rows, result.service_rows
 
     # ------------------------------------------------------------------ GET /model
     def _info_of(self, model: LearntModel | None) -> dict[str, Any]:
@@ -237,6 +274,8 @@ class RcaService:
             "blend_weight": round(model.weight, 4), "heldout": model.heldout, "features": list(FEATURES),
             "kind": "prior blended with logistic regression",
             "coefficients": {n: round(float(v), 4) for n, v in zip(FEATURES, model.coef, strict=True)},
+            "service_labelled_incidents": model.service_incidents,
+            "service_blend_weight": round(model.service_weight, 4),
         }
 
     def model_info(self) -> dict[str, Any]:
@@ -247,6 +286,19 @@ class RcaService:
     def history(self) -> HistoryStats | None:
         with self._lock:
             return self._model.history if self._model is not None else None
+
+
+def _service_verdicts(labels: list[Label], rows: list[CandidateRow]) -> list[tuple[str, str]]:
+    """``(service, verdict)`` for the service rows: service labels, and the services of
+    changes labelled the cause (a culprit change names its service as the root)."""
+    by_id = {r.change.id: r.change for r in rows}
+    out: list[tuple[str, str]] = []
+    for lbl in labels:
+        if lbl.service:
+            out.append((lbl.service, lbl.verdict))
+        elif lbl.change_id and lbl.verdict == "cause" and lbl.change_id in by_id:
+            out.extend((s, "cause") for s in by_id[lbl.change_id].services)
+    return out
 
 
 def _dedupe(changes: list[Change]) -> list[Change]:

@@ -45,6 +45,12 @@ class Store(Protocol):
     ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
         """Every metric of the given services in [since, until], keyed by (service, metric)."""
 
+    def get_labelled_series(
+        self, *, service: str, metric: str, since: float, until: float
+    ) -> list[tuple[dict[str, str], np.ndarray, np.ndarray]]:
+        """One ``(labels, ts, values)`` per label set of the metric in [since, until]
+        (``{}`` for points sent without labels), each sorted by ts."""
+
     def list_series(self, *, service: str | None = None) -> list[SeriesInfo]: ...
 
     def list_services(self) -> list[dict[str, Any]]:

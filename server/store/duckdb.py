@@ -135,6 +135,12 @@ class DuckDBStore:
                 raise StoreError(str(exc)) from exc
 
     def _migrate(self) -> None:
+        self._migrate_versions()
+        with self._tx() as con:
+            # service labels (root-service suspects); additive, so any schema version gets it
+            con.execute("ALTER TABLE labels ADD COLUMN IF NOT EXISTS service VARCHAR")
+
+    def _migrate_versions(self) -> None:
         with self._tx() as con:
             con.execute(_SCHEMA_V1[0])
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -330,6 +336,32 @@ class DuckDBStore:
                 start = i
         return out
 
+    def get_labelled_series(
+        self, *, service: str, metric: str, since: float, until: float
+    ) -> list[tuple[dict[str, str], np.ndarray, np.ndarray]]:
+        with self._lock:
+            try:
+                tbl = self._con.sql(
+                    """SELECT coalesce(labels, '') AS l, ts, value FROM metrics
+                       WHERE service = ? AND metric = ? AND ts >= ? AND ts <= ? ORDER BY l, ts""",
+                    params=[service, metric, since, until],
+                ).to_arrow_table()
+            except duckdb.Error as exc:
+                raise StoreError(str(exc)) from exc
+        if tbl.num_rows == 0:
+            return []
+        labs = tbl.column(0).to_pylist()
+        ts = tbl.column(1).to_numpy().astype(np.float64)
+        val = tbl.column(2).to_numpy().astype(np.float64)
+        out: list[tuple[dict[str, str], np.ndarray, np.ndarray]] = []
+        start = 0
+        for i in range(1, len(labs) + 1):
+            if i == len(labs) or labs[i] != labs[start]:
+                parsed = json.loads(labs[start]) if labs[start] else {}
+                out.append(({str(k): str(v) for k, v in parsed.items()}, ts[start:i], val[start:i]))
+                start = i
+        return out
+
     def list_series(self, *, service: str | None = None) -> list[SeriesInfo]:
         with self._lock:
             items = sorted(self._series.items())
@@ -502,16 +534,17 @@ class DuckDBStore:
         return next((s for s in self.list_suspects(incident_id=rows[0][0]) if s.id == suspect_id), None)
 
     def add_label(self, *, label: Label) -> None:
-        self._q("INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        self._q("INSERT INTO labels (id, incident_id, change_id, suspect_id, verdict, author, note, created_at, "
+                "service) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [label.id, label.incident_id, label.change_id, label.suspect_id, label.verdict, label.author,
-                 label.note, label.created_at])
+                 label.note, label.created_at, label.service])
 
     def list_labels(self, *, incident_id: str | None = None) -> list[Label]:
         where, params = _where(("incident_id = ?", incident_id))
-        sql = ("SELECT id, incident_id, change_id, suspect_id, verdict, author, note, created_at FROM labels "
+        sql = ("SELECT id, incident_id, change_id, suspect_id, verdict, author, note, created_at, service FROM labels "
                f"WHERE {where} ORDER BY created_at, id")
         return [Label(id=r[0], incident_id=r[1], change_id=r[2], suspect_id=r[3], verdict=r[4], author=r[5],
-                      note=r[6], created_at=r[7]) for r in self._q(sql, params)]
+                      note=r[6], created_at=r[7], service=r[8]) for r in self._q(sql, params)]
 
     def save_model(self, *, version: int, blob: bytes, info: dict[str, Any]) -> None:
         self._q("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?)",

@@ -17,6 +17,13 @@ from server.rca.signals.logs import ErrorLogs, LogMentions
 from server.rca.signals.magnitude import AnomalyMagnitude
 from server.rca.signals.risk import ChangeRisk, Rollout
 from server.rca.signals.rollback import IsRollback, RollbackRecovery
+from server.rca.signals.service_base import ServiceSignal
+from server.rca.signals.service_change import ChangeSupport, InIncident
+from server.rca.signals.service_deviation import Deviation
+from server.rca.signals.service_first import FirstChange
+from server.rca.signals.service_logs import LogBlame, OwnErrors
+from server.rca.signals.service_resource import Resource
+from server.rca.signals.service_topology import TopologyRoot
 from server.rca.signals.time import AfterOnset, TimeProximity
 
 #: Signals computed from the incident's data, in feature-table order.
@@ -30,6 +37,10 @@ HISTORY_SIGNALS: tuple[ChangeSignal, ...] = (
 )
 KIND_SIGNALS: tuple[ChangeSignal, ...] = (KindIs("deployment"), KindIs("config_change"), KindIs("flag_change"))
 CHANGE_SIGNALS: tuple[ChangeSignal, ...] = BASE_SIGNALS + HISTORY_SIGNALS + KIND_SIGNALS
+#: Root-service signals, in the column order of the service table.
+SERVICE_SIGNALS: tuple[ServiceSignal, ...] = (
+    Deviation(), FirstChange(), TopologyRoot(), Resource(), LogBlame(), OwnErrors(), ChangeSupport(), InIncident(),
+)
 
-__all__ = ["BASE_SIGNALS", "CHANGE_SIGNALS", "HISTORY_SIGNALS", "KIND_SIGNALS", "Candidate", "ChangeSignal",
-           "Evidence", "IncidentData"]
+__all__ = ["BASE_SIGNALS", "CHANGE_SIGNALS", "HISTORY_SIGNALS", "KIND_SIGNALS", "SERVICE_SIGNALS", "Candidate",
+           "ChangeSignal", "Evidence", "IncidentData", "ServiceSignal"]
