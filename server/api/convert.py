@@ -12,7 +12,7 @@ def incident_public(i: Incident) -> dict[str, Any]:
     top = None
     if i.top_suspect is not None:
         t = i.top_suspect
-        top = {"id": t.id, "kind": t.kind, "change_id": t.change_id, "score": t.score}
+        top = {"id": t.id, "kind": t.kind, "change_id": t.change_id, "score": t.score, "service": t.service}
     return {
         "id": i.id, "status": i.status, "title": i.title, "started_at": iso(i.started_at),
         "detected_at": iso(i.detected_at), "resolved_at": iso(i.resolved_at), "services": i.services,

@@ -170,6 +170,7 @@ class TopSuspectPublic(BaseModel):
     kind: str
     change_id: str | None
     score: float
+    service: str | None = None
 
 
 class IncidentPublic(BaseModel):

@@ -155,6 +155,7 @@ def root_services(seeds: list[int], workdir: Path, log: Callable[[str], None]) -
     ns: list[int | None] = []
     cands: list[int] = []
     alert: list[int | None] = []
+    ns_all: list[int | None] = []
     groups: dict[str, list[int | None]] = {}
     detected = 0
     for seed in seeds:
@@ -168,19 +169,21 @@ def root_services(seeds: list[int], workdir: Path, log: Callable[[str], None]) -
         order = nsigma_order(sc, start)
         rn = order.index(sc.truth.fault_service) + 1 if sc.truth.fault_service in order else None
         ra = alert_only_rank(sc)
-        ours.append(r)
-        ns.append(rn)
-        cands.append(n_svc)
         alert.append(ra)
+        ns_all.append(rn)
         key = f"{sc.kind}{' short' if short_history(seed) else ''}"
-        groups.setdefault(sc.kind, []).append(r)
         if short_history(seed):
-            groups.setdefault("short history (10 points at 60 s)", []).append(r)
+            groups.setdefault("short, alert-only", []).append(ra)
+        if inc is not None:  # detector-opened incidents
+            ours.append(r)
+            ns.append(rn)
+            cands.append(n_svc)
+            groups.setdefault(sc.kind, []).append(r)
         log(f"  seed {seed} {key:10s} root={sc.truth.fault_service:15s} detected={inc is not None!s:5s} "
             f"rank={r} nsigma={rn} alert-only={ra} {time.perf_counter() - t0:.1f}s")
     return {"seeds": [seeds[0], seeds[-1]], "scenarios": len(seeds), "detected": detected,
             "ours": ac_metrics(ours), "nsigma": ac_metrics(ns), "random": ac_metrics(ours, cands),
-            "alert_only": ac_metrics(alert),
+            "alert_only": ac_metrics(alert), "nsigma_all": ac_metrics(ns_all),
             "by_kind": {k: ac_metrics(v) for k, v in sorted(groups.items())}}
 
 
@@ -191,7 +194,7 @@ def _iso_ts(s: str) -> float:
 
 
 def time_proximity_rank(scenario: Any, start: float, culprit: str | None) -> int | None:
-    before = [c for c in scenario.changes if float(c["ts"]) <= start + 60.0 and float(c["ts"]) >= start - 7200.0]
+    before = [c for c in scenario.changes if float(c["ts"]) <= start + 240.0 and float(c["ts"]) >= start - 7200.0]
     before.sort(key=lambda c: -float(c["ts"]))
     for i, c in enumerate(before, start=1):
         if c["id"] == culprit:
@@ -227,13 +230,16 @@ def releases(seeds: list[int], workdir: Path, log: Callable[[str], None]) -> dic
 def print_root(res: dict[str, Any]) -> None:
     print(f"root service, infrastructure faults with no culprit change (seeds {res['seeds'][0]}-{res['seeds'][1]}, "
           f"never used for tuning; fault detected in {res['detected']} of {res['scenarios']})")
-    print(f"  ours      {_fmt(res['ours'])}")
-    print(f"  NSigma    {_fmt(res['nsigma'])}")
-    print(f"  random    {_fmt(res['random'])}")
-    print(f"  alert-only incidents (no anomaly, alert on the entry service 3 min after the fault): "
-          f"{_fmt(res['alert_only'])}")
+    print("  incidents opened by the detector:")
+    print(f"    ours      {_fmt(res['ours'])}")
+    print(f"    NSigma    {_fmt(res['nsigma'])}")
+    print(f"    random    {_fmt(res['random'])}")
+    print("  every scenario as an alert-opened incident (alert on the entry service 3 min after the fault, no "
+          "anomaly; engine on the same data):")
+    print(f"    ours      {_fmt(res['alert_only'])}")
+    print(f"    NSigma    {_fmt(res['nsigma_all'])}")
     for k, m in res["by_kind"].items():
-        print(f"  {k:10s} {_fmt(m)}")
+        print(f"  {k:17s} {_fmt(m)}")
 
 
 def print_releases(res: dict[str, Any]) -> None:

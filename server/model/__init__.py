@@ -104,6 +104,7 @@ class SuspectRef:
     kind: str
     change_id: str | None
     score: float
+    service: str | None = None
 
 
 @dataclass(slots=True)

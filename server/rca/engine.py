@@ -83,6 +83,9 @@ class RcaContext:
     include_change_ids: frozenset[str] = frozenset()  # always candidates (e.g. labelled ones)
     log_index: LogIndex | None = None
     history_key: str | None = None  # the incident's key in the history (default: its id)
+    #: version/pod-labelled series of deployed services, (service, metric) -> [(labels, ts, values)]
+    labelled: dict[tuple[str, str], list[tuple[dict[str, str], np.ndarray, np.ndarray]]] = field(
+        default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -179,7 +182,7 @@ def analyse(ctx: RcaContext) -> RcaResult:
     timings["logs"] = t2 - t1
     rows = build_rows(
         candidates=cands, all_changes=ctx.changes, onset=onset_est, anomalies=ctx.anomalies, topo=topo,
-        series=ctx.series, logs=index, watermark=ctx.watermark,
+        series=ctx.series, logs=index, watermark=ctx.watermark, extra={"labelled": ctx.labelled},
     ) if cands else []
     if ctx.history is not None and rows:
         ctx.history.apply(rows, incident_id=ctx.history_key or inc.id)

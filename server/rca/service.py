@@ -108,14 +108,32 @@ class RcaService:
         series = self.store.get_series_many(services=svc_list, since=onset - SERIES_BEFORE_S, until=data_until)
         logs = self.store.get_logs(services=svc_list, since=onset - LOGS_BEFORE_S,
                                    until=min(data_until, onset + LOGS_AFTER_S), min_level="WARN")
+        labelled_series = self._labelled_series(changes, series, since=onset - SERIES_BEFORE_S, until=data_until)
         with self._lock:
             model = self._model
         return RcaContext(
             incident=incident, anomalies=anomalies, changes=_dedupe(changes), edges=edges, series=series, logs=logs,
             watermark=watermark, history=model.history if model is not None else None,
             scorer=model if model is not None and model.weight > 0 else None,
-            include_change_ids=frozenset(labelled), history_key=self.key(incident.id),
+            include_change_ids=frozenset(labelled), history_key=self.key(incident.id), labelled=labelled_series,
         )
+
+    def _labelled_series(self, changes: list[Change], series: dict[tuple[str, str], Any], *, since: float,
+                         until: float) -> dict[tuple[str, str], list[tuple[dict[str, str], Any, Any]]]:
+        """Per-label-set latency/error series of deployed services (rollout comparison)."""
+        from server.rca.deviation import metric_class
+
+        deployed = {s for c in changes if c.kind == "deployment" for s in c.services}
+        out: dict[tuple[str, str], list[tuple[dict[str, str], Any, Any]]] = {}
+        getter = getattr(self.store, "get_labelled_series", None)
+        if getter is None:
+            return out
+        for svc, metric in sorted(series):
+            if svc in deployed and metric_class(metric) in ("latency", "error"):
+                sets = getter(service=svc, metric=metric, since=since, until=until)
+                if sum(1 for lab, _, _ in sets if lab) >= 2:
+                    out[(svc, metric)] = sets
+        return out
 
     def run(self, incident: Incident, *, watermark: float) -> RcaResult:
         """Pure analysis of one incident from stored data (no writes)."""
@@ -166,8 +184,8 @@ class RcaService:
             top = changes_[0]
         elif result.top_service is not None and services_:
             top = services_[0]
-        current.top_suspect = SuspectRef(id=top.id, kind=top.kind, change_id=top.change_id, score=top.score) \
-            if top else None
+        current.top_suspect = SuspectRef(id=top.id, kind=top.kind, change_id=top.change_id, score=top.score,
+                                         service=top.service) if top else None
         current.no_convincing_change = result.no_convincing_change
         current.rca_version = int(current.rca_version or 0) + 1
         self.store.save_incidents(incidents=[current])

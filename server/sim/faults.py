@@ -83,8 +83,8 @@ def infra_fault(rng: np.random.Generator, kind: str, service: str, start: float,
     m = magnitude
     if kind == "cpu":
         ramp = float(rng.uniform(0.0, 60.0))
-        return (Fault(service, start, latency_factor=1.0 + m * float(rng.uniform(0.4, 1.5)), ramp_s=ramp),
-                ResourceFault(service, start, ramp, cpu_add=m * float(rng.uniform(1.0, 3.0))), "latency")
+        return (Fault(service, start, latency_factor=1.0 + m * float(rng.uniform(0.2, 1.0)), ramp_s=ramp),
+                ResourceFault(service, start, ramp, cpu_add=m * float(rng.uniform(0.4, 2.0))), "latency")
     if kind == "mem":
         ramp = float(rng.uniform(300.0, 900.0))
         return (Fault(service, start, latency_factor=1.0 + m * float(rng.uniform(0.2, 0.8)), ramp_s=ramp),
@@ -95,7 +95,7 @@ def infra_fault(rng: np.random.Generator, kind: str, service: str, start: float,
                       ramp_s=ramp),
                 ResourceFault(service, start, ramp, disk_to=float(rng.uniform(97.0, 100.0))), "errors")
     if kind == "delay":
-        return (Fault(service, start, latency_factor=1.0 + m * float(rng.uniform(0.8, 3.0))),
+        return (Fault(service, start, latency_factor=1.0 + m * float(rng.uniform(0.4, 2.0))),
                 ResourceFault(service, start, 0.0), "latency")
     if kind == "loss":
         return (Fault(service, start, latency_factor=1.0 + m * float(rng.uniform(0.2, 0.6)),

@@ -144,6 +144,15 @@ def generate_rootcause_scenario(
         healthy_rng.bit_generator.state = state
         healthy = generate_metrics(fleet, ts, healthy_rng, [f for f in faults if f.service != svc], blips)
     series.values.update(resource_metrics(fleet, series, r_extra, rfaults))
+    # noisy neighbours, as real fleets have: batch jobs, GC storms, cache refills on other
+    # services, some of them while the fault is on (they fool a max-z ranking)
+    for _ in range(int(r_extra.integers(1, 4))):
+        s_n = str(r_extra.choice([x for x in fleet.names if x != svc]))
+        m_n = str(r_extra.choice(["cpu_usage", "memory_mb", "p95_latency_ms", "net_rx_kbps"]))
+        t_n = onset + float(r_extra.uniform(-1200.0, 900.0))
+        burst = (ts >= t_n) & (ts < t_n + float(r_extra.uniform(120.0, 480.0)))
+        series.values[(s_n, m_n)] = np.round(series.values[(s_n, m_n)] * np.where(
+            burst, float(r_extra.uniform(1.5, 3.0)), 1.0), 4)
     truth.affected_services = [svc] + [x for x in affected_services(fleet, series, fault.start, fault.end) if x != svc]
     points = metric_points(series)
     for ro in rollouts:

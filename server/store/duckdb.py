@@ -470,7 +470,8 @@ class DuckDBStore:
             top = None
             if i.top_suspect is not None:
                 t = i.top_suspect
-                top = json.dumps({"id": t.id, "kind": t.kind, "change_id": t.change_id, "score": t.score})
+                top = json.dumps({"id": t.id, "kind": t.kind, "change_id": t.change_id, "score": t.score,
+                                  "service": t.service})
             rows.append((i.id, i.status, i.title, i.started_at, i.detected_at, i.resolved_at, i.services,
                          i.severity, i.anomaly_count, top, i.no_convincing_change, i.rca_version))
         with self._tx() as con:
@@ -493,7 +494,8 @@ class DuckDBStore:
         top = None
         if r[9]:
             d = json.loads(r[9])
-            top = SuspectRef(id=d["id"], kind=d["kind"], change_id=d["change_id"], score=float(d["score"]))
+            top = SuspectRef(id=d["id"], kind=d["kind"], change_id=d["change_id"], score=float(d["score"]),
+                                 service=d.get("service"))
         return Incident(id=r[0], status=r[1], title=r[2], started_at=r[3], detected_at=r[4], resolved_at=r[5],
                         services=list(r[6] or []), severity=float(r[7]), anomaly_count=int(r[8]), top_suspect=top,
                         no_convincing_change=bool(r[10]), rca_version=int(r[11] or 0))

@@ -17,6 +17,7 @@ from server.rca.signals.logs import ErrorLogs, LogMentions
 from server.rca.signals.magnitude import AnomalyMagnitude
 from server.rca.signals.risk import ChangeRisk, Rollout
 from server.rca.signals.rollback import IsRollback, RollbackRecovery
+from server.rca.signals.rollout import RolloutAlike, RolloutCompare
 from server.rca.signals.service_base import ServiceSignal
 from server.rca.signals.service_change import ChangeSupport, InIncident
 from server.rca.signals.service_deviation import Deviation
@@ -30,6 +31,7 @@ from server.rca.signals.time import AfterOnset, TimeProximity
 BASE_SIGNALS: tuple[ChangeSignal, ...] = (
     TimeProximity(), AfterOnset(), ChangePointAlignment(), BlastRadius(), MetricCorrelation(), ErrorLogs(),
     LogMentions(), ChangeRisk(), Rollout(), RollbackRecovery(), IsRollback(), AnomalyMagnitude(),
+    RolloutCompare(), RolloutAlike(),
 )
 #: Signals learnt from labels of other incidents (see learning.HistoryStats).
 HISTORY_SIGNALS: tuple[ChangeSignal, ...] = (
