@@ -17,6 +17,7 @@ from typing import Any
 from server.model import Change, Incident, Label, Suspect, SuspectRef
 from server.rca.engine import (
     CANDIDATE_AFTER_S,
+    CONVINCING,
     LOGS_AFTER_S,
     LOGS_BEFORE_S,
     SERIES_BEFORE_S,
@@ -153,8 +154,15 @@ class RcaService:
         result = self.run(incident, watermark=watermark)
         # one list, best first: change suspects and root-service suspects by score (a change
         # before the service it acts on when they tie); the best MAX_SUSPECTS are persisted
+        # a service whose convincing change is a suspect follows that change (the change is
+        # what to act on; the service is where it acts)
+        support: dict[str, float] = {}
+        for s in result.suspects:
+            for svc in s.change.services:
+                support[svc] = max(support.get(svc, 0.0), s.score)
         items: list[tuple[float, int, Any]] = [(s.score, 0, s) for s in result.suspects]
-        items += [(s.score, 1, s) for s in result.services]
+        items += [(min(s.score, support[s.service]) if support.get(s.service, 0.0) >= CONVINCING else s.score, 1, s)
+                  for s in result.services]
         items.sort(key=lambda t: (-t[0], t[1]))
         ranked = items[:MAX_SUSPECTS]
         ids = self._new_ids(len(ranked))
