@@ -116,11 +116,12 @@ def export_model(data_dir: Path) -> tuple[int, bytes, dict[str, Any]] | None:
         store.close()
 
 
-def _primary(client: Any, scenario: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def _primary(client: Any, scenario: Any, *, before_s: float = 600.0
+             ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     from server.sim.replay import list_incidents, matching_incidents
 
     incs = list_incidents(client)
-    matched = matching_incidents(incs, scenario.truth)
+    matched = matching_incidents(incs, scenario.truth, before_s=before_s)
     if not matched:
         return incs, None
     fault = scenario.truth.fault_service

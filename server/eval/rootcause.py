@@ -114,7 +114,7 @@ def _replay_and_read(scenario: Any, data_dir: Path) -> tuple[dict[str, Any] | No
 
     with EmbeddedServer(data_dir=data_dir) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
         replay(scenario, c)
-        _, inc = _primary(c, scenario)
+        _, inc = _primary(c, scenario, before_s=1200.0)
         return inc, (get_suspects(c, inc["id"]) if inc is not None else [])
 
 

@@ -102,6 +102,7 @@ class Deviation:
     baseline: float
     observed: float  # median after the onset
     n_before: int
+    persistence: float = 1.0  # share of points from the first crossing on that stay beyond the threshold
 
 
 def deviation(ts: np.ndarray, vals: np.ndarray, onset: float, *, baseline_s: float = BASELINE_S,
@@ -127,8 +128,9 @@ def deviation(ts: np.ndarray, vals: np.ndarray, onset: float, *, baseline_s: flo
     thr = max(SIGNIFICANT_Z, 0.3 * z)
     cross = np.flatnonzero(np.abs(zs) >= thr)
     first = float(t[post][cross[0]]) if len(cross) and z >= SIGNIFICANT_Z else None
+    persistence = float(np.mean(np.abs(zs[cross[0]:]) >= thr)) if len(cross) else 0.0
     return Deviation(z=z, direction=direction, first_ts=first, baseline=med, observed=float(np.median(y)),
-                     n_before=int(pre.sum()))
+                     n_before=int(pre.sum()), persistence=persistence)
 
 
 def nsigma(ts: np.ndarray, vals: np.ndarray, onset: float, *, baseline_s: float = BASELINE_S,

@@ -180,14 +180,28 @@ def analyse(ctx: RcaContext) -> RcaResult:
         index = build_index(ctx.logs, since=onset - LOGS_BEFORE_S, until=min(ctx.watermark, onset + LOGS_AFTER_S))
     t2 = time.perf_counter()
     timings["logs"] = t2 - t1
+    # ---- root services first, without the changes (the changes read their verdict) ----
+    svc_cands = services | {s for (s, _) in ctx.series}
+    sdata = build_service_data(services=sorted(svc_cands), onset=onset_svc, anomalies=ctx.anomalies, topo=topo,
+                               series=ctx.series, logs=index, incident_services=inc.services)
+    srows = build_service_rows(sdata)
+    root_scores: dict[str, float] = {}
+    if srows:
+        p0 = probabilities(service_prior_logits(np.vstack([r.values for r in srows])))
+        top0 = float(p0.max()) if p0.size else 0.0
+        root_scores = {r.service: (float(p0[i]) / top0 if top0 > 0 else 0.0) for i, r in enumerate(srows)}
+    t3 = time.perf_counter()
+    timings["services"] = t3 - t2
+    # ---- changes ----
     rows = build_rows(
         candidates=cands, all_changes=ctx.changes, onset=onset_est, anomalies=ctx.anomalies, topo=topo,
-        series=ctx.series, logs=index, watermark=ctx.watermark, extra={"labelled": ctx.labelled},
+        series=ctx.series, logs=index, watermark=ctx.watermark,
+        extra={"labelled": ctx.labelled, "root_scores": root_scores},
     ) if cands else []
     if ctx.history is not None and rows:
         ctx.history.apply(rows, incident_id=ctx.history_key or inc.id)
-    t3 = time.perf_counter()
-    timings["features"] = t3 - t2
+    t4 = time.perf_counter()
+    timings["features"] = t4 - t3
     x = np.vstack([r.values for r in rows]) if rows else np.zeros((0, len(FEATURES)))
     z = prior_logits(x)
     coef = None
@@ -203,20 +217,14 @@ def analyse(ctx: RcaContext) -> RcaResult:
         )
         for r, i in enumerate(idx)
     ]
-    timings["rank"] = time.perf_counter() - t3
-    # ---- root services: every candidate service, with the changes' verdict as support
-    t4 = time.perf_counter()
-    svc_cands = services | {s for (s, _) in ctx.series}
-    sdata = build_service_data(services=sorted(svc_cands), onset=onset_svc, anomalies=ctx.anomalies, topo=topo,
-                               series=ctx.series, logs=index, incident_services=inc.services)
+    # ---- the services again, with the changes' verdict as support ----
     for sus in suspects:
         for s in sus.change.services:
             if sus.score > sdata.change_support.get(s, (0.0, ""))[0]:
                 sdata.change_support[s] = (sus.score, change_subject(sus.change))
-    srows = build_service_rows(sdata)
     refresh_change_support(srows, sdata)
     ranked_services = rank_services(srows, ctx.scorer)
-    timings["services"] = time.perf_counter() - t4
+    timings["rank"] = time.perf_counter() - t4
     timings["total"] = time.perf_counter() - t0
     convincing = bool(suspects) and suspects[0].score >= CONVINCING
     return RcaResult(suspects=suspects, no_convincing_change=not convincing, rows=rows, timings=timings,

@@ -7,6 +7,7 @@ the column order of the feature table (models store it; changing it retrains the
 
 from __future__ import annotations
 
+from server.rca.signals.agreement import RootService
 from server.rca.signals.alignment import ChangePointAlignment
 from server.rca.signals.base import Candidate, ChangeSignal, Evidence, IncidentData
 from server.rca.signals.blast import BlastRadius
@@ -23,6 +24,7 @@ from server.rca.signals.service_change import ChangeSupport, InIncident
 from server.rca.signals.service_deviation import Deviation
 from server.rca.signals.service_first import FirstChange
 from server.rca.signals.service_logs import LogBlame, OwnErrors
+from server.rca.signals.service_persistence import Persistence
 from server.rca.signals.service_resource import Resource
 from server.rca.signals.service_topology import TopologyRoot
 from server.rca.signals.time import AfterOnset, TimeProximity
@@ -31,7 +33,7 @@ from server.rca.signals.time import AfterOnset, TimeProximity
 BASE_SIGNALS: tuple[ChangeSignal, ...] = (
     TimeProximity(), AfterOnset(), ChangePointAlignment(), BlastRadius(), MetricCorrelation(), ErrorLogs(),
     LogMentions(), ChangeRisk(), Rollout(), RollbackRecovery(), IsRollback(), AnomalyMagnitude(),
-    RolloutCompare(), RolloutAlike(),
+    RolloutCompare(), RolloutAlike(), RootService(),
 )
 #: Signals learnt from labels of other incidents (see learning.HistoryStats).
 HISTORY_SIGNALS: tuple[ChangeSignal, ...] = (
@@ -42,6 +44,7 @@ CHANGE_SIGNALS: tuple[ChangeSignal, ...] = BASE_SIGNALS + HISTORY_SIGNALS + KIND
 #: Root-service signals, in the column order of the service table.
 SERVICE_SIGNALS: tuple[ServiceSignal, ...] = (
     Deviation(), FirstChange(), TopologyRoot(), Resource(), LogBlame(), OwnErrors(), ChangeSupport(), InIncident(),
+    Persistence(),
 )
 
 __all__ = ["BASE_SIGNALS", "CHANGE_SIGNALS", "HISTORY_SIGNALS", "KIND_SIGNALS", "SERVICE_SIGNALS", "Candidate",
