@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from server.model import Anomaly
-from server.rca.deviation import estimate_onset
+from server.rca.deviation import MIN_BASELINE_POINTS, estimate_onset
 from server.rca.drain import LogIndex
 from server.rca.series import Series
 from server.rca.signals import SERVICE_SIGNALS
@@ -40,21 +40,29 @@ class ServiceRow:
 
 
 def service_onset(*, anomalies: Sequence[Anomaly], started_at: float, series: Series,
-                  incident_services: Sequence[str]) -> float:
+                  incident_services: Sequence[str], before_s: float = 900.0) -> float:
     """Onset for per-service deviations: the earliest anomaly onset, or (an incident opened
     by an alert, with no anomaly) the onset estimated from the incident services' series."""
     if anomalies:
         return min(min(a.started_at for a in anomalies), started_at)
     svcs = set(incident_services)
     own = [v for (s, _), v in series.items() if s in svcs] or list(series.values())
-    est = estimate_onset(own, around=started_at)
-    return min(est, started_at) if est is not None else started_at
+    est = estimate_onset(own, around=started_at, before_s=before_s)
+    if est is None:
+        return started_at
+    # leave the minimum baseline before the onset (a shift found at the recording's start is noise)
+    firsts = [float(np.min(ts)) for ts, _ in own if len(ts)]
+    steps = [float(np.median(np.diff(np.unique(ts)))) for ts, _ in own if len(np.unique(ts)) > 2]
+    if firsts and steps:
+        est = max(est, min(firsts) + MIN_BASELINE_POINTS * float(np.median(steps)))
+    return min(est, started_at)
 
 
 def build_service_data(*, services: Sequence[str], onset: float, anomalies: Sequence[Anomaly], topo: Topology,
-                       series: Series, logs: LogIndex, incident_services: Sequence[str]) -> ServiceData:
+                       series: Series, logs: LogIndex, incident_services: Sequence[str],
+                       until: float | None = None) -> ServiceData:
     return ServiceData(services=sorted(set(services)), onset=onset, anomalies=anomalies, topo=topo, series=series,
-                       logs=logs, incident_services=incident_services)
+                       logs=logs, incident_services=incident_services, until=until)
 
 
 def build_service_rows(data: ServiceData) -> list[ServiceRow]:

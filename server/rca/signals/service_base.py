@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from server.model import Anomaly
-from server.rca.deviation import SIGNIFICANT_Z, Deviation, deviation, metric_class
+from server.rca.deviation import AFTER_S, SIGNIFICANT_Z, Deviation, deviation, metric_class
 from server.rca.drain import ERROR_RANK, LogIndex
 from server.rca.series import Series
 from server.rca.signals.base import Evidence
@@ -48,9 +48,12 @@ class ServiceData:
     """Everything root-service signals read about one incident, prepared lazily once."""
 
     def __init__(self, *, services: Sequence[str], onset: float, anomalies: Sequence[Anomaly], topo: Topology,
-                 series: Series, logs: LogIndex, incident_services: Sequence[str]) -> None:
+                 series: Series, logs: LogIndex, incident_services: Sequence[str],
+                 until: float | None = None) -> None:
         self.services = list(services)
         self.onset = onset
+        #: deviations are measured from the onset to at least here (an alert's start + 15 min)
+        self.until = until if until is not None else onset + AFTER_S
         self.anomalies = list(anomalies)
         self.topo = topo
         self.series = series
@@ -64,7 +67,7 @@ class ServiceData:
         """service -> [(metric, class, deviation)] for every judgeable series."""
         out: dict[str, list[tuple[str, str, Deviation]]] = {}
         for (svc, metric), (ts, vals) in sorted(self.series.items()):
-            d = deviation(ts, vals, self.onset)
+            d = deviation(ts, vals, self.onset, after_s=max(AFTER_S, self.until - self.onset))
             if d is not None:
                 out.setdefault(svc, []).append((metric, metric_class(metric), d))
         return out
@@ -85,8 +88,19 @@ class ServiceData:
         """Services with a clear sustained deviation of a non-traffic metric, or an anomaly."""
         out = {a.service for a in self.anomalies}
         for s in self.services:
-            b = self.best(s)
-            if b is not None and b[2].z >= max(SIGNIFICANT_Z, 0.15 * self.max_z):
+            if any(d.z >= max(SIGNIFICANT_Z, 0.15 * self.max_z) and d.persistence >= 0.5
+                   for _, cls, d in self.deviations.get(s, []) if cls != "traffic"):
+                out.add(s)
+        return out
+
+    @cached_property
+    def propagating(self) -> set[str]:
+        """Services whose latency or errors deviate clearly (what travels up a call graph:
+        a neighbour's CPU or network burst alone does not make its callers slow)."""
+        out = {a.service for a in self.anomalies if metric_class(a.metric) in ("latency", "error")}
+        for s in self.services:
+            b = self.best(s, classes={"latency", "error"})
+            if b is not None and b[2].z >= max(SIGNIFICANT_Z, 0.15 * self.max_z) and b[2].persistence >= 0.5:
                 out.add(s)
         return out
 
@@ -95,7 +109,8 @@ class ServiceData:
         out: dict[str, float] = {}
         for s in self.services:
             ts = [d.first_ts for _, cls, d in self.deviations.get(s, [])
-                  if cls != "traffic" and d.first_ts is not None and d.z >= max(SIGNIFICANT_Z, 0.15 * self.max_z)]
+                  if cls != "traffic" and d.first_ts is not None and d.z >= max(SIGNIFICANT_Z, 0.15 * self.max_z)
+                  and d.persistence >= 0.5]
             if ts:
                 out[s] = min(ts)
         for a in self.anomalies:

@@ -13,7 +13,7 @@ class LogBlame(ServiceSignal):
     (``timeout calling payments``, ``connection reset by payments``)."""
 
     name = "log_blame"
-    weight = 1.5
+    weight = 2.0
     explain_rank = 4
     inputs = ("blame",)
 

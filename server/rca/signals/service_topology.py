@@ -7,8 +7,9 @@ from server.rca.signals.service_base import ServiceCandidate, ServiceData, Servi
 
 
 class TopologyRoot(ServiceSignal):
-    """For a deviating service: the share of deviating services it can explain (itself and
-    its transitive callers), times the share of its direct dependencies that look healthy.
+    """For a deviating service: the share of services with deviating latency or errors it
+    can explain (itself and its transitive callers), times the share of its direct
+    dependencies whose latency and errors look healthy.
     0.5 for every service when no topology is known."""
 
     name = "topology_root"
@@ -18,11 +19,11 @@ class TopologyRoot(ServiceSignal):
 
     def compute(self, data: ServiceData, cand: ServiceCandidate) -> Evidence:
         s = cand.service
-        dev = data.deviating
         if not data.has_topology:
             return Evidence(0.5)
-        if s not in dev:
+        if s not in data.deviating:
             return Evidence(0.0, f"{s} shows no clear deviation", shown_as=self.name)
+        dev = data.propagating | {s}
         reach = {s} | data.topo.upstream(s)
         coverage = len(dev & reach) / max(len(dev), 1)
         callees = data.topo.callees.get(s, set())
