@@ -155,6 +155,7 @@ def root_services(seeds: list[int], workdir: Path, log: Callable[[str], None]) -
     ns: list[int | None] = []
     cands: list[int] = []
     alert: list[int | None] = []
+    change_shown = 0
     ns_all: list[int | None] = []
     groups: dict[str, list[int | None]] = {}
     detected = 0
@@ -175,6 +176,8 @@ def root_services(seeds: list[int], workdir: Path, log: Callable[[str], None]) -
         if short_history(seed):
             groups.setdefault("short, alert-only", []).append(ra)
         if inc is not None:  # detector-opened incidents
+            top = inc.get("top_suspect") or {}
+            change_shown += int(bool(top.get("change_id")))
             ours.append(r)
             ns.append(rn)
             cands.append(n_svc)
@@ -183,7 +186,7 @@ def root_services(seeds: list[int], workdir: Path, log: Callable[[str], None]) -
             f"rank={r} nsigma={rn} alert-only={ra} {time.perf_counter() - t0:.1f}s")
     return {"seeds": [seeds[0], seeds[-1]], "scenarios": len(seeds), "detected": detected,
             "ours": ac_metrics(ours), "nsigma": ac_metrics(ns), "random": ac_metrics(ours, cands),
-            "alert_only": ac_metrics(alert), "nsigma_all": ac_metrics(ns_all),
+            "alert_only": ac_metrics(alert), "nsigma_all": ac_metrics(ns_all), "change_shown": change_shown,
             "by_kind": {k: ac_metrics(v) for k, v in sorted(groups.items())}}
 
 
@@ -234,6 +237,8 @@ def print_root(res: dict[str, Any]) -> None:
     print(f"    ours      {_fmt(res['ours'])}")
     print(f"    NSigma    {_fmt(res['nsigma'])}")
     print(f"    random    {_fmt(res['random'])}")
+    print(f"    a change shown as the convincing top suspect (there is none): {res['change_shown']} of "
+          f"{res['ours']['n']}")
     print("  every scenario as an alert-opened incident (alert on the entry service 3 min after the fault, no "
           "anomaly; engine on the same data):")
     print(f"    ours      {_fmt(res['alert_only'])}")

@@ -104,6 +104,11 @@ class Deviation:
     n_before: int
     persistence: float = 1.0  # share of points from the first crossing on that stay beyond the threshold
 
+    @property
+    def sustained_z(self) -> float:
+        """``z`` discounted for a deviation that came and went (persistence below one half)."""
+        return self.z if self.persistence >= 0.5 else self.z * self.persistence
+
 
 def deviation(ts: np.ndarray, vals: np.ndarray, onset: float, *, baseline_s: float = BASELINE_S,
               after_s: float = AFTER_S, guard_s: float = 0.0) -> Deviation | None:

@@ -184,7 +184,7 @@ def analyse(ctx: RcaContext) -> RcaResult:
     svc_cands = services | {s for (s, _) in ctx.series}
     sdata = build_service_data(services=sorted(svc_cands), onset=onset_svc, anomalies=ctx.anomalies, topo=topo,
                                series=ctx.series, logs=index, incident_services=inc.services,
-                               until=max(onset_svc, inc.started_at) + 900.0)
+                               until=max([onset_svc, inc.started_at, *[a.started_at for a in ctx.anomalies]]) + 900.0)
     srows = build_service_rows(sdata)
     root_scores: dict[str, float] = {}
     if srows:

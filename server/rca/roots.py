@@ -41,21 +41,21 @@ class ServiceRow:
 
 def service_onset(*, anomalies: Sequence[Anomaly], started_at: float, series: Series,
                   incident_services: Sequence[str], before_s: float = 900.0) -> float:
-    """Onset for per-service deviations: the earliest anomaly onset, or (an incident opened
-    by an alert, with no anomaly) the onset estimated from the incident services' series."""
-    if anomalies:
-        return min(min(a.started_at for a in anomalies), started_at)
-    svcs = set(incident_services)
+    """Onset for per-service deviations, estimated from the incident services' own series
+    around the median anomaly onset, or the alert's start for an incident opened by an
+    alert (an unrelated anomaly grouped into the incident earlier does not move it)."""
+    around = float(np.median([a.started_at for a in anomalies])) if anomalies else started_at
+    svcs = set(incident_services) | {a.service for a in anomalies}
     own = [v for (s, _), v in series.items() if s in svcs] or list(series.values())
-    est = estimate_onset(own, around=started_at, before_s=before_s)
+    est = estimate_onset(own, around=around, before_s=before_s)
     if est is None:
-        return started_at
+        return around
     # leave the minimum baseline before the onset (a shift found at the recording's start is noise)
     firsts = [float(np.min(ts)) for ts, _ in own if len(ts)]
     steps = [float(np.median(np.diff(np.unique(ts)))) for ts, _ in own if len(np.unique(ts)) > 2]
     if firsts and steps:
         est = max(est, min(firsts) + MIN_BASELINE_POINTS * float(np.median(steps)))
-    return min(est, started_at)
+    return min(est, around)
 
 
 def build_service_data(*, services: Sequence[str], onset: float, anomalies: Sequence[Anomaly], topo: Topology,

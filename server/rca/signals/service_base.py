@@ -76,19 +76,20 @@ class ServiceData:
              skip: set[str] = frozenset({"traffic"})) -> tuple[str, str, Deviation] | None:  # type: ignore[assignment]
         rows = [r for r in self.deviations.get(service, [])
                 if (classes is None or r[1] in classes) and r[1] not in skip]
-        return max(rows, key=lambda r: r[2].z) if rows else None
+        return max(rows, key=lambda r: r[2].sustained_z) if rows else None
 
     @cached_property
     def max_z(self) -> float:
-        zs = [b[2].z for s in self.services if (b := self.best(s)) is not None]
+        zs = [b[2].sustained_z for s in self.services if (b := self.best(s)) is not None]
         return max(zs, default=0.0)
 
     @cached_property
     def deviating(self) -> set[str]:
         """Services with a clear sustained deviation of a non-traffic metric, or an anomaly."""
-        out = {a.service for a in self.anomalies}
+        # anomalies count only for services whose series cannot be judged (too short)
+        out = {a.service for a in self.anomalies if a.service not in self.deviations}
         for s in self.services:
-            if any(d.z >= max(SIGNIFICANT_Z, 0.15 * self.max_z) and d.persistence >= 0.5
+            if any(d.sustained_z >= max(SIGNIFICANT_Z, 0.15 * self.max_z)
                    for _, cls, d in self.deviations.get(s, []) if cls != "traffic"):
                 out.add(s)
         return out
@@ -97,10 +98,11 @@ class ServiceData:
     def propagating(self) -> set[str]:
         """Services whose latency or errors deviate clearly (what travels up a call graph:
         a neighbour's CPU or network burst alone does not make its callers slow)."""
-        out = {a.service for a in self.anomalies if metric_class(a.metric) in ("latency", "error")}
+        out = {a.service for a in self.anomalies if metric_class(a.metric) in ("latency", "error")
+               and a.service not in self.deviations}
         for s in self.services:
             b = self.best(s, classes={"latency", "error"})
-            if b is not None and b[2].z >= max(SIGNIFICANT_Z, 0.15 * self.max_z) and b[2].persistence >= 0.5:
+            if b is not None and b[2].sustained_z >= max(SIGNIFICANT_Z, 0.15 * self.max_z):
                 out.add(s)
         return out
 
@@ -109,12 +111,13 @@ class ServiceData:
         out: dict[str, float] = {}
         for s in self.services:
             ts = [d.first_ts for _, cls, d in self.deviations.get(s, [])
-                  if cls != "traffic" and d.first_ts is not None and d.z >= max(SIGNIFICANT_Z, 0.15 * self.max_z)
-                  and d.persistence >= 0.5]
+                  if cls != "traffic" and d.first_ts is not None
+                  and d.sustained_z >= max(SIGNIFICANT_Z, 0.15 * self.max_z)]
             if ts:
                 out[s] = min(ts)
         for a in self.anomalies:
-            out[a.service] = min(out.get(a.service, a.started_at), a.started_at)
+            if a.service not in self.deviations:
+                out[a.service] = min(out.get(a.service, a.started_at), a.started_at)
         return out
 
     @cached_property

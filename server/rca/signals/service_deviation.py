@@ -21,7 +21,7 @@ class Deviation(ServiceSignal):
         if b is None:
             return Evidence(0.0, f"no judgeable metrics on {cand.service}", shown_as=self.name)
         metric, _, d = b
-        v = d.z / data.max_z if data.max_z > 0 else 0.0
+        v = d.sustained_z / data.max_z if data.max_z > 0 else 0.0
         word = "rose" if d.direction > 0 else "fell"
         return Evidence(min(max(v, 0.0), 1.0), f"{metric} on {cand.service} {word} {d.z:.1f}σ (robust) "
                         f"from {d.baseline:.4g} to {d.observed:.4g}", shown_as=self.name)

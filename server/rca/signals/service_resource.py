@@ -23,7 +23,7 @@ class Resource(ServiceSignal):
         if b is None:
             return Evidence(0.0)
         metric, _, d = b
-        v = 1.0 - math.exp(-max(0.0, d.z - 3.0) / 5.0)
+        v = 1.0 - math.exp(-max(0.0, d.sustained_z - 3.0) / 5.0)
         kind = resource_kind(metric) or "resource"
         word = "up" if d.direction > 0 else "down"
         return Evidence(v, f"{kind} ({metric}) {word} {d.z:.1f}σ on {cand.service}", shown_as=self.name)
