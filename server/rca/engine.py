@@ -121,6 +121,17 @@ class RcaResult:
     def top_service(self) -> RankedService | None:
         return self.services[0] if self.services and self.services[0].score >= CONVINCING else None
 
+    def top_kind(self) -> str | None:
+        """What the incident presents as its likely cause: ``"change"`` (the convincing best
+        change, unless a more convincing root service disagrees with it: the change is not
+        on that service), ``"service"`` (the convincing root service) or None."""
+        top_s = self.top_service
+        if self.top is not None:
+            if top_s is not None and top_s.service not in self.top.change.services and top_s.score > self.top.score:
+                return "service"
+            return "change"
+        return "service" if top_s is not None else None
+
     @property
     def top(self) -> RankedSuspect | None:
         return self.suspects[0] if self.suspects and not self.no_convincing_change else None

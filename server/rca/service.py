@@ -183,15 +183,13 @@ class RcaService:
         self.store.replace_suspects(incident_id=incident_id, suspects=suspects)
         # re-read just before writing to keep concurrent grouping updates
         current = self.store.get_incident(incident_id=incident_id) or incident
-        # the top suspect: the convincing change if there is one (it is what to roll back),
-        # else the convincing root service
+        # the top suspect: the convincing change (it is what to roll back) unless a more
+        # convincing root service disagrees with it, else the convincing root service
         changes_ = [x for x in suspects if x.change_id is not None]
         services_ = [x for x in suspects if x.change_id is None]
-        top = None
-        if changes_ and not result.no_convincing_change:
-            top = changes_[0]
-        elif result.top_service is not None and services_:
-            top = services_[0]
+        kind = result.top_kind()
+        top = changes_[0] if kind == "change" and changes_ else services_[0] if kind == "service" and services_ \
+            else None
         current.top_suspect = SuspectRef(id=top.id, kind=top.kind, change_id=top.change_id, score=top.score,
                                          service=top.service) if top else None
         current.no_convincing_change = result.no_convincing_change
