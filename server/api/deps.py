@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from server.pipeline import Pipeline
+from server.progress import Progress
+from server.publisher import Publisher
 from server.settings import Settings
 from server.store.base import Store
 from server.timeutil import parse_ts
@@ -33,7 +34,8 @@ class Metrics:
 class AppState:
     settings: Settings
     store: Store
-    pipeline: Pipeline
+    publisher: Publisher
+    progress: Progress
     metrics: Metrics
 
 

@@ -20,7 +20,7 @@ from server.api.validation import (
     validate_logs,
     validate_metrics,
 )
-from server.bus.base import BusMessage
+from server.model import Edge
 
 router = APIRouter(tags=["ingest"])
 
@@ -98,7 +98,7 @@ async def ingest_metrics(request: Request, state: State) -> JSONResponse:
     response, table = await _ingest_table(request, state, "metrics", "points", validate_metrics,
                                           lambda t: state.store.insert_metrics(table=t))
     if table is not None and table.num_rows:
-        await state.pipeline.submit(BusMessage("metrics", table, count=table.num_rows))
+        await state.publisher.metrics(table)
     return response
 
 
@@ -108,9 +108,7 @@ async def ingest_logs(request: Request, state: State) -> JSONResponse:
     response, table = await _ingest_table(request, state, "logs", "logs", validate_logs,
                                           lambda t: state.store.insert_logs(table=t))
     if table is not None and table.num_rows:
-        ts = table.column("ts").to_numpy()
-        await state.pipeline.submit(BusMessage("logs", {"min_ts": float(ts.min()), "max_ts": float(ts.max())},
-                                               count=table.num_rows))
+        await state.publisher.logs(table)
     return response
 
 
@@ -135,7 +133,7 @@ async def _ingest_changes(request: Request, state: State, kind: str, key: str) -
     except BatchError as exc:
         return _reject(state, kind, exc)
     if new:
-        await state.pipeline.submit(BusMessage("changes", new, count=len(new)))
+        await state.publisher.changes(new)
     state.metrics.ingested.labels(kind).inc(len(new))
     return _accepted(n, ids=ids)
 
@@ -163,17 +161,17 @@ async def ingest_flag_changes(request: Request, state: State) -> JSONResponse:
 async def ingest_topology(request: Request, state: State) -> JSONResponse:
     body = await read_body(request, state.settings.api.max_body_bytes)
 
-    def work() -> tuple[int, int]:
+    def work() -> tuple[list[Edge], int]:
         items = parse_items(body, "edges")
         _too_many(state, len(items))
         edges = validate_edges(items)
-        return len(edges), state.store.add_edges(edges=edges)
+        return edges, state.store.add_edges(edges=edges)
 
     try:
-        n, new = await asyncio.to_thread(work)
+        edges, new = await asyncio.to_thread(work)
     except BatchError as exc:
         return _reject(state, "topology", exc)
     if new:
-        await state.pipeline.submit(BusMessage("topology", None, count=new))
-    return _accepted(n)
+        await state.publisher.topology(edges)
+    return _accepted(len(edges))
 

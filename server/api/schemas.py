@@ -253,9 +253,22 @@ class SeriesPublic(BaseModel):
     points: list[PointPublic]
 
 
+class StagePublic(BaseModel):
+    """Progress of one pipeline stage: messages published to its topic but not yet fully
+    processed (``lag``), over ``partitions`` partitions, by ``workers`` live workers."""
+
+    lag: int
+    partitions: int
+    workers: int
+    errors: int = 0
+    #: live worker -> the partitions it owns (detector)
+    assignments: dict[str, list[int]] = {}
+
+
 class HealthPublic(BaseModel):
     status: str
     pending: int
     components: dict[str, str]
     watermark: str | None = None
     late_points: int = 0
+    stages: dict[str, StagePublic] = {}
