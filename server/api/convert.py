@@ -12,7 +12,7 @@ def incident_public(i: Incident) -> dict[str, Any]:
     top = None
     if i.top_suspect is not None:
         t = i.top_suspect
-        top = {"id": t.id, "kind": t.kind, "change_id": t.change_id, "score": t.score}
+        top = {"id": t.id, "kind": t.kind, "change_id": t.change_id, "score": t.score, "service": t.service}
     return {
         "id": i.id, "status": i.status, "title": i.title, "started_at": iso(i.started_at),
         "detected_at": iso(i.detected_at), "resolved_at": iso(i.resolved_at), "services": i.services,
@@ -40,7 +40,8 @@ def suspect_public(s: Suspect) -> dict[str, Any]:
 
 def label_public(lb: Label) -> dict[str, Any]:
     return {
-        "id": lb.id, "incident_id": lb.incident_id, "change_id": lb.change_id, "suspect_id": lb.suspect_id,
+        "id": lb.id, "incident_id": lb.incident_id, "change_id": lb.change_id, "service": lb.service,
+        "suspect_id": lb.suspect_id,
         "verdict": lb.verdict, "author": lb.author, "note": lb.note, "created_at": iso(lb.created_at),
     }
 

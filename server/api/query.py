@@ -78,31 +78,52 @@ def get_labels(incident_id: str, state: State) -> Any:
 async def post_label(incident_id: str, body: schemas.LabelIn, state: State,
                      who: Annotated[Principal, require("label")]) -> Any:
     incident_id = _incident_or_404(state, incident_id).id
-    change_id = body.change_id
+    change_id, service = body.change_id, body.service
     if body.suspect_id is not None:
         sus = state.store.get_suspect(suspect_id=body.suspect_id)
         if sus is None or sus.incident_id != incident_id:
             raise HTTPException(404, detail=f"suspect {body.suspect_id!r} not found in incident {incident_id!r}")
-        if sus.change_id is None:
-            raise HTTPException(422, detail=[{"loc": ["body", "suspect_id"], "type": "value_error",
-                                              "msg": "this suspect names no change; label a change_id instead"}])
-        if change_id is not None and change_id != sus.change_id:
-            raise HTTPException(422, detail=[{"loc": ["body", "change_id"], "type": "value_error",
-                                              "msg": "change_id does not match the suspect's change"}])
-        change_id = sus.change_id
-    if change_id is None:
+        if sus.change_id is None:  # a root-service suspect
+            if change_id is not None:
+                raise HTTPException(422, detail=[{"loc": ["body", "change_id"], "type": "value_error",
+                                                  "msg": "this suspect is a service, not a change"}])
+            if service is not None and service != sus.service:
+                raise HTTPException(422, detail=[{"loc": ["body", "service"], "type": "value_error",
+                                                  "msg": "service does not match the suspect's service"}])
+            service = sus.service
+        else:
+            if change_id is not None and change_id != sus.change_id:
+                raise HTTPException(422, detail=[{"loc": ["body", "change_id"], "type": "value_error",
+                                                  "msg": "change_id does not match the suspect's change"}])
+            change_id = sus.change_id
+    if change_id is not None and service is not None and body.suspect_id is None:
+        raise HTTPException(422, detail=[{"loc": ["body", "service"], "type": "value_error",
+                                          "msg": "give change_id or service, not both"}])
+    if change_id is None and service is None:
         raise HTTPException(422, detail=[{"loc": ["body", "change_id"], "type": "missing",
-                                          "msg": "give change_id or suspect_id"}])
-    if state.store.get_change(change_id=change_id) is None:
-        raise HTTPException(404, detail=f"change {change_id!r} not found")
+                                          "msg": "give change_id, suspect_id or service"}])
+    if change_id is not None:
+        if state.store.get_change(change_id=change_id) is None:
+            raise HTTPException(404, detail=f"change {change_id!r} not found")
+        service = None
+    elif service is not None and service not in _known_services(state, incident_id):
+        raise HTTPException(404, detail=f"service {service!r} not found")
     label = Label(id=state.store.next_id(prefix="lbl"), incident_id=incident_id, change_id=change_id,
                   verdict=body.verdict, created_at=time.time(), suspect_id=body.suspect_id, author=body.author,
-                  note=body.note)
+                  note=body.note, service=service)
     state.store.add_label(label=label)
     audit(state, who, "label", incident_id, label_id=label.id, change_id=change_id, verdict=body.verdict,
           author=body.author)
     await state.publisher.label(label)
     return convert.label_public(label)
+
+
+def _known_services(state: Any, incident_id: str) -> set[str]:
+    """Services a label may name: the incident's suspects' and the store's services."""
+    names = {s.service for s in state.store.list_suspects(incident_id=incident_id) if s.service}
+    names |= {str(s.get("name")) for s in state.store.list_services()}
+    names |= {e.source for e in state.store.get_topology()} | {e.target for e in state.store.get_topology()}
+    return names
 
 
 @router.post("/incidents/{incident_id}/rerun_rca", status_code=202, tags=["incidents"],

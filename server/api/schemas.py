@@ -186,6 +186,7 @@ class TopologyIn(_In):
 class LabelIn(_In):
     change_id: str | None = None
     suspect_id: str | None = None
+    service: str | None = Field(default=None, description="names a root-service suspect (instead of a change)")
     verdict: Literal["cause", "not_cause"]
     author: Short | None = None
     note: str | None = None
@@ -204,6 +205,7 @@ class TopSuspectPublic(BaseModel):
     kind: str
     change_id: str | None
     score: float
+    service: str | None = None
 
 
 class IncidentPublic(BaseModel):
@@ -252,7 +254,8 @@ class SuspectPublic(BaseModel):
 class LabelPublic(BaseModel):
     id: str
     incident_id: str
-    change_id: str
+    change_id: str | None
+    service: str | None = None
     suspect_id: str | None
     verdict: Literal["cause", "not_cause"]
     author: str | None

@@ -58,6 +58,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoints", default="0,10,25,50", help="labelled-incident counts to score at")
     p.add_argument("--skip-accuracy", action="store_true", help="only run the learning curve")
     p.add_argument("--skip-curve", action="store_true", help="only run the cold-start accuracy")
+    p.add_argument("--root-seeds", default=None,
+                   help="infrastructure-fault scenarios for root-service AC@1/AC@3/Avg@5 beside random and NSigma "
+                        "(default 80000-80059)")
+    p.add_argument("--release-seeds", default=None,
+                   help="simultaneous-release scenarios for change HR@1/HR@3 beside time proximity "
+                        "(default 81000-81029)")
+    p.add_argument("--skip-root", action="store_true", help="skip the root-service and release evaluations")
     p.add_argument("--json", type=Path, default=None, help="also write all figures to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no per-scenario progress lines")
 
@@ -109,11 +116,12 @@ def export_model(data_dir: Path) -> tuple[int, bytes, dict[str, Any]] | None:
         store.close()
 
 
-def _primary(client: Any, scenario: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def _primary(client: Any, scenario: Any, *, before_s: float = 600.0
+             ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     from server.sim.replay import list_incidents, matching_incidents
 
     incs = list_incidents(client)
-    matched = matching_incidents(incs, scenario.truth)
+    matched = matching_incidents(incs, scenario.truth, before_s=before_s)
     if not matched:
         return incs, None
     fault = scenario.truth.fault_service
@@ -302,6 +310,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"  control runs {acc['controls']}: {acc['control_incidents']} incidents opened, "
                   f"{acc['control_incidents_no_convincing']} of them flagged 'no convincing change'")
             print(f"  culprit ranked first but flagged 'no convincing change': {acc['culprit_top_abstained']}")
+            sys.stdout.flush()
+        if not args.skip_root:
+            from server.eval import rootcause as rc
+
+            root_seeds = parse_seeds(args.root_seeds or rc.DEFAULT_ROOT_SEEDS)
+            rel_seeds = parse_seeds(args.release_seeds or rc.DEFAULT_RELEASE_SEEDS)
+            _check_disjoint(root_seeds, rel_seeds)
+            log(f"root services on seeds {root_seeds[0]}-{root_seeds[-1]} ...")
+            report["root_services"] = rc.root_services(root_seeds, work, log)
+            rc.print_root(report["root_services"])
+            log(f"simultaneous releases on seeds {rel_seeds[0]}-{rel_seeds[-1]} ...")
+            report["releases"] = rc.releases(rel_seeds, work, log)
+            rc.print_releases(report["releases"])
             sys.stdout.flush()
         if not args.skip_curve:
             report["learning_curves"] = []

@@ -104,6 +104,7 @@ class SuspectRef:
     kind: str
     change_id: str | None
     score: float
+    service: str | None = None
 
 
 @dataclass(slots=True)
@@ -139,14 +140,18 @@ class Suspect:
 
 @dataclass(slots=True)
 class Label:
+    """A human verdict on a change (``change_id``) or, for a root-service suspect, on a
+    service (``change_id`` None, ``service`` set)."""
+
     id: str
     incident_id: str
-    change_id: str
+    change_id: str | None
     verdict: Verdict
     created_at: float
     suspect_id: str | None = None
     author: str | None = None
     note: str | None = None
+    service: str | None = None
 
 
 @dataclass(slots=True)

@@ -16,8 +16,20 @@ import numpy as np
 
 from server.model import Anomaly, Change, Edge, Incident, LogWindow
 from server.rca.drain import LogIndex, build_index
+from server.rca.evidence import change_subject
 from server.rca.features import FEATURES, CandidateRow, Series, build_rows, evidence_values
 from server.rca.ranking import CONVINCING, blend, explain, order, prior_logits, probabilities
+from server.rca.roots import (
+    ServiceRow,
+    build_service_data,
+    build_service_rows,
+    explain_service,
+    order_services,
+    refresh_change_support,
+    service_evidence,
+    service_onset,
+    service_prior_logits,
+)
 from server.rca.topology import Topology
 
 #: Candidate changes happen at most this long before the onset ...
@@ -51,6 +63,11 @@ class ScorerLike(Protocol):
 
     def explain_coef(self) -> np.ndarray | None: ...
 
+    def service_logits(self, x: np.ndarray) -> np.ndarray | None: ...
+
+    @property
+    def service_weight(self) -> float: ...
+
 
 @dataclass(slots=True)
 class RcaContext:
@@ -66,6 +83,9 @@ class RcaContext:
     include_change_ids: frozenset[str] = frozenset()  # always candidates (e.g. labelled ones)
     log_index: LogIndex | None = None
     history_key: str | None = None  # the incident's key in the history (default: its id)
+    #: version/pod-labelled series of deployed services, (service, metric) -> [(labels, ts, values)]
+    labelled: dict[tuple[str, str], list[tuple[dict[str, str], np.ndarray, np.ndarray]]] = field(
+        default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -79,11 +99,38 @@ class RankedSuspect:
 
 
 @dataclass(slots=True)
+class RankedService:
+    service: str
+    rank: int  # among service suspects
+    score: float
+    evidence: dict[str, float]
+    explanation: str
+    row: ServiceRow
+
+
+@dataclass(slots=True)
 class RcaResult:
     suspects: list[RankedSuspect]
     no_convincing_change: bool
     rows: list[CandidateRow] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    services: list[RankedService] = field(default_factory=list)
+    service_rows: list[ServiceRow] = field(default_factory=list)
+
+    @property
+    def top_service(self) -> RankedService | None:
+        return self.services[0] if self.services and self.services[0].score >= CONVINCING else None
+
+    def top_kind(self) -> str | None:
+        """What the incident presents as its likely cause: ``"change"`` (the convincing best
+        change, unless a more convincing root service disagrees with it: the change is not
+        on that service), ``"service"`` (the convincing root service) or None."""
+        top_s = self.top_service
+        if self.top is not None:
+            if top_s is not None and top_s.service not in self.top.change.services and top_s.score > self.top.score:
+                return "service"
+            return "change"
+        return "service" if top_s is not None else None
 
     @property
     def top(self) -> RankedSuspect | None:
@@ -128,32 +175,49 @@ def analyse(ctx: RcaContext) -> RcaResult:
     onset = inc.started_at
     if ctx.anomalies:
         onset = min(onset, min(a.started_at for a in ctx.anomalies))
-    onset_est = robust_onset(ctx.anomalies, fallback=onset)
     topo = Topology(ctx.edges)
     services = relevant_services(inc, ctx.anomalies, topo)
-    cands = select_candidates(ctx.changes, onset=onset, services=services, include=ctx.include_change_ids)
     timings: dict[str, float] = {}
-    if not cands:
-        timings["total"] = time.perf_counter() - t0
-        return RcaResult(suspects=[], no_convincing_change=True, timings=timings)
+    # incidents opened by an external alert have no anomaly: the onset comes from the data
+    onset_svc = service_onset(anomalies=ctx.anomalies, started_at=onset, series=ctx.series,
+                              incident_services=inc.services)
+    if not ctx.anomalies:
+        onset = onset_svc
+    onset_est = robust_onset(ctx.anomalies, fallback=onset)
+    cands = select_candidates(ctx.changes, onset=onset, services=services, include=ctx.include_change_ids)
     t1 = time.perf_counter()
     index = ctx.log_index
     if index is None:
         index = build_index(ctx.logs, since=onset - LOGS_BEFORE_S, until=min(ctx.watermark, onset + LOGS_AFTER_S))
     t2 = time.perf_counter()
     timings["logs"] = t2 - t1
+    # ---- root services first, without the changes (the changes read their verdict) ----
+    svc_cands = services | {s for (s, _) in ctx.series}
+    sdata = build_service_data(services=sorted(svc_cands), onset=onset_svc, anomalies=ctx.anomalies, topo=topo,
+                               series=ctx.series, logs=index, incident_services=inc.services,
+                               until=max([onset_svc, inc.started_at, *[a.started_at for a in ctx.anomalies]]) + 900.0)
+    srows = build_service_rows(sdata)
+    root_scores: dict[str, float] = {}
+    if srows:
+        p0 = probabilities(service_prior_logits(np.vstack([r.values for r in srows])))
+        top0 = float(p0.max()) if p0.size else 0.0
+        root_scores = {r.service: (float(p0[i]) / top0 if top0 > 0 else 0.0) for i, r in enumerate(srows)}
+    t3 = time.perf_counter()
+    timings["services"] = t3 - t2
+    # ---- changes ----
     rows = build_rows(
         candidates=cands, all_changes=ctx.changes, onset=onset_est, anomalies=ctx.anomalies, topo=topo,
         series=ctx.series, logs=index, watermark=ctx.watermark,
-    )
-    if ctx.history is not None:
+        extra={"labelled": ctx.labelled, "root_scores": root_scores},
+    ) if cands else []
+    if ctx.history is not None and rows:
         ctx.history.apply(rows, incident_id=ctx.history_key or inc.id)
-    t3 = time.perf_counter()
-    timings["features"] = t3 - t2
+    t4 = time.perf_counter()
+    timings["features"] = t4 - t3
     x = np.vstack([r.values for r in rows]) if rows else np.zeros((0, len(FEATURES)))
     z = prior_logits(x)
     coef = None
-    if ctx.scorer is not None and ctx.scorer.weight > 0.0:
+    if ctx.scorer is not None and ctx.scorer.weight > 0.0 and rows:
         z = blend(z, ctx.scorer.logits(x), ctx.scorer.weight)
         coef = ctx.scorer.explain_coef()
     p = probabilities(z)
@@ -165,7 +229,30 @@ def analyse(ctx: RcaContext) -> RcaResult:
         )
         for r, i in enumerate(idx)
     ]
-    timings["rank"] = time.perf_counter() - t3
+    # ---- the services again, with the changes' verdict as support ----
+    for sus in suspects:
+        for s in sus.change.services:
+            if sus.score > sdata.change_support.get(s, (0.0, ""))[0]:
+                sdata.change_support[s] = (sus.score, change_subject(sus.change))
+    refresh_change_support(srows, sdata)
+    ranked_services = rank_services(srows, ctx.scorer)
+    timings["rank"] = time.perf_counter() - t4
     timings["total"] = time.perf_counter() - t0
     convincing = bool(suspects) and suspects[0].score >= CONVINCING
-    return RcaResult(suspects=suspects, no_convincing_change=not convincing, rows=rows, timings=timings)
+    return RcaResult(suspects=suspects, no_convincing_change=not convincing, rows=rows, timings=timings,
+                     services=ranked_services, service_rows=srows)
+
+
+def rank_services(rows: Sequence[ServiceRow], scorer: ScorerLike | None = None) -> list[RankedService]:
+    """Score and order root-service candidates (prior, blended with the learnt model)."""
+    if not rows:
+        return []
+    x = np.vstack([r.values for r in rows])
+    z = service_prior_logits(x)
+    learnt = scorer.service_logits(x) if scorer is not None else None
+    if scorer is not None and learnt is not None and scorer.service_weight > 0.0:
+        z = blend(z, learnt, scorer.service_weight)
+    p = probabilities(z)
+    return [RankedService(service=rows[i].service, rank=r + 1, score=round(float(p[i]), 6),
+                          evidence=service_evidence(rows[i]), explanation=explain_service(rows[i]), row=rows[i])
+            for r, i in enumerate(order_services(p, rows))]

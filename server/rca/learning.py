@@ -29,6 +29,7 @@ import numpy as np
 from server.model import Change
 from server.rca.features import FEATURES, FIDX, HISTORY_FEATURES, CandidateRow
 from server.rca.ranking import blend, blend_weight, prior_logits, probabilities
+from server.rca.roots import SERVICE_FEATURES, ServiceRow
 
 SMOOTHING = 2.0
 
@@ -60,6 +61,44 @@ class TrainingRecord:
     def from_json(d: dict[str, Any]) -> TrainingRecord:
         return TrainingRecord(str(d["i"]), str(d["c"]), {k: list(v) for k, v in d["k"].items()}, int(d["y"]),
                               [float(v) for v in d["x"]])
+
+
+@dataclass(slots=True)
+class ServiceRecord:
+    """One root-service candidate of a labelled incident (1 = the root service)."""
+
+    incident_id: str
+    service: str
+    label: int
+    values: list[float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"i": self.incident_id, "s": self.service, "y": self.label, "x": [round(v, 6) for v in self.values]}
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> ServiceRecord:
+        return ServiceRecord(str(d["i"]), str(d["s"]), int(d["y"]), [float(v) for v in d["x"]])
+
+
+def service_records_for_incident(incident_id: str, rows: Sequence[ServiceRow],
+                                 labels: Iterable[tuple[str, str]]) -> list[ServiceRecord]:
+    """Training records of one incident's service rows from ``(service, verdict)`` labels
+    (a change labelled the cause names its service as the root). As for changes: with a
+    cause, every other candidate is a negative; without one, only ``not_cause`` services."""
+    verdicts: dict[str, str] = {}
+    for svc, verdict in labels:
+        verdicts[svc] = verdict
+    causes = {s for s, v in verdicts.items() if v == "cause"}
+    out: list[ServiceRecord] = []
+    for row in rows:
+        if row.service in causes:
+            y = 1
+        elif row.service in verdicts or causes:
+            y = 0
+        else:
+            continue
+        out.append(ServiceRecord(incident_id, row.service, y, [float(v) for v in row.values]))
+    return out
 
 
 @dataclass(slots=True)
@@ -165,9 +204,22 @@ class LearntModel:
     history: HistoryStats
     heldout: dict[str, float] | None = None
     weight: float = 0.0
+    service_coef: np.ndarray | None = None
+    service_intercept: float = 0.0
+    service_incidents: int = 0
+    service_records: list[ServiceRecord] = field(default_factory=list)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(x @ self.coef + self.intercept, dtype=np.float64)
+
+    def service_logits(self, x: np.ndarray) -> np.ndarray | None:
+        if self.service_coef is None or x.shape[1] != len(self.service_coef):
+            return None
+        return np.asarray(x @ self.service_coef + self.service_intercept, dtype=np.float64)
+
+    @property
+    def service_weight(self) -> float:
+        return blend_weight(self.service_incidents) if self.service_coef is not None else 0.0
 
     def explain_coef(self) -> np.ndarray | None:
         return np.asarray((1.0 - self.weight) * _prior_vec() + self.weight * self.coef)
@@ -179,6 +231,10 @@ class LearntModel:
             "intercept": self.intercept, "labelled_incidents": self.labelled_incidents,
             "labels_used": self.labels_used, "trained_at": self.trained_at, "heldout": self.heldout,
             "records": [r.to_json() for r in records],
+            "service_features": list(SERVICE_FEATURES),
+            "service_coef": None if self.service_coef is None else [float(v) for v in self.service_coef],
+            "service_intercept": self.service_intercept, "service_incidents": self.service_incidents,
+            "service_records": [r.to_json() for r in self.service_records],
         }).encode()
 
     @staticmethod
@@ -194,6 +250,12 @@ class LearntModel:
             trained_at=d.get("trained_at"), history=hist, heldout=d.get("heldout"),
         )
         m.weight = adjusted_weight(m.labelled_incidents, m.heldout)
+        if list(d.get("service_features") or []) == list(SERVICE_FEATURES):
+            m.service_records = [ServiceRecord.from_json(r) for r in d.get("service_records", [])]
+            if d.get("service_coef") is not None:
+                m.service_coef = np.array(d["service_coef"], dtype=np.float64)
+                m.service_intercept = float(d.get("service_intercept") or 0.0)
+                m.service_incidents = int(d.get("service_incidents") or 0)
         return m, records
 
 
@@ -237,7 +299,7 @@ def _rank_of_cause(scores: np.ndarray, labels: np.ndarray) -> int | None:
 
 
 def train(records: Sequence[TrainingRecord], *, version: int, labels_used: int, trained_at: float | None,
-          folds: int = 5) -> LearntModel:
+          folds: int = 5, service_records: Sequence[ServiceRecord] = ()) -> LearntModel:
     """Fit the learnt model on all records and measure grouped-CV accuracy of the blend."""
     hist = HistoryStats.from_records(records)
     x = _with_history(records, hist)
@@ -246,8 +308,15 @@ def train(records: Sequence[TrainingRecord], *, version: int, labels_used: int, 
     coef, icpt = fit_logistic(x, y)
     model = LearntModel(version=version, coef=coef, intercept=icpt, labelled_incidents=len(incidents),
                         labels_used=labels_used, trained_at=trained_at, history=hist)
-    model.heldout = evaluate_heldout(records, folds=folds)
+    model.heldout = evaluate_heldout(records, folds=folds) if records else None
     model.weight = adjusted_weight(len(incidents), model.heldout)
+    model.service_records = list(service_records)
+    if service_records:
+        xs = np.array([r.values for r in service_records], dtype=np.float64)
+        ys = np.array([r.label for r in service_records], dtype=np.int64)
+        if xs.shape[1] == len(SERVICE_FEATURES) and len(set(ys.tolist())) == 2:
+            model.service_coef, model.service_intercept = fit_logistic(xs, ys)
+            model.service_incidents = len({r.incident_id for r in service_records if r.label})
     return model
 
 

@@ -19,28 +19,16 @@ import numpy as np
 
 from server.rca.evidence import change_subject
 from server.rca.features import FEATURES, FIDX, CandidateRow
+from server.rca.signals import CHANGE_SIGNALS
 
-#: Weights of the cold-start prior (log-odds per unit of evidence). Started by hand, then
+#: Weights of the cold-start prior (log-odds per unit of evidence; each signal's ``weight``
+#: in :mod:`server.rca.signals`). Started by hand, then
 #: fitted by maximum likelihood of the "one cause or none" model on the *tuning* seeds only
 #: (1000-1119 by the default mix and 1200-1299 with kinds from the organisation profile;
 #: ``python -m server.rca.tune``), L2-regularised towards the hand-set values (lambda 0.3),
 #: with signs constrained (evidence can only raise suspicion; penalties only lower it).
 #: Evaluation uses other seeds (docs/ranking.md).
-PRIOR_WEIGHTS: dict[str, float] = {
-    "time_proximity": 2.75,
-    "after_onset": -2.9,
-    "change_point_alignment": 0.65,
-    "blast_radius": 6.65,
-    "metric_correlation": 0.7,
-    "error_logs": 2.4,
-    "log_mentions": 3.25,
-    "change_risk": 0.65,
-    "rollout": 0.35,
-    "rollback_recovery": 5.25,
-    "is_rollback": -2.6,
-    "anomaly_magnitude": 2.55,
-    "history": 1.0,
-}
+PRIOR_WEIGHTS: dict[str, float] = {s.name: s.weight for s in CHANGE_SIGNALS if s.weight != 0.0}
 PRIOR_BIAS = -10.5
 #: Minimum probability for the top suspect to be presented as the likely cause (chosen on
 #: the tuning seeds: 3 of 183 correct top suspects fall below it, 7 of 9 wrong ones above).
@@ -89,8 +77,8 @@ def order(scores: np.ndarray, rows: Sequence[CandidateRow]) -> list[int]:
     )
 
 
-_EXPLAIN_ORDER = ("rollback_recovery", "change_point_alignment", "error_logs", "log_mentions", "blast_radius",
-                  "history", "change_risk", "rollout", "metric_correlation")
+_EXPLAINED = sorted((s for s in CHANGE_SIGNALS if s.explain_rank is not None),
+                    key=lambda s: int(s.explain_rank or 0))
 
 
 def explain(row: CandidateRow, *, learnt_coef: np.ndarray | None = None) -> str:
@@ -98,17 +86,18 @@ def explain(row: CandidateRow, *, learnt_coef: np.ndarray | None = None) -> str:
     head = f"{change_subject(row.change)} {row.sentences.get('time_proximity', '')}".strip()
     weights = _PRIOR_VEC if learnt_coef is None else learnt_coef
     scored: list[tuple[float, str]] = []
-    for name in _EXPLAIN_ORDER:
-        i = FIDX[name]
+    for sig in _EXPLAINED:
+        i = FIDX[sig.name]
         contrib = float(row.values[i]) * float(weights[i])
-        if name == "rollout" and row.change.kind != "flag_change":
+        if not sig.explainable(row.change):
             continue
-        if contrib > 0.25 and name in row.sentences:
-            scored.append((contrib, name))
+        if contrib > 0.25 and sig.name in row.sentences:
+            scored.append((contrib, sig.name))
     scored.sort(key=lambda t: -t[0])
     top = [n for _, n in scored[:3]]
-    if row.values[FIDX["log_mentions"]] > 0 and "log_mentions" not in top and "log_mentions" in row.sentences:
-        top.append("log_mentions")  # what the errors name is the most useful clue for a human
+    for sig in _EXPLAINED:  # e.g. what the errors name is the most useful clue for a human
+        if sig.always_explain and row.values[FIDX[sig.name]] > 0 and sig.name not in top and sig.name in row.sentences:
+            top.append(sig.name)
     parts = [row.sentences[n] for n in top]
     if not parts:
         weak = row.sentences.get("blast_radius")

@@ -16,6 +16,7 @@ from typing import Any
 from server.model import Change, Incident, Label, Suspect, SuspectRef
 from server.rca.engine import (
     CANDIDATE_AFTER_S,
+    CONVINCING,
     LOGS_AFTER_S,
     LOGS_BEFORE_S,
     SERIES_BEFORE_S,
@@ -26,7 +27,16 @@ from server.rca.engine import (
     relevant_services,
 )
 from server.rca.features import FEATURES, CandidateRow
-from server.rca.learning import HistoryStats, LearntModel, TrainingRecord, records_for_incident, train
+from server.rca.learning import (
+    HistoryStats,
+    LearntModel,
+    ServiceRecord,
+    TrainingRecord,
+    records_for_incident,
+    service_records_for_incident,
+    train,
+)
+from server.rca.roots import ServiceRow
 from server.rca.topology import Topology
 from server.store.base import Store
 
@@ -49,7 +59,7 @@ class RcaService:
         self._stale = False
         self._trained_signature: tuple[int, str] | None = None
         # latest candidate rows and watermark per analysed incident (training input)
-        self._rows: OrderedDict[str, tuple[float, list[CandidateRow]]] = OrderedDict()  # LRU
+        self._rows: OrderedDict[str, tuple[float, list[CandidateRow], list[ServiceRow]]] = OrderedDict()  # LRU
         # Training records are keyed "<store uid>/<incident id>" so a model (with its
         # records) imported from another store never mixes up incidents with equal ids.
         self.uid = store.store_uid()
@@ -88,7 +98,7 @@ class RcaService:
         until = min(until, max(watermark, onset + CANDIDATE_AFTER_S))
         changes = self.store.list_changes(since=since, until=until)
         labels = self.store.list_labels(incident_id=incident.id)
-        labelled = {lbl.change_id for lbl in labels}
+        labelled = {lbl.change_id for lbl in labels if lbl.change_id}
         have = {c.id for c in changes}
         missing = sorted(labelled - have)
         if missing:
@@ -103,20 +113,38 @@ class RcaService:
         series = self.store.get_series_many(services=svc_list, since=onset - SERIES_BEFORE_S, until=data_until)
         logs = self.store.get_logs(services=svc_list, since=onset - LOGS_BEFORE_S,
                                    until=min(data_until, onset + LOGS_AFTER_S), min_level="WARN")
+        labelled_series = self._labelled_series(changes, series, since=onset - SERIES_BEFORE_S, until=data_until)
         with self._lock:
             model = self._model
         return RcaContext(
             incident=incident, anomalies=anomalies, changes=_dedupe(changes), edges=edges, series=series, logs=logs,
             watermark=watermark, history=model.history if model is not None else None,
             scorer=model if model is not None and model.weight > 0 else None,
-            include_change_ids=frozenset(labelled), history_key=self.key(incident.id),
+            include_change_ids=frozenset(labelled), history_key=self.key(incident.id), labelled=labelled_series,
         )
+
+    def _labelled_series(self, changes: list[Change], series: dict[tuple[str, str], Any], *, since: float,
+                         until: float) -> dict[tuple[str, str], list[tuple[dict[str, str], Any, Any]]]:
+        """Per-label-set latency/error series of deployed services (rollout comparison)."""
+        from server.rca.deviation import metric_class
+
+        deployed = {s for c in changes if c.kind == "deployment" for s in c.services}
+        out: dict[tuple[str, str], list[tuple[dict[str, str], Any, Any]]] = {}
+        getter = getattr(self.store, "get_labelled_series", None)
+        if getter is None:
+            return out
+        for svc, metric in sorted(series):
+            if svc in deployed and metric_class(metric) in ("latency", "error"):
+                sets = getter(service=svc, metric=metric, since=since, until=until)
+                if sum(1 for lab, _, _ in sets if lab) >= 2:
+                    out[(svc, metric)] = sets
+        return out
 
     def run(self, incident: Incident, *, watermark: float) -> RcaResult:
         """Pure analysis of one incident from stored data (no writes)."""
         result = analyse(self.build_context(incident, watermark=watermark))
         with self._lock:
-            self._rows[incident.id] = (watermark, result.rows)
+            self._rows[incident.id] = (watermark, result.rows, result.service_rows)
             self._rows.move_to_end(incident.id)
             while len(self._rows) > ROWS_CACHE:  # evicted incidents are recomputed when labelled
                 self._rows.popitem(last=False)
@@ -128,23 +156,46 @@ class RcaService:
         if incident is None:
             return
         result = self.run(incident, watermark=watermark)
-        # persist the best MAX_SUSPECTS (every candidate keeps its row in memory for training)
-        ranked = result.suspects[:MAX_SUSPECTS]
+        # one list, best first: change suspects and root-service suspects by score (a change
+        # before the service it acts on when they tie); the best MAX_SUSPECTS are persisted
+        # a service whose convincing change is a suspect follows that change (the change is
+        # what to act on; the service is where it acts)
+        support: dict[str, float] = {}
+        for s in result.suspects:
+            for svc in s.change.services:
+                support[svc] = max(support.get(svc, 0.0), s.score)
+        items: list[tuple[float, int, Any]] = [(s.score, 0, s) for s in result.suspects]
+        items += [(min(s.score, support[s.service]) if support.get(s.service, 0.0) >= CONVINCING else s.score, 1, s)
+                  for s in result.services]
+        items.sort(key=lambda t: (-t[0], t[1]))
+        ranked = items[:MAX_SUSPECTS]
         ids = self._new_ids(len(ranked))
         suspects: list[Suspect] = []
-        for s, sid in zip(ranked, ids, strict=True):
-            c = s.change
-            suspects.append(Suspect(
-                id=sid, incident_id=incident_id, rank=s.rank, kind=c.kind,
-                change_id=c.id, service=", ".join(c.services), ts=c.ts, score=s.score, evidence=s.evidence,
-                explanation=s.explanation,
-            ))
+        for rank, ((_, is_service, s), sid) in enumerate(zip(ranked, ids, strict=True), start=1):
+            if is_service:
+                suspects.append(Suspect(
+                    id=sid, incident_id=incident_id, rank=rank, kind="service", change_id=None, service=s.service,
+                    ts=s.row.first_ts, score=s.score, evidence=s.evidence, explanation=s.explanation,
+                ))
+            else:
+                c = s.change
+                suspects.append(Suspect(
+                    id=sid, incident_id=incident_id, rank=rank, kind=c.kind,
+                    change_id=c.id, service=", ".join(c.services), ts=c.ts, score=s.score, evidence=s.evidence,
+                    explanation=s.explanation,
+                ))
         self.store.replace_suspects(incident_id=incident_id, suspects=suspects)
         # re-read just before writing to keep concurrent grouping updates
         current = self.store.get_incident(incident_id=incident_id) or incident
-        top = suspects[0] if suspects and not result.no_convincing_change else None
-        current.top_suspect = SuspectRef(id=top.id, kind=top.kind, change_id=top.change_id, score=top.score) \
-            if top else None
+        # the top suspect: the convincing change (it is what to roll back) unless a more
+        # convincing root service disagrees with it, else the convincing root service
+        changes_ = [x for x in suspects if x.change_id is not None]
+        services_ = [x for x in suspects if x.change_id is None]
+        kind = result.top_kind()
+        top = changes_[0] if kind == "change" and changes_ else services_[0] if kind == "service" and services_ \
+            else None
+        current.top_suspect = SuspectRef(id=top.id, kind=top.kind, change_id=top.change_id, score=top.score,
+                                         service=top.service) if top else None
         current.no_convincing_change = result.no_convincing_change
         current.rca_version = int(current.rca_version or 0) + 1
         self.store.save_incidents(incidents=[current])
@@ -187,20 +238,29 @@ class RcaService:
                 # records imported with a model from elsewhere (other stores) are kept
                 records = [r for r in self._records if r.incident_id not in own_keys
                            and not r.incident_id.startswith(self.uid + "/")]
+            service_records: list[ServiceRecord] = []
+            with self._lock:
+                if self._model is not None:
+                    service_records = [r for r in self._model.service_records if r.incident_id not in own_keys
+                                       and not r.incident_id.startswith(self.uid + "/")]
             for inc_id in sorted(by_incident):
-                rows = self._rows_for_training(inc_id)
-                if rows is None:
+                got = self._rows_for_training(inc_id)
+                if got is None:
                     continue
+                rows, srows = got
+                lbls = by_incident[inc_id]
                 records += records_for_incident(self.key(inc_id), rows,
-                                                [(lbl.change_id, lbl.verdict) for lbl in by_incident[inc_id]])
-            if not records:
+                                                [(lbl.change_id, lbl.verdict) for lbl in lbls if lbl.change_id])
+                service_records += service_records_for_incident(
+                    self.key(inc_id), srows, _service_verdicts(lbls, rows))
+            if not records and not service_records:
                 with self._lock:
                     self._trained_signature = sig
                 return False
             version = self._version + 1
             trained_at = max(lbl.created_at for lbl in labels)
             model = train(records, version=version, labels_used=len(labels) + self._imported_labels(records),
-                          trained_at=trained_at)
+                          trained_at=trained_at, service_records=service_records)
             info = self._info_of(model)
             info["signature"] = [sig[0], sig[1]]
             self.store.save_model(version=version, blob=model.to_blob(records), info=info)
@@ -215,20 +275,21 @@ class RcaService:
         plus its not-cause labels are not distinguishable: count incidents)."""
         return len({r.incident_id for r in records if not r.incident_id.startswith(self.uid + "/")})
 
-    def _rows_for_training(self, incident_id: str) -> list[CandidateRow] | None:
+    def _rows_for_training(self, incident_id: str) -> tuple[list[CandidateRow], list[ServiceRow]] | None:
         with self._lock:
             cached = self._rows.get(incident_id)
         incident = self.store.get_incident(incident_id=incident_id)
         if incident is None:
             return None
         if cached is not None:
-            wm, rows = cached
-            labelled = {lbl.change_id for lbl in self.store.list_labels(incident_id=incident_id)}
+            wm, rows, srows = cached
+            labelled = {lbl.change_id for lbl in self.store.list_labels(incident_id=incident_id) if lbl.change_id}
             if labelled <= {r.change.id for r in rows}:
-                return rows
+                return rows, srows
         else:
             wm = max(incident.resolved_at or 0.0, incident.detected_at + LOGS_AFTER_S)
-        return self.run(incident, watermark=wm).rows
+        result = self.run(incident, watermark=wm)
+        return result.rows, result.service_rows
 
     # ------------------------------------------------------------------ GET /model
     @staticmethod
@@ -242,6 +303,8 @@ class RcaService:
             "blend_weight": round(model.weight, 4), "heldout": model.heldout, "features": list(FEATURES),
             "kind": "prior blended with logistic regression",
             "coefficients": {n: round(float(v), 4) for n, v in zip(FEATURES, model.coef, strict=True)},
+            "service_labelled_incidents": model.service_incidents,
+            "service_blend_weight": round(model.service_weight, 4),
         }
 
     def model_info(self) -> dict[str, Any]:
@@ -252,6 +315,19 @@ class RcaService:
     def history(self) -> HistoryStats | None:
         with self._lock:
             return self._model.history if self._model is not None else None
+
+
+def _service_verdicts(labels: list[Label], rows: list[CandidateRow]) -> list[tuple[str, str]]:
+    """``(service, verdict)`` for the service rows: service labels, and the services of
+    changes labelled the cause (a culprit change names its service as the root)."""
+    by_id = {r.change.id: r.change for r in rows}
+    out: list[tuple[str, str]] = []
+    for lbl in labels:
+        if lbl.service:
+            out.append((lbl.service, lbl.verdict))
+        elif lbl.change_id and lbl.verdict == "cause" and lbl.change_id in by_id:
+            out.extend((s, "cause") for s in by_id[lbl.change_id].services)
+    return out
 
 
 def _dedupe(changes: list[Change]) -> list[Change]:

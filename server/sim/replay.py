@@ -227,10 +227,11 @@ def matching_incidents(incidents: Sequence[dict[str, Any]], truth: Truth, *, bef
 
 
 def culprit_rank(suspects: Sequence[dict[str, Any]], culprit_id: str | None) -> int | None:
-    """1-based rank of the culprit among ``suspects`` (ranked best first), None if absent."""
+    """1-based rank of the culprit among the change suspects of ``suspects`` (ranked best
+    first; root-service suspects in the same list are skipped), None if absent."""
     if culprit_id is None:
         return None
-    for i, s in enumerate(suspects, start=1):
+    for i, s in enumerate((s for s in suspects if s.get("change_id")), start=1):
         if s.get("change_id") == culprit_id:
-            return int(s.get("rank") or i)
+            return i
     return None

@@ -59,7 +59,10 @@ from server.sim.logs import (
 )
 
 CULPRIT_KINDS: tuple[str, ...] = ("deployment", "config_change", "flag_change")
-KINDS: tuple[str, ...] = (*CULPRIT_KINDS, "control", "mixed")
+#: root-cause scenarios (server.sim.rootcause): infrastructure faults with no culprit change,
+#: and several services releasing within minutes of each other
+ROOTCAUSE_KINDS: tuple[str, ...] = ("cpu", "mem", "disk", "delay", "loss", "releases")
+KINDS: tuple[str, ...] = (*CULPRIT_KINDS, "control", "mixed", *ROOTCAUSE_KINDS)
 BASE_EPOCH = 1793577600.0  # 2026-11-02T00:00:00Z
 DEFAULT_MIX: dict[str, float] = {"deployment": 0.35, "config_change": 0.2, "flag_change": 0.2, "control": 0.25}
 
@@ -103,6 +106,7 @@ class Truth:
     complication: str | None = None  # None / "delayed" / "crowded" (see generate_scenario)
     latency_factor: float = 1.0
     error_add: float = 0.0
+    releases: list[str] = field(default_factory=list)  # "releases" scenarios: every release's change id
 
 
 @dataclass(slots=True)
@@ -164,6 +168,7 @@ def generate_scenario(
     n_services: int = 10, rollback: bool | None = None, mention_prob: float = 0.5,
     benign_per_hour: float = 5.0, blips_per_hour: float = 2.0, post_onset_minutes: float = 30.0,
     access_per_tick: int = 2, complication_prob: float = 0.3, drift: float = 0.0, magnitude: float = 1.0,
+    history_minutes: float | None = None, resolution_s: float = STEP_S,
 ) -> Scenario:
     """A deterministic scenario for ``seed`` (see the module docstring for kinds).
 
@@ -174,6 +179,13 @@ def generate_scenario(
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
     profile = org_profile(org)
+    if kind in ROOTCAUSE_KINDS:
+        from server.sim.rootcause import generate_rootcause_scenario
+
+        return generate_rootcause_scenario(
+            seed, kind=kind, streams=_streams(seed, org), org=org, n_services=n_services,
+            history_minutes=history_minutes, resolution_s=resolution_s, benign_per_hour=benign_per_hour,
+            blips_per_hour=blips_per_hour, magnitude=magnitude)
     r_fleet, r_time, r_metrics, r_logs, r_extra = _streams(seed, org)
     fleet = make_fleet(r_fleet, n_services)
     versions = ch.VersionBook()

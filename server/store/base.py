@@ -116,6 +116,12 @@ class TelemetryStore(Protocol):
     ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
         """Every metric of the given services in [since, until], keyed by (service, metric)."""
 
+    def get_labelled_series(
+        self, *, service: str, metric: str, since: float, until: float
+    ) -> list[tuple[dict[str, str], np.ndarray, np.ndarray]]:
+        """One ``(labels, ts, values)`` per label set of the metric in [since, until]
+        (``{}`` for points sent without labels), each sorted by ts."""
+
     def series_before_after(
         self, *, services: list[str], at: float, before: float, after: float
     ) -> list[BeforeAfter]:

@@ -210,6 +210,12 @@ class DuckDBStore:
                 raise StoreError(str(exc)) from exc
 
     def _migrate(self) -> None:
+        self._migrate_versions()
+        with self._tx() as con:
+            # service labels (root-service suspects); additive, so any schema version gets it
+            con.execute("ALTER TABLE labels ADD COLUMN IF NOT EXISTS service VARCHAR")
+
+    def _migrate_versions(self) -> None:
         with self._tx() as con:
             con.execute(_SCHEMA_V1[0])
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -433,6 +439,32 @@ class DuckDBStore:
                 start = i
         return out
 
+    def get_labelled_series(
+        self, *, service: str, metric: str, since: float, until: float
+    ) -> list[tuple[dict[str, str], np.ndarray, np.ndarray]]:
+        with self._lock:
+            try:
+                tbl = self._con.sql(
+                    """SELECT coalesce(labels, '') AS l, ts, value FROM metrics
+                       WHERE service = ? AND metric = ? AND ts >= ? AND ts <= ? ORDER BY l, ts""",
+                    params=[service, metric, since, until],
+                ).to_arrow_table()
+            except duckdb.Error as exc:
+                raise StoreError(str(exc)) from exc
+        if tbl.num_rows == 0:
+            return []
+        labs = tbl.column(0).to_pylist()
+        ts = tbl.column(1).to_numpy().astype(np.float64)
+        val = tbl.column(2).to_numpy().astype(np.float64)
+        out: list[tuple[dict[str, str], np.ndarray, np.ndarray]] = []
+        start = 0
+        for i in range(1, len(labs) + 1):
+            if i == len(labs) or labs[i] != labs[start]:
+                parsed = json.loads(labs[start]) if labs[start] else {}
+                out.append(({str(k): str(v) for k, v in parsed.items()}, ts[start:i], val[start:i]))
+                start = i
+        return out
+
     def list_series(self, *, service: str | None = None) -> list[SeriesInfo]:
         with self._lock:
             items = sorted(self._series.items())
@@ -568,7 +600,8 @@ class DuckDBStore:
             top = None
             if i.top_suspect is not None:
                 t = i.top_suspect
-                top = json.dumps({"id": t.id, "kind": t.kind, "change_id": t.change_id, "score": t.score})
+                top = json.dumps({"id": t.id, "kind": t.kind, "change_id": t.change_id, "score": t.score,
+                                  "service": t.service})
             rows.append((i.id, i.status, i.title, i.started_at, i.detected_at, i.resolved_at, i.services,
                          i.severity, i.anomaly_count, top, i.no_convincing_change, i.rca_version))
         with self._tx() as con:
@@ -601,7 +634,8 @@ class DuckDBStore:
         top = None
         if r[9]:
             d = json.loads(r[9])
-            top = SuspectRef(id=d["id"], kind=d["kind"], change_id=d["change_id"], score=float(d["score"]))
+            top = SuspectRef(id=d["id"], kind=d["kind"], change_id=d["change_id"], score=float(d["score"]),
+                                 service=d.get("service"))
         return Incident(id=r[0], status=r[1], title=r[2], started_at=r[3], detected_at=r[4], resolved_at=r[5],
                         services=list(r[6] or []), severity=float(r[7]), anomaly_count=int(r[8]), top_suspect=top,
                         no_convincing_change=bool(r[10]), rca_version=int(r[11] or 0))
@@ -651,17 +685,18 @@ class DuckDBStore:
                 inc = str(row[0])
                 seen.add(inc)
             stored = dataclasses.replace(label, incident_id=inc)
-            con.execute("INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            con.execute("INSERT INTO labels (id, incident_id, change_id, suspect_id, verdict, author, note, "
+                        "created_at, service) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         [stored.id, stored.incident_id, stored.change_id, stored.suspect_id, stored.verdict,
-                         stored.author, stored.note, stored.created_at])
+                         stored.author, stored.note, stored.created_at, stored.service])
         return stored
 
     def list_labels(self, *, incident_id: str | None = None) -> list[Label]:
         where, params = _where(("incident_id = ?", incident_id))
-        sql = ("SELECT id, incident_id, change_id, suspect_id, verdict, author, note, created_at FROM labels "
+        sql = ("SELECT id, incident_id, change_id, suspect_id, verdict, author, note, created_at, service FROM labels "
                f"WHERE {where} ORDER BY created_at, id")
         return [Label(id=r[0], incident_id=r[1], change_id=r[2], suspect_id=r[3], verdict=r[4], author=r[5],
-                      note=r[6], created_at=r[7]) for r in self._q(sql, params)]
+                      note=r[6], created_at=r[7], service=r[8]) for r in self._q(sql, params)]
 
     def save_model(self, *, version: int, blob: bytes, info: dict[str, Any]) -> None:
         self._q("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?)",

@@ -388,6 +388,25 @@ class PostgresStore:
         parts = {names[int(sid[a])]: (ts[a:b], val[a:b]) for a, b in zip(starts, ends, strict=True)}
         return {k: parts[k] for k in sorted(parts)}
 
+    def get_labelled_series(
+        self, *, service: str, metric: str, since: float, until: float
+    ) -> list[tuple[dict[str, str], np.ndarray, np.ndarray]]:
+        row = self._q("SELECT id FROM series WHERE service = %s AND metric = %s", [service, metric])
+        if not row:
+            return []
+        rows = self._q("SELECT coalesce(labels, ''), ts, value FROM metrics WHERE series_id = %s AND ts >= %s "
+                       "AND ts <= %s ORDER BY 1, ts", [int(row[0][0]), float(since), float(until)])
+        groups: dict[str, tuple[list[float], list[float]]] = {}
+        for lab, t, v in rows:
+            ts_l, vs_l = groups.setdefault(str(lab), ([], []))
+            ts_l.append(float(t))
+            vs_l.append(float(v))
+        out: list[tuple[dict[str, str], np.ndarray, np.ndarray]] = []
+        for lab, (ts_l, vs_l) in groups.items():
+            parsed = json.loads(lab) if lab else {}
+            out.append(({str(k): str(v) for k, v in parsed.items()}, np.array(ts_l), np.array(vs_l)))
+        return out
+
     def series_before_after(
         self, *, services: list[str], at: float, before: float, after: float
     ) -> list[BeforeAfter]:
@@ -572,7 +591,8 @@ class PostgresStore:
             top = None
             if i.top_suspect is not None:
                 t = i.top_suspect
-                top = json.dumps({"id": t.id, "kind": t.kind, "change_id": t.change_id, "score": t.score})
+                top = json.dumps({"id": t.id, "kind": t.kind, "change_id": t.change_id, "score": t.score,
+                                  "service": t.service})
             rows.append((i.id, i.status, i.title, i.started_at, i.detected_at, i.resolved_at, list(i.services),
                          i.severity, i.anomaly_count, top, bool(i.no_convincing_change), int(i.rca_version or 0)))
         sets = ", ".join(f"{c.strip()} = EXCLUDED.{c.strip()}" for c in self._INC_COLS.split(",")[1:])
@@ -585,7 +605,8 @@ class PostgresStore:
         top = None
         if r[9]:
             d = json.loads(r[9])
-            top = SuspectRef(id=d["id"], kind=d["kind"], change_id=d["change_id"], score=float(d["score"]))
+            top = SuspectRef(id=d["id"], kind=d["kind"], change_id=d["change_id"], score=float(d["score"]),
+                             service=d.get("service"))
         return Incident(id=r[0], status=r[1], title=r[2], started_at=r[3], detected_at=r[4], resolved_at=r[5],
                         services=list(r[6] or []), severity=float(r[7]), anomaly_count=int(r[8]), top_suspect=top,
                         no_convincing_change=bool(r[10]), rca_version=int(r[11] or 0))
@@ -676,16 +697,17 @@ class PostgresStore:
                 inc = str(row[0])
                 seen.add(inc)
             stored = dataclasses.replace(label, incident_id=inc)
-            conn.execute("INSERT INTO labels VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            conn.execute("INSERT INTO labels (id, incident_id, change_id, suspect_id, verdict, author, note, "
+                         "created_at, service) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
                          [stored.id, stored.incident_id, stored.change_id, stored.suspect_id, stored.verdict,
-                          stored.author, stored.note, stored.created_at])
+                          stored.author, stored.note, stored.created_at, stored.service])
         return stored
 
     def list_labels(self, *, incident_id: str | None = None) -> list[Label]:
-        sql = ("SELECT id, incident_id, change_id, suspect_id, verdict, author, note, created_at FROM labels "
+        sql = ("SELECT id, incident_id, change_id, suspect_id, verdict, author, note, created_at, service FROM labels "
                "WHERE (%s::text IS NULL OR incident_id = %s) ORDER BY created_at, id COLLATE \"C\"")
         return [Label(id=r[0], incident_id=r[1], change_id=r[2], suspect_id=r[3], verdict=r[4], author=r[5],
-                      note=r[6], created_at=r[7]) for r in self._q(sql, [incident_id, incident_id])]
+                      note=r[6], created_at=r[7], service=r[8]) for r in self._q(sql, [incident_id, incident_id])]
 
     def reassign_labels(self, *, incident_id: str, to: str) -> int:
         with self._tx() as conn:

@@ -68,6 +68,11 @@ class SplitStore:
     ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
         return self.telemetry.get_series_many(services=services, since=since, until=until)
 
+    def get_labelled_series(
+        self, *, service: str, metric: str, since: float, until: float
+    ) -> list[tuple[dict[str, str], np.ndarray, np.ndarray]]:
+        return self.telemetry.get_labelled_series(service=service, metric=metric, since=since, until=until)
+
     def series_before_after(
         self, *, services: list[str], at: float, before: float, after: float
     ) -> list[BeforeAfter]:

@@ -62,11 +62,12 @@ class SuspectRef:
     kind: str
     change_id: str | None
     score: float
+    service: str | None = None  # a root-service suspect's service
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> SuspectRef:
         return cls(id=str(d["id"]), kind=str(d.get("kind", "")), change_id=d.get("change_id"),
-                   score=_f(d.get("score")))
+                   score=_f(d.get("score")), service=d.get("service"))
 
 
 _INCIDENT_KEYS = frozenset({"id", "status", "title", "started_at", "detected_at", "resolved_at", "services",

@@ -17,7 +17,7 @@ from workbench.client.models import Change, Incident, Suspect
 
 SPARK = "▁▂▃▄▅▆▇█"
 KIND_MARK = {"deployment": "D", "config_change": "C", "flag_change": "F"}
-KIND_NAME = {"deployment": "deploy", "config_change": "config", "flag_change": "flag"}
+KIND_NAME = {"deployment": "deploy", "config_change": "config", "flag_change": "flag", "service": "ROOT"}
 
 
 def fmt_time(dt: datetime | None) -> str:
@@ -164,6 +164,18 @@ def change_summary(c: Change) -> str:
     return f"{c.kind} on {', '.join(c.services)}"
 
 
+def service_details(s: Suspect) -> Text:
+    """A root-service suspect: which service, when it first deviated, and its evidence."""
+    t = Text()
+    t.append(f"root service {s.service or '?'}", style="bold magenta")
+    if s.ts is not None:
+        t.append(f"  first deviated {fmt_time(s.ts)}")
+    t.append("\nno change event behind it: look at its resources, dependencies and logs\n", style="dim")
+    for k, v in sorted(s.evidence.items(), key=lambda kv: -kv[1]):
+        t.append(f"  {k:16s} {bar(v, 10)} {v:4.2f}\n")
+    return t
+
+
 def change_details(c: Change | None, change_id: str | None = None) -> Text:
     """Everything known about one change: diff files, config old/new, flag rollout."""
     if c is None:
@@ -234,7 +246,12 @@ def incident_header(inc: Incident) -> Text:
 def incident_row(inc: Incident) -> tuple[Any, ...]:
     """Cells of one incident-list row (same order as ``INCIDENT_COLUMNS``)."""
     top = inc.top_suspect
-    top_s = "-" if top is None else f"{top.change_id or top.kind} ({top.score:.2f})"
+    if top is None:
+        top_s = "-"
+    elif top.change_id is None and top.kind == "service":
+        top_s = f"root {top.service or '?'} ({top.score:.2f})"
+    else:
+        top_s = f"{top.change_id or top.kind} ({top.score:.2f})"
     # Text everywhere: no markup parsing of titles (a "[db]" in a title stays text) and cheaper to measure
     return (Text(inc.id), status_text(inc.status), severity_text(inc.severity),
             Text(inc.started_at.astimezone(UTC).strftime("%m-%d %H:%M:%S")),

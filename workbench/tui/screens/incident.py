@@ -26,6 +26,7 @@ from workbench.tui.render import (
     fmt_clock,
     fmt_delta,
     incident_header,
+    service_details,
     sparkline_block,
     suspect_when,
 )
@@ -62,6 +63,9 @@ class IncidentData:
 
 
 def suspect_key(s: Suspect) -> str:
+    """Row key and the "Change" cell: the change id, or ``root:<service>`` for a root-service suspect."""
+    if s.change_id is None and s.kind == "service":
+        return f"root:{s.service or s.id}"
     return s.change_id or s.id
 
 
@@ -90,6 +94,8 @@ def load_incident(client: RcaClient, incident_id: str, *, width: int,
         for lb in sorted(client.labels(incident_id), key=lambda x: x.created_at or inc.started_at):
             if lb.change_id:
                 data.labels[lb.change_id] = lb.verdict
+            elif lb.extra.get("service"):
+                data.labels[f"root:{lb.extra['service']}"] = lb.verdict
     except NotFound:
         pass  # a server without the labels extension
     if previous is not None:
@@ -127,7 +133,8 @@ def suspect_row(s: Suspect, onset: datetime, label: str | None) -> tuple[Any, ..
         lab = Text("✔ cause", style="bold green")
     elif label == "not_cause":
         lab = Text("✘ not", style="red")
-    return (Text(str(s.rank)), score, Text(KIND_NAME.get(s.kind, s.kind)), Text(suspect_key(s)),
+    kind = Text(KIND_NAME.get(s.kind, s.kind), style="bold magenta" if s.kind == "service" else "")
+    return (Text(str(s.rank)), score, kind, Text(suspect_key(s)),
             Text(s.service or "-"), Text(suspect_when(s, onset)), lab)
 
 
@@ -293,7 +300,10 @@ class IncidentScreen(Screen[None]):
         expl.update(t)
         self.query_one("#evidence", Static).update(evidence_text(s.evidence, width=16))
         change = self.data.changes.get(s.change_id) if self.data and s.change_id else None
-        self.query_one("#change", Static).update(change_details(change, s.change_id))
+        if s.change_id is None and s.kind == "service":
+            self.query_one("#change", Static).update(service_details(s))
+        else:
+            self.query_one("#change", Static).update(change_details(change, s.change_id))
 
     # ---- actions ---------------------------------------------------------------------
     def action_back(self) -> None:
@@ -328,7 +338,12 @@ class IncidentScreen(Screen[None]):
                                                suspect_id=suspect_id, author=self.tui.author))
         except ClientError:
             return
-        self.app.call_from_thread(self._labelled, verdict, change_id or suspect_id or "")
+        key = change_id or suspect_id or ""
+        if self.data is not None and not change_id:
+            s = next((x for x in self.data.suspects if x.id == suspect_id), None)
+            if s is not None:
+                key = suspect_key(s)
+        self.app.call_from_thread(self._labelled, verdict, key)
 
     @while_shown
     def _labelled(self, verdict: str, key: str) -> None:
