@@ -7,6 +7,8 @@ worker thread. Times are epoch seconds. Driver errors are translated into
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,11 +21,37 @@ class StoreError(Exception):
     """A storage backend failed (translated from the driver's own error)."""
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesLimits:
+    """Cardinality limits checked by :meth:`Store.insert_metrics` (``None``: no limit).
+
+    ``per_service``: series (metric x label set) of one service; ``per_metric``: label sets
+    of one (service, metric); ``total``: series in the whole store."""
+
+    per_service: int | None = None
+    per_metric: int | None = None
+    total: int | None = None
+
+
+class CardinalityError(Exception):
+    """A metric batch would create more series than a :class:`SeriesLimits` allows; nothing
+    of the batch was stored. ``limit`` names the setting, ``scope`` the service or
+    service/metric, ``existing`` and ``new`` the series counts, ``maximum`` the limit."""
+
+    def __init__(self, *, limit: str, scope: str, existing: int, new: int, maximum: int) -> None:
+        self.limit, self.scope, self.existing, self.new, self.maximum = limit, scope, existing, new, maximum
+        super().__init__(
+            f"{scope} would have {existing + new} series ({existing} stored + {new} new in this batch), "
+            f"over the limit of {maximum} ({limit}); nothing of this batch was stored")
+
+
 class Store(Protocol):
     # ---- raw data -----------------------------------------------------------------
-    def insert_metrics(self, *, table: pa.Table) -> int:
+    def insert_metrics(self, *, table: pa.Table, limits: SeriesLimits | None = None) -> int:
         """Columns: service (str), metric (str), ts (float64 epoch s), value (float64),
-        labels (str JSON or null). Returns rows inserted. All-or-nothing."""
+        labels (canonical JSON str, see :func:`server.model.labels.canonical_labels`, or
+        null for none). Returns rows inserted. All-or-nothing: raises
+        :class:`CardinalityError` (storing nothing) when the batch would exceed ``limits``."""
 
     def insert_logs(self, *, table: pa.Table) -> int:
         """Columns: service, ts (float64), level (str, normalised), message, attributes (JSON str or null)."""
@@ -36,16 +64,28 @@ class Store(Protocol):
 
     def get_series(
         self, *, service: str, metric: str, since: float | None = None, until: float | None = None,
-        step: float | None = None,
+        step: float | None = None, labels: Mapping[str, str] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(ts, values) sorted by ts; averaged into ``step``-second buckets when given."""
+        """(ts, values) sorted by ts; averaged into ``step``-second buckets when given.
+
+        ``labels`` are matchers (:func:`server.model.labels.matches`) selecting label sets;
+        without them every label set of the metric is selected. When more than one label
+        set is selected, their values are averaged per timestamp (or per bucket)."""
+
+    def get_labelled_series(
+        self, *, service: str, metric: str, since: float, until: float
+    ) -> list[tuple[dict[str, str], np.ndarray, np.ndarray]]:
+        """One entry per label set of the metric with points in [since, until]:
+        (labels, ts sorted, values), ordered by the canonical label text."""
 
     def get_series_many(
         self, *, services: list[str], since: float, until: float
     ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
-        """Every metric of the given services in [since, until], keyed by (service, metric)."""
+        """Every metric of the given services in [since, until], keyed by (service, metric);
+        the label sets of a metric are averaged per timestamp (service-level view)."""
 
-    def list_series(self, *, service: str | None = None) -> list[SeriesInfo]: ...
+    def list_series(self, *, service: str | None = None) -> list[SeriesInfo]:
+        """One row per series (service, metric, label set), sorted."""
 
     def list_services(self) -> list[dict[str, Any]]:
         """[{"name", "metrics": [...], "last_seen": float}] over metrics, logs and changes."""
