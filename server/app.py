@@ -21,7 +21,7 @@ from server.bus.base import Bus
 from server.bus.memory import MemoryBus
 from server.pipeline import Pipeline
 from server.settings import Settings
-from server.store.base import Store, StoreError
+from server.store.base import CardinalityError, Store, StoreError
 
 log = logging.getLogger("rca")
 
@@ -86,6 +86,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:
         log.error("store error on %s: %s", request.url.path, exc)
         return JSONResponse({"detail": f"storage error: {exc}"}, status_code=503)
+
+    @app.exception_handler(CardinalityError)
+    async def cardinality_error(request: Request, exc: CardinalityError) -> JSONResponse:
+        # any ingest path (JSON, NDJSON, remote-write, OTLP ...) that passes the limits
+        return ingest.cardinality_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
