@@ -121,6 +121,14 @@ def test_label_matchers_on_series_and_catalogue(http: httpx.Client) -> None:
     r = http.post("/ingest/metrics", json=[{"service": "web", "metric": "lat", "ts": T0, "value": 1.0,
                                             "labels": {"": "x"}}])
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "points", 0, "labels"]
+    # the typed client: label sets in the catalogue, matchers on the series
+    from workbench.client import RcaClient
+
+    with RcaClient(str(http.base_url)) as client:
+        infos = client.service_metrics(service="web")
+        assert [i.labels.get("pod") for i in infos] == ["a", "b", "c", None]
+        s = client.series("web", "lat", labels={"zone": "z1", "pod": "b"}, until=T0 + 50)
+        assert s.values == [20.0, 20.0, 20.0]
 
 
 def test_cardinality_limits_reject_the_whole_batch(tmp_path: Path) -> None:

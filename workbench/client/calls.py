@@ -166,9 +166,12 @@ def service_metrics(*, service: str | None = None) -> Call[list[SeriesInfo]]:
 
 
 def series(service: str, metric: str, *, since: TimeLike | None = None, until: TimeLike | None = None,
-           step: float | None = None) -> Call[Series]:
+           step: float | None = None, labels: Mapping[str, str] | None = None) -> Call[Series]:
+    """``labels`` selects label sets (``label=key=value`` matchers); without it the server
+    averages every label set of the metric."""
+    matchers = [f"{k}={v}" for k, v in sorted(labels.items())] if labels else None
     return Call("GET", f"/services/{_seg(service)}/metrics/{_seg(metric)}/series", Series.from_json,
-                params=_params(since=since, until=until, step=step))
+                params=_params(since=since, until=until, step=step, label=matchers))
 
 
 def health() -> Call[Health]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -130,8 +130,9 @@ class RcaClient:
         return self.call(calls.service_metrics(service=service))
 
     def series(self, service: str, metric: str, *, since: TimeLike | None = None,
-               until: TimeLike | None = None, step: float | None = None) -> Series:
-        return self.call(calls.series(service, metric, since=since, until=until, step=step))
+               until: TimeLike | None = None, step: float | None = None,
+               labels: Mapping[str, str] | None = None) -> Series:
+        return self.call(calls.series(service, metric, since=since, until=until, step=step, labels=labels))
 
     def health(self) -> Health:
         return self.call(calls.health())
@@ -241,8 +242,10 @@ class AsyncRcaClient:
         return await self.call(calls.service_metrics(service=service))
 
     async def series(self, service: str, metric: str, *, since: TimeLike | None = None,
-                     until: TimeLike | None = None, step: float | None = None) -> Series:
-        return await self.call(calls.series(service, metric, since=since, until=until, step=step))
+                     until: TimeLike | None = None, step: float | None = None,
+                     labels: Mapping[str, str] | None = None) -> Series:
+        return await self.call(calls.series(service, metric, since=since, until=until, step=step,
+                                            labels=labels))
 
     async def health(self) -> Health:
         return await self.call(calls.health())

@@ -249,11 +249,13 @@ class SeriesInfo:
     points: int
     first_ts: datetime | None
     last_ts: datetime | None
+    labels: dict[str, str] = field(default_factory=dict)  # the series' label set ({}: none)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> SeriesInfo:
         return cls(service=str(d["service"]), metric=str(d["metric"]), points=int(d.get("points") or 0),
-                   first_ts=parse_opt_dt(d.get("first_ts")), last_ts=parse_opt_dt(d.get("last_ts")))
+                   first_ts=parse_opt_dt(d.get("first_ts")), last_ts=parse_opt_dt(d.get("last_ts")),
+                   labels={str(k): str(v) for k, v in (d.get("labels") or {}).items()})
 
 
 @dataclass(frozen=True, slots=True)
