@@ -23,6 +23,9 @@ from server.model.labels import canonical_labels
 from server.timeutil import TS_MAX, TS_MIN, parse_ts, ts_range_error
 
 MAX_ERRORS = 100
+MAX_LABELS = 32  # labels per point
+MAX_LABEL_NAME = 128
+MAX_LABEL_VALUE = 1024
 
 
 class BatchError(Exception):
@@ -219,8 +222,11 @@ def validate_metrics(items: list[Any], key: str = "points") -> pa.Table:
             if type(lab) is not dict or not all(type(k) is str and type(v) is str for k, v in lab.items()):
                 errors.append(_err(["body", key, i, "labels"], "labels must be an object of string values",
                                    "dict_type"))
-            elif "" in lab:
-                errors.append(_err(["body", key, i, "labels"], "label names must be non-empty"))
+            elif len(lab) > MAX_LABELS or any(not k or len(k) > MAX_LABEL_NAME or len(v) > MAX_LABEL_VALUE
+                                              for k, v in lab.items()):
+                errors.append(_err(["body", key, i, "labels"],
+                                   f"at most {MAX_LABELS} labels per point, names of 1 to {MAX_LABEL_NAME} and "
+                                   f"values of at most {MAX_LABEL_VALUE} characters", "too_long"))
             else:
                 labels[i] = canonical_labels(lab)  # one text per label set: the series key
     if errors:
