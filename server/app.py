@@ -28,7 +28,7 @@ from server.publisher import Publisher
 from server.settings import Settings
 from server.status import MemoryStatusBoard, StatusBoard, StoreStatusBoard
 from server.store import factory as store_factory
-from server.store.base import Store, StoreError
+from server.store.base import CardinalityError, Store, StoreError
 from server.topics import Topics
 
 log = logging.getLogger("rca")
@@ -128,6 +128,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:
         log.error("store error on %s: %s", request.url.path, exc)
         return JSONResponse({"detail": f"storage error: {exc}"}, status_code=503)
+
+    @app.exception_handler(CardinalityError)
+    async def cardinality_error(request: Request, exc: CardinalityError) -> JSONResponse:
+        # any ingest path (JSON, NDJSON, remote-write, OTLP ...) that passes the limits
+        return ingest.cardinality_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

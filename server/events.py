@@ -45,7 +45,10 @@ class MetricBatch:
     @classmethod
     def from_table(cls, table: pa.Table) -> MetricBatch:
         sink = pa.BufferOutputStream()
-        small = table.select(["service", "metric", "ts", "value"])
+        cols = ["service", "metric", "ts", "value"]
+        if "labels" in table.column_names:  # a series is (service, metric, label set)
+            cols.append("labels")
+        small = table.select(cols)
         with pa.ipc.new_stream(sink, small.schema) as w:
             w.write_table(small)
         return cls(ipc=sink.getvalue().to_pybytes(), count=table.num_rows)
@@ -67,6 +70,7 @@ class AnomalyEvent:
     score: float
     baseline: float
     observed: float
+    labels: str | None = None  # canonical label text of the series (None: no labels)
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,12 @@ class BusSettings(BaseModel):
 class ApiSettings(BaseModel):
     max_body_bytes: int = Field(default=64 * 1024 * 1024, description="larger request bodies get 413")
     max_batch_items: int = 1_000_000
+    # Cardinality limits (a series is service, metric and label set; each costs ~7 KB of
+    # detector state). A metric batch that would create series beyond one of them is
+    # rejected whole (422 naming the limit); series that exist already always take points.
+    max_series_per_service: int = Field(default=10_000, ge=1, description="series of one service")
+    max_series_per_metric: int = Field(default=2_000, ge=1, description="label sets of one service's metric")
+    max_series: int = Field(default=100_000, ge=1, description="series in the whole store")
     # Backpressure: while more bus messages than this (summed over the stages) wait for
     # processing, ingest answers 503 with Retry-After (nothing of the refused batch is
     # stored) instead of queueing more. A metric batch is one message per partition it touches.

@@ -23,6 +23,7 @@ from server.api.validation import (
     validate_metrics,
 )
 from server.model import Edge
+from server.store.base import CardinalityError, SeriesLimits
 
 router = APIRouter(tags=["ingest"])
 
@@ -95,6 +96,14 @@ def _reject(state: AppState, kind: str, exc: BatchError) -> JSONResponse:
     return JSONResponse({"detail": exc.errors}, status_code=422)
 
 
+def cardinality_response(exc: CardinalityError) -> JSONResponse:
+    """422 for a batch that would pass a cardinality limit (nothing of it was stored)."""
+    return JSONResponse({"detail": [{
+        "loc": ["body"], "type": "cardinality_limit", "msg": f"{exc} (setting RCA_API__{exc.limit.upper()})",
+        "limit": exc.limit, "scope": exc.scope,
+        "existing_series": exc.existing, "new_series": exc.new, "max_series": exc.maximum}]}, status_code=422)
+
+
 def _too_many(state: AppState, n: int) -> None:
     if n > state.settings.api.max_batch_items:
         raise HTTPException(413, detail=f"batch of {n} items exceeds the limit of {state.settings.api.max_batch_items}")
@@ -165,8 +174,24 @@ async def _ingest_table(request: Request, state: State, kind: str, key: str,
         table = await asyncio.to_thread(work)
     except BatchError as exc:
         return _reject(state, kind, exc), None
+    except CardinalityError as exc:
+        state.metrics.rejected.labels(kind).inc()
+        return cardinality_response(exc), None
     state.metrics.ingested.labels(kind).inc(table.num_rows)
     return _accepted(table.num_rows), table
+
+
+def series_limits(state: AppState) -> SeriesLimits:
+    """The cardinality limits every metric ingest path passes to ``Store.insert_metrics``
+    (a batch over them raises CardinalityError, answered 422 by the app)."""
+    api = state.settings.api
+    return SeriesLimits(per_service=api.max_series_per_service, per_metric=api.max_series_per_metric,
+                        total=api.max_series)
+
+
+def insert_metric_table(state: AppState, table: pa.Table) -> int:
+    """Store one validated metric batch under the cardinality limits (all or nothing)."""
+    return state.store.insert_metrics(table=table, limits=series_limits(state))
 
 
 @router.post("/ingest/metrics", status_code=202, openapi_extra=_body_doc(schemas.MetricPointIn, "points", None),
@@ -177,7 +202,7 @@ async def ingest_metrics(request: Request, state: State) -> JSONResponse:
 
 async def _metrics(request: Request, state: State) -> JSONResponse:
     response, table = await _ingest_table(request, state, "metrics", "points", validate_metrics,
-                                          lambda t: state.store.insert_metrics(table=t))
+                                          lambda t: insert_metric_table(state, t))
     if table is not None and table.num_rows:
         await state.publisher.metrics(table)
     return response

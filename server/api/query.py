@@ -12,6 +12,7 @@ from server.api import convert, schemas
 from server.api.auth import Principal, audit, require
 from server.api.deps import State, ts_param
 from server.model import Label
+from server.model.labels import matches, parse_matchers
 from server.rca.service import model_info_of_store
 from server.timeutil import iso
 
@@ -163,22 +164,48 @@ def list_services(state: State) -> Any:
             for s in state.store.list_services()]
 
 
-@router.get("/services/metrics", response_model=list[schemas.SeriesInfoPublic], tags=["services"])
-def list_series(state: State, service: str | None = None) -> Any:
+_LABEL_DOC = ("label matcher key=value (repeatable: every matcher must hold); selects the label sets of the "
+              "series, e.g. label=pod=a. An empty value also matches a series without that label.")
+LabelMatchers = Annotated[list[str] | None, Query(description=_LABEL_DOC)]
+# Bucket widths from a millisecond to ~30 years: anything else is refused (422), never put into SQL.
+STEP_MIN, STEP_MAX = 1e-3, 1e9
+
+
+def _matchers(label: list[str] | None) -> dict[str, str]:
+    try:
+        return parse_matchers(label or [])
+    except ValueError as exc:
+        raise HTTPException(422, detail=[{"loc": ["query", "label"], "msg": str(exc), "type": "value_error"}]) from exc
+
+
+@router.get("/services/metrics", response_model=list[schemas.SeriesInfoPublic], tags=["services"],
+            summary="The series catalogue: one row per series (service, metric, label set)")
+def list_series(state: State, service: str | None = None, metric: str | None = None,
+                label: LabelMatchers = None) -> Any:
+    want = _matchers(label)
     return [{"service": s.service, "metric": s.metric, "points": s.points, "first_ts": iso(s.first_ts),
-             "last_ts": iso(s.last_ts)} for s in state.store.list_series(service=service)]
+             "last_ts": iso(s.last_ts), "labels": s.labels}
+            for s in state.store.list_series(service=service)
+            if (metric is None or s.metric == metric) and (not want or matches(s.labels, want))]
 
 
-@router.get("/services/{service}/metrics/{metric}/series", response_model=schemas.SeriesPublic, tags=["services"])
+@router.get("/services/{service}/metrics/{metric}/series", response_model=schemas.SeriesPublic, tags=["services"],
+            summary="Stored points of a metric; label sets selected by label matchers, averaged when several")
 def get_series(
     service: str, metric: str, state: State, since: str | None = None, until: str | None = None,
-    step: Annotated[float | None, Query(gt=0, description="bucket width in seconds (averages)")] = None,
+    step: Annotated[float | None, Query(ge=STEP_MIN, le=STEP_MAX, allow_inf_nan=False,
+                                        description="bucket width in seconds (averages), 0.001 to 1e9")] = None,
+    label: LabelMatchers = None,
 ) -> Any:
+    want = _matchers(label)
+    catalogue = [s for s in state.store.list_series(service=service) if s.metric == metric]
+    chosen = [s for s in catalogue if matches(s.labels, want)]
+    if not chosen:
+        what = f" with labels {', '.join(f'{k}={v}' for k, v in want.items() if k[:1] != chr(0))}" if want else ""
+        raise HTTPException(404, detail=f"no series {service}/{metric}{what}")
     ts, vals = state.store.get_series(service=service, metric=metric, since=ts_param(since, "since"),
-                                      until=ts_param(until, "until"), step=step)
-    if len(ts) == 0 and metric not in {s.metric for s in state.store.list_series(service=service)}:
-        raise HTTPException(404, detail=f"no series {service}/{metric}")
-    return {"service": service, "metric": metric,
+                                      until=ts_param(until, "until"), step=step, labels=want or None)
+    return {"service": service, "metric": metric, "label_sets": len(chosen),
             "points": [{"ts": iso(float(t)), "value": float(v)} for t, v in zip(ts, vals, strict=True)]}
 
 

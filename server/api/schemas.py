@@ -11,17 +11,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from server.timeutil import parse_ts
+from server.timeutil import TS_RANGE_TEXT, parse_event_ts
 
 
 def _ts(v: Any) -> float:
-    return parse_ts(v)
+    return parse_event_ts(v)
 
 
 Timestamp = Annotated[
     float,
     BeforeValidator(_ts),
-    Field(description="ISO 8601 string with a zone, or Unix epoch seconds", json_schema_extra={
+    Field(description=f"ISO 8601 string with a zone, or Unix epoch seconds; from {TS_RANGE_TEXT}",
+          json_schema_extra={
         "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}),
 ]
 NonEmpty = Annotated[str, Field(min_length=1, max_length=512)]
@@ -236,6 +237,8 @@ class AnomalyPublic(BaseModel):
     baseline: float
     observed: float
     join_reason: str | None = None
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="label set of the anomalous series ({} when it has none) (extension)")
 
 
 class SuspectPublic(BaseModel):
@@ -275,6 +278,7 @@ class SeriesInfoPublic(BaseModel):
     points: int
     first_ts: str
     last_ts: str
+    labels: dict[str, str] = Field(default_factory=dict, description="label set of this series ({}: none)")
 
 
 class PointPublic(BaseModel):
@@ -286,6 +290,7 @@ class SeriesPublic(BaseModel):
     service: str
     metric: str
     points: list[PointPublic]
+    label_sets: int = Field(default=1, description="how many label sets were averaged into these points (extension)")
 
 
 class StagePublic(BaseModel):

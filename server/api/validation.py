@@ -19,7 +19,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from server.api import schemas
 from server.model import Change, Edge
-from server.timeutil import parse_ts
+from server.model.labels import canonical_labels
+from server.timeutil import TS_MAX, TS_MIN, parse_ts, ts_range_error
 
 MAX_ERRORS = 100
 MAX_LABELS = 32  # labels per point
@@ -37,6 +38,35 @@ def _err(loc: list[Any], msg: str, typ: str = "value_error") -> dict[str, Any]:
     return {"loc": loc, "msg": msg, "type": typ}
 
 
+def _non_finite(doc: Any, loc: list[Any], out: list[dict[str, Any]]) -> None:
+    """Append an error for every NaN or infinite number in a decoded document."""
+    if isinstance(doc, float) and not math.isfinite(doc):
+        field = loc[-1] if loc and isinstance(loc[-1], str) else "value"
+        out.append(_err(loc, f"{field} must be a finite number (NaN and infinities are not accepted)",
+                        "finite_number"))
+    elif isinstance(doc, dict):
+        for k, v in doc.items():
+            _non_finite(v, [*loc, k], out)
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            _non_finite(v, [*loc, i], out)
+
+
+def _name_non_finite(text: bytes, loc: list[Any]) -> list[dict[str, Any]]:
+    """After strict JSON decoding failed: if the body only holds NaN, Infinity or numbers
+    too large for a double (which the lenient stdlib decoder reads as non-finite floats),
+    name each item and field that holds one; otherwise nothing (the JSON error stands)."""
+    import json
+
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        return []
+    out: list[dict[str, Any]] = []
+    _non_finite(doc, loc, out)
+    return out
+
+
 def parse_items(body: bytes, key: str, *, ndjson: bool = False, allow_single: bool = False) -> list[Any]:
     """Decode a wrapped body (``{key: [...]}``), a bare array, NDJSON, or (for change
     endpoints) one bare event object into a list of raw items."""
@@ -48,14 +78,23 @@ def parse_items(body: bytes, key: str, *, ndjson: bool = False, allow_single: bo
             try:
                 items.append(orjson.loads(line))
             except orjson.JSONDecodeError as exc:
-                raise BatchError([_err(["body", lineno], f"invalid JSON on line {lineno + 1}: {exc}", "json_invalid")]) from exc
+                named = _name_non_finite(line, ["body", key, len(items)])
+                raise BatchError(named or [_err(["body", lineno], f"invalid JSON on line {lineno + 1}: {exc}",
+                                                "json_invalid")]) from exc
         return items
     if not body.strip():
         raise BatchError([_err(["body"], "request body is empty", "missing")])
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BatchError([_err(["body"], f"invalid JSON: {exc}", "json_invalid")]) from exc
+        named = _name_non_finite(body, ["body"])
+        # name items as the wrapped form does: ["body", key, index, field]
+        for e in named:
+            if len(e["loc"]) > 1 and isinstance(e["loc"][1], int):  # a bare array
+                e["loc"] = ["body", key, *e["loc"][1:]]
+            elif len(e["loc"]) > 1 and e["loc"][1] != key:  # one bare event object
+                e["loc"] = ["body", key, 0, *e["loc"][1:]]
+        raise BatchError(named or [_err(["body"], f"invalid JSON: {exc}", "json_invalid")]) from exc
     if isinstance(doc, list):
         return doc
     if isinstance(doc, dict):
@@ -96,10 +135,18 @@ def _ts_column(raw: list[Any], key: str, errors: list[dict[str, Any]]) -> np.nda
                     out[i] = parse_ts(raw[i])
                 except ValueError as exc:
                     errors.append(_err(["body", key, int(i), "ts"], str(exc)))
-    num_idx = np.flatnonzero(num_mask)
-    for j in np.flatnonzero(~np.isfinite(out[num_idx])):
-        errors.append(_err(["body", key, int(num_idx[j]), "ts"], "timestamp must be finite"))
     return out
+
+
+def _check_ts_range(ts: np.ndarray, key: str, errors: list[dict[str, Any]], skip: set[int]) -> None:
+    """Name every point whose timestamp is not finite or outside the accepted range
+    (:data:`server.timeutil.TS_MIN` .. ``TS_MAX``); one vectorised test when all are fine."""
+    ok = (ts >= TS_MIN) & (ts < TS_MAX)  # NaN fails both
+    if ok.all():
+        return
+    for j in np.flatnonzero(~ok):
+        if int(j) not in skip:
+            errors.append(_err(["body", key, int(j), "ts"], ts_range_error(float(ts[j])) or "invalid timestamp"))
 
 
 _NUM = {int, float}
@@ -136,16 +183,23 @@ def validate_metrics(items: list[Any], key: str = "points") -> pa.Table:
     raw_ts = [it.get("ts") for it in items]
     if not (set(map(type, raw_ts)) - _NUM):
         ts = np.array(raw_ts, dtype=np.float64)
-        errors.extend(_err(["body", key, int(j), "ts"], "timestamp must be finite")
-                      for j in np.flatnonzero(~np.isfinite(ts)))
+        _check_ts_range(ts, key, errors, set())
     else:
+        shape_errors = []
         for i, v in enumerate(raw_ts):
             if v is None:
-                errors.append(_err(["body", key, i, "ts"], "field required", "missing"))
+                shape_errors.append(_err(["body", key, i, "ts"], "field required", "missing"))
             elif type(v) is bool or not isinstance(v, int | float | str):
-                errors.append(_err(["body", key, i, "ts"],
-                                   "timestamp must be an ISO 8601 string with a zone or epoch seconds"))
-        ts = _ts_column(raw_ts, key, errors) if not errors else np.empty(0)
+                shape_errors.append(_err(["body", key, i, "ts"],
+                                         "timestamp must be an ISO 8601 string with a zone or epoch seconds"))
+        errors.extend(shape_errors)
+        if not errors:
+            ts_errors: list[dict[str, Any]] = []
+            ts = _ts_column(raw_ts, key, ts_errors)
+            errors.extend(ts_errors)
+            _check_ts_range(ts, key, errors, {e["loc"][2] for e in ts_errors})
+        else:
+            ts = np.empty(0)
     raw_val = [it.get("value") for it in items]
     if not (set(map(type, raw_val)) - _NUM):
         values = np.array(raw_val, dtype=np.float64)
@@ -174,7 +228,7 @@ def validate_metrics(items: list[Any], key: str = "points") -> pa.Table:
                                    f"at most {MAX_LABELS} labels per point, names of 1 to {MAX_LABEL_NAME} and "
                                    f"values of at most {MAX_LABEL_VALUE} characters", "too_long"))
             else:
-                labels[i] = orjson.dumps(lab, option=orjson.OPT_SORT_KEYS).decode()
+                labels[i] = canonical_labels(lab)  # one text per label set: the series key
     if errors:
         errors.sort(key=lambda e: (e["loc"][2] if len(e["loc"]) > 2 else -1))
         raise BatchError(errors)

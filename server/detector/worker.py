@@ -1,6 +1,8 @@
 """The detector's edge: Arrow batches of points in, per-series detector events out.
 
-Keeps the (service, metric) -> series index map and the per-series newest timestamp.
+A series is (service, metric, label set): the stage keeps the series index map keyed by
+service, metric and the canonical label text (:mod:`server.model.labels`), and the
+per-series newest timestamp.
 Points are fed to the detector in event-time order per series: a batch is sorted by
 (series, ts) and stepped in one call. A point not newer than its series' last detected
 point is late: it is stored (by the API) but not detected, and counted.
@@ -16,8 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from server.detector.core import DetectorConfig, DetectorEvent, StreamingDetector
+from server.model.labels import parse_labels
 
-_SEP = "\x1f"
+_SEP = "\x1f"  # canonical label JSON never holds a raw \x1f (JSON escapes control characters)
 
 
 @dataclass(slots=True)
@@ -26,13 +29,16 @@ class SeriesEvent:
     metric: str
     series: int
     event: DetectorEvent
+    labels: dict[str, str] | None = None  # the series' label set (None: no labels)
 
 
 class DetectorStage:
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self.detector = StreamingDetector(config)
-        self.index: dict[str, int] = {}
+        self.index: dict[str, int] = {}  # "service SEP metric SEP labels" -> series
         self.names: list[tuple[str, str]] = []
+        self.labels: list[str] = []  # canonical label text per series ("" for none)
+        self._parsed: dict[str, dict[str, str] | None] = {"": None}
         self.last_ts = np.full(1024, -np.inf)
         self.late_points = 0
         self.points = 0
@@ -43,6 +49,7 @@ class DetectorStage:
         state = self.detector.get_state()
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, names=np.array([f"{s}{_SEP}{m}" for s, m in self.names], dtype=object),
+                 labels=np.array(self.labels, dtype=object),
                  last_ts=self.last_ts[: len(self.names)], late=np.array([self.late_points]),
                  watermark=np.array([self.watermark]),
                  **{f"det_{k}": v for k, v in state.items()})  # type: ignore[arg-type]
@@ -53,9 +60,14 @@ class DetectorStage:
             return False
         with np.load(path, allow_pickle=True) as z:
             names = [str(x) for x in z["names"]]
+            # a state file written before series had labels: every series has the empty label set
+            labels = [str(x) for x in z["labels"]] if "labels" in z.files else [""] * len(names)
+            if len(labels) != len(names):
+                raise ValueError(f"detector state {path}: {len(names)} series names but {len(labels)} label sets")
             self.detector.set_state({k[4:]: z[k] for k in z.files if k.startswith("det_")})
             self.names = [tuple(n.split(_SEP, 1)) for n in names]  # type: ignore[misc]
-            self.index = {n: i for i, n in enumerate(names)}
+            self.labels = labels
+            self.index = {f"{n}{_SEP}{lab}": i for i, (n, lab) in enumerate(zip(names, labels, strict=True))}
             self.last_ts = np.full(max(1024, len(names) * 2), -np.inf)
             self.last_ts[: len(names)] = z["last_ts"]
             self.late_points = int(z["late"][0])
@@ -64,7 +76,11 @@ class DetectorStage:
 
     # ---- processing -------------------------------------------------------------------------
     def _series_ids(self, table: pa.Table) -> np.ndarray:
-        keys = pc.binary_join_element_wise(table.column("service"), table.column("metric"), _SEP)
+        if "labels" in table.column_names and table.column("labels").type != pa.null():
+            labels = pc.fill_null(table.column("labels"), "")
+        else:
+            labels = pa.chunked_array([pa.array([""] * table.num_rows, pa.string())])
+        keys = pc.binary_join_element_wise(table.column("service"), table.column("metric"), labels, _SEP)
         enc = pc.dictionary_encode(keys).combine_chunks()
         uniq = enc.dictionary.to_pylist()
         mapping = np.empty(len(uniq), dtype=np.int64)
@@ -73,8 +89,12 @@ class DetectorStage:
             if i is None:
                 i = len(self.names)
                 self.index[k] = i
-                svc, met = k.split(_SEP, 1)
+                name, _, lab = k.rpartition(_SEP)
+                svc, met = name.split(_SEP, 1)
                 self.names.append((svc, met))
+                self.labels.append(lab)
+                if lab not in self._parsed:
+                    self._parsed[lab] = parse_labels(lab)
             mapping[j] = i
         n = len(self.names)
         if n > len(self.last_ts):
@@ -114,6 +134,15 @@ class DetectorStage:
         ends[:-1] = sid[1:] != sid[:-1]
         self.last_ts[sid[ends]] = ts[ends]
         self.watermark = max(self.watermark, float(ts.max()))
-        out = [SeriesEvent(self.names[e.series][0], self.names[e.series][1], e.series, e) for e in events]
+        out = [SeriesEvent(self.names[e.series][0], self.names[e.series][1], e.series, e,
+                           self.labels_of(e.series)) for e in events]
         out.sort(key=lambda se: (se.event.ts, se.series))
         return out
+
+    def labels_of(self, series: int) -> dict[str, str] | None:
+        """The label set of a series (None: no labels)."""
+        lab = self.labels[series]
+        if lab not in self._parsed:
+            self._parsed[lab] = parse_labels(lab)
+        got = self._parsed[lab]
+        return dict(got) if got else None

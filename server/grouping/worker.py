@@ -5,6 +5,7 @@ from __future__ import annotations
 from server.detector.worker import SeriesEvent
 from server.grouping.core import Group, decide, hop_distances, ratio, severity, title
 from server.model import Anomaly, Edge, Incident
+from server.model.labels import canonical_labels
 from server.settings import GroupingSettings, PipelineSettings
 from server.store.base import Store
 
@@ -28,7 +29,8 @@ class IncidentManager:
         self.max_hops = grouping.max_hops
         self.pipeline = pipeline
         self.groups: dict[str, Group] = {}
-        self.open_by_series: dict[tuple[str, str], Anomaly] = {}
+        # a series is (service, metric, canonical label text): one open anomaly per series
+        self.open_by_series: dict[tuple[str, str, str | None], Anomaly] = {}
         self._load()
 
     def _load(self) -> None:
@@ -37,7 +39,7 @@ class IncidentManager:
         for inc in self.store.list_incidents(status="RESOLVED", limit=200):
             self.groups[inc.id] = self._group_of(inc)
         for a in self.store.list_anomalies(open_only=True):
-            self.open_by_series[(a.service, a.metric)] = a
+            self.open_by_series[(a.service, a.metric, canonical_labels(a.labels))] = a
 
     def _group_of(self, inc: Incident) -> Group:
         anomalies = self.store.list_anomalies(incident_id=inc.id)
@@ -65,14 +67,14 @@ class IncidentManager:
         topology = self.store.get_topology()
         for se in events:
             ev = se.event
-            key = (se.service, se.metric)
+            key = (se.service, se.metric, canonical_labels(se.labels))
             if ev.kind == "open":
                 if key in self.open_by_series or ev.direction not in bad_direction(se.metric, self.pipeline):
                     continue
                 a = Anomaly(id=self.store.next_id(prefix="an"), service=se.service, metric=se.metric,
                             started_at=ev.onset, detected_at=ev.ts, direction=ev.direction,
                             score=round(float(ev.score), 4), baseline=float(ev.baseline),
-                            observed=float(ev.observed))
+                            observed=float(ev.observed), labels=se.labels)
                 dirty.add(self._join(a, topology))
                 self.open_by_series[key] = a
             else:

@@ -96,6 +96,8 @@ class Anomaly:
     ended_at: float | None = None
     incident_id: str | None = None
     join_reason: str | None = None
+    # labels of the anomalous series (a series is service, metric and label set); None: none
+    labels: dict[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -161,6 +163,7 @@ class SeriesInfo:
     points: int
     first_ts: float
     last_ts: float
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

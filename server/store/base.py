@@ -17,6 +17,7 @@ worker thread. Times are epoch seconds. Driver errors are translated into
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,6 +41,30 @@ from server.model import (
 
 class StoreError(Exception):
     """A storage backend failed (translated from the driver's own error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesLimits:
+    """Cardinality limits checked by :meth:`Store.insert_metrics` (``None``: no limit).
+
+    ``per_service``: series (metric x label set) of one service; ``per_metric``: label sets
+    of one (service, metric); ``total``: series in the whole store."""
+
+    per_service: int | None = None
+    per_metric: int | None = None
+    total: int | None = None
+
+
+class CardinalityError(Exception):
+    """A metric batch would create more series than a :class:`SeriesLimits` allows; nothing
+    of the batch was stored. ``limit`` names the setting, ``scope`` the service or
+    service/metric, ``existing`` and ``new`` the series counts, ``maximum`` the limit."""
+
+    def __init__(self, *, limit: str, scope: str, existing: int, new: int, maximum: int) -> None:
+        self.limit, self.scope, self.existing, self.new, self.maximum = limit, scope, existing, new, maximum
+        super().__init__(
+            f"{scope} would have {existing + new} series ({existing} stored + {new} new in this batch), "
+            f"over the limit of {maximum} ({limit}); nothing of this batch was stored")
 
 
 LEVEL_RANK = {"DEBUG": 0, "INFO": 1, "WARN": 2, "ERROR": 3, "FATAL": 4}
@@ -98,38 +123,45 @@ class LogPatternCount:
 class TelemetryStore(Protocol):
     """Metrics, logs and the series catalogue."""
 
-    def insert_metrics(self, *, table: pa.Table) -> int:
+    def insert_metrics(self, *, table: pa.Table, limits: SeriesLimits | None = None) -> int:
         """Columns: service (str), metric (str), ts (float64 epoch s), value (float64),
-        labels (str JSON or null). Returns rows inserted. All-or-nothing."""
+        labels (canonical JSON str, see :func:`server.model.labels.canonical_labels`, or
+        null for none). Returns rows inserted. All-or-nothing: raises
+        :class:`CardinalityError` (storing nothing) when the batch would exceed ``limits``."""
 
     def insert_logs(self, *, table: pa.Table) -> int:
         """Columns: service, ts (float64), level (str, normalised), message, attributes (JSON str or null)."""
 
     def get_series(
         self, *, service: str, metric: str, since: float | None = None, until: float | None = None,
-        step: float | None = None,
+        step: float | None = None, labels: Mapping[str, str] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(ts, values) sorted by ts; averaged into ``step``-second buckets when given."""
+        """(ts, values) sorted by ts; averaged into ``step``-second buckets when given.
 
-    def get_series_many(
-        self, *, services: list[str], since: float, until: float
-    ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
-        """Every metric of the given services in [since, until], keyed by (service, metric)."""
+        ``labels`` are matchers (:func:`server.model.labels.matches`) selecting label sets;
+        without them every label set of the metric is selected. When more than one label
+        set is selected, their values are averaged per timestamp (or per bucket)."""
 
     def get_labelled_series(
         self, *, service: str, metric: str, since: float, until: float
     ) -> list[tuple[dict[str, str], np.ndarray, np.ndarray]]:
-        """One ``(labels, ts, values)`` per label set of the metric in [since, until]
-        (``{}`` for points sent without labels), each sorted by ts."""
+        """One entry per label set of the metric with points in [since, until]:
+        (labels, ts sorted, values), ordered by the canonical label text."""
+
+    def get_series_many(
+        self, *, services: list[str], since: float, until: float
+    ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+        """Every metric of the given services in [since, until], keyed by (service, metric);
+        the label sets of a metric are averaged per timestamp (service-level view)."""
+
+    def list_series(self, *, service: str | None = None) -> list[SeriesInfo]:
+        """One row per series (service, metric, label set), sorted."""
 
     def series_before_after(
         self, *, services: list[str], at: float, before: float, after: float
     ) -> list[BeforeAfter]:
         """Per series of the given services: stats in [at - before, at) and [at, at + after],
         sorted by (service, metric); series with no point in either window are left out."""
-
-    def list_series(self, *, service: str | None = None) -> list[SeriesInfo]:
-        """The series catalogue, sorted by (service, metric)."""
 
     def get_logs(
         self, *, services: list[str] | None, since: float, until: float, min_level: str = "WARN",
@@ -302,7 +334,8 @@ def services_summary(series: list[SeriesInfo], change_last: dict[str, float]) ->
     out: dict[str, dict[str, Any]] = {}
     for info in series:
         d = out.setdefault(info.service, {"name": info.service, "metrics": [], "last_seen": None})
-        d["metrics"].append(info.metric)
+        if not d["metrics"] or d["metrics"][-1] != info.metric:  # one row per label set: each metric once
+            d["metrics"].append(info.metric)
         d["last_seen"] = max(d["last_seen"] or info.last_ts, info.last_ts)
     for svc, last in change_last.items():
         d = out.setdefault(svc, {"name": svc, "metrics": [], "last_seen": None})

@@ -15,7 +15,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -37,18 +37,23 @@ from server.model import (
     Suspect,
     SuspectRef,
 )
+from server.model.labels import canonical_labels, matches, parse_labels
 from server.store.base import (
     LEVEL_RANK,
     BeforeAfter,
+    CardinalityError,
     Checkpoint,
     LogPatternCount,
+    SeriesLimits,
     StoreError,
     WindowStats,
     check_prefix,
     services_summary,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+
+SeriesKey = tuple[str, str, str | None]  # service, metric, canonical label text (None: no labels)
 
 _SCHEMA_V1 = [
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -62,7 +67,8 @@ _SCHEMA_V1 = [
     "CREATE TABLE IF NOT EXISTS topology (source VARCHAR, target VARCHAR, PRIMARY KEY (source, target))",
     """CREATE TABLE IF NOT EXISTS anomalies (id VARCHAR PRIMARY KEY, incident_id VARCHAR,
         service VARCHAR, metric VARCHAR, started_at DOUBLE, detected_at DOUBLE, ended_at DOUBLE,
-        direction VARCHAR, score DOUBLE, baseline DOUBLE, observed DOUBLE, join_reason VARCHAR)""",
+        direction VARCHAR, score DOUBLE, baseline DOUBLE, observed DOUBLE, join_reason VARCHAR,
+        labels VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS incidents (id VARCHAR PRIMARY KEY, status VARCHAR, title VARCHAR,
         started_at DOUBLE, detected_at DOUBLE, resolved_at DOUBLE, services VARCHAR[], severity DOUBLE,
         anomaly_count INTEGER, top_suspect VARCHAR, no_convincing_change BOOLEAN, rca_version INTEGER)""",
@@ -78,7 +84,8 @@ _SCHEMA_V1 = [
 _S, _F64, _I = pa.string(), pa.float64(), pa.int32()
 _ANOM_SCHEMA = pa.schema([("id", _S), ("incident_id", _S), ("service", _S), ("metric", _S), ("started_at", _F64),
                           ("detected_at", _F64), ("ended_at", _F64), ("direction", _S), ("score", _F64),
-                          ("baseline", _F64), ("observed", _F64), ("join_reason", _S)])
+                          ("baseline", _F64), ("observed", _F64), ("join_reason", _S),
+                          ("labels", _S)])
 _INC_SCHEMA = pa.schema([("id", _S), ("status", _S), ("title", _S), ("started_at", _F64), ("detected_at", _F64),
                          ("resolved_at", _F64), ("services", pa.list_(_S)), ("severity", _F64),
                          ("anomaly_count", _I), ("top_suspect", _S), ("no_convincing_change", pa.bool_()),
@@ -117,6 +124,8 @@ _MIGRATIONS: dict[int, list[str]] = {
         """CREATE TABLE IF NOT EXISTS idempotency (key VARCHAR PRIMARY KEY, endpoint VARCHAR NOT NULL,
             status INTEGER NOT NULL, body VARCHAR NOT NULL, created_at DOUBLE NOT NULL)""",
     ],
+    # 3 -> 4: an anomaly records the label set of its series
+    3: ["ALTER TABLE anomalies ADD COLUMN IF NOT EXISTS labels VARCHAR"],
 }
 
 
@@ -147,13 +156,57 @@ class DuckDBStore:
         except duckdb.Error as exc:
             raise StoreError(f"cannot open DuckDB file {self.path}: {exc}") from exc
         self._migrate()
-        self._series = self._load_series()
+        self._series: dict[SeriesKey, list[float]] = {}
+        self._label_sets: dict[tuple[str, str], list[str | None]] = {}  # (service, metric) -> label texts
+        self._per_service: dict[str, int] = {}
+        self._parsed: dict[str | None, dict[str, str]] = {None: {}}
+        rows = self._q("SELECT service, metric, labels, count(*), min(ts), max(ts) FROM metrics GROUP BY 1, 2, 3")
+        for r in rows:
+            self._add_series((r[0], r[1], r[2] or None), [float(r[3]), float(r[4]), float(r[5])])
 
-    def _load_series(self) -> dict[tuple[str, str], list[float]]:
+    def _add_series(self, key: SeriesKey, stats: list[float]) -> None:
         """The series catalogue lives in memory (rebuilt from the raw table on open), so
         ingest never pays for an upsert of per-series counters."""
-        rows = self._q("SELECT service, metric, count(*), min(ts), max(ts) FROM metrics GROUP BY 1, 2")
-        return {(r[0], r[1]): [float(r[2]), float(r[3]), float(r[4])] for r in rows}
+        self._series[key] = stats
+        self._label_sets.setdefault((key[0], key[1]), []).append(key[2])
+        self._per_service[key[0]] = self._per_service.get(key[0], 0) + 1
+        if key[2] not in self._parsed:
+            self._parsed[key[2]] = parse_labels(key[2])
+
+    def _check_limits(self, new: list[SeriesKey], limits: SeriesLimits) -> None:
+        """Raise CardinalityError when adding ``new`` series would pass a limit."""
+        if limits.total is not None and len(self._series) + len(new) > limits.total:
+            raise CardinalityError(limit="max_series", scope="the store", existing=len(self._series),
+                                   new=len(new), maximum=limits.total)
+        if limits.per_metric is not None:
+            per_metric: dict[tuple[str, str], int] = {}
+            for svc, met, _ in new:
+                per_metric[(svc, met)] = per_metric.get((svc, met), 0) + 1
+            for (svc, met), k in sorted(per_metric.items()):
+                have = len(self._label_sets.get((svc, met), ()))
+                if have + k > limits.per_metric:
+                    raise CardinalityError(limit="max_series_per_metric", scope=f"metric {svc}/{met}",
+                                           existing=have, new=k, maximum=limits.per_metric)
+        if limits.per_service is not None:
+            per_service: dict[str, int] = {}
+            for svc, _, _ in new:
+                per_service[svc] = per_service.get(svc, 0) + 1
+            for svc, k in sorted(per_service.items()):
+                have = self._per_service.get(svc, 0)
+                if have + k > limits.per_service:
+                    raise CardinalityError(limit="max_series_per_service", scope=f"service {svc}",
+                                           existing=have, new=k, maximum=limits.per_service)
+
+    def _selected_label_sets(self, service: str, metric: str,
+                             labels: Mapping[str, str] | None) -> tuple[list[str | None], bool]:
+        """The label texts of (service, metric) that ``labels`` matchers select, and whether
+        that is every label set of the metric."""
+        with self._lock:
+            every = list(self._label_sets.get((service, metric), ()))
+        if not labels:
+            return every, True
+        chosen = [t for t in every if matches(self._parsed.get(t) or parse_labels(t), labels)]
+        return chosen, len(chosen) == len(every)
 
     # ---- plumbing --------------------------------------------------------------------
     @contextmanager
@@ -314,12 +367,22 @@ class DuckDBStore:
         return [self._checkpoint(r) for r in rows]
 
     # ---- raw data ---------------------------------------------------------------------
-    def insert_metrics(self, *, table: pa.Table) -> int:
+    def insert_metrics(self, *, table: pa.Table, limits: SeriesLimits | None = None) -> int:
         n = table.num_rows
         if n == 0:
             return 0
-        agg = table.group_by(["service", "metric"]).aggregate([("ts", "count"), ("ts", "min"), ("ts", "max")])
+        if "labels" not in table.column_names:
+            table = table.append_column("labels", pa.nulls(n, pa.string()))
+        agg = table.group_by(["service", "metric", "labels"]).aggregate(
+            [("ts", "count"), ("ts", "min"), ("ts", "max")])
+        cols = [agg.column(c).to_pylist() for c in ("service", "metric", "labels", "ts_count", "ts_min", "ts_max")]
         with self._lock:
+            series = self._series
+            if limits is not None:
+                new = [(svc, met, lab or None) for svc, met, lab in zip(cols[0], cols[1], cols[2], strict=True)
+                       if (svc, met, lab or None) not in series]
+                if new:
+                    self._check_limits(new, limits)
             try:
                 self._con.register("_batch", table)
                 self._con.execute("INSERT INTO metrics SELECT service, metric, ts, value, labels FROM _batch")
@@ -327,11 +390,11 @@ class DuckDBStore:
                 raise StoreError(str(exc)) from exc
             finally:
                 self._con.unregister("_batch")
-            cols = [agg.column(c).to_pylist() for c in ("service", "metric", "ts_count", "ts_min", "ts_max")]
-            for svc, met, cnt, lo, hi in zip(*cols, strict=True):
-                cur = self._series.get((svc, met))
+            for svc, met, lab, cnt, lo, hi in zip(*cols, strict=True):
+                key = (svc, met, lab or None)
+                cur = series.get(key)
                 if cur is None:
-                    self._series[(svc, met)] = [float(cnt), lo, hi]
+                    self._add_series(key, [float(cnt), lo, hi])
                 else:
                     cur[0] += cnt
                     cur[1] = min(cur[1], lo)
@@ -391,13 +454,22 @@ class DuckDBStore:
 
     def get_series(
         self, *, service: str, metric: str, since: float | None = None, until: float | None = None,
-        step: float | None = None,
+        step: float | None = None, labels: Mapping[str, str] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
+        chosen, every = self._selected_label_sets(service, metric, labels)
+        if not chosen:
+            return np.empty(0), np.empty(0)
         where, params = _where(("service = ?", service), ("metric = ?", metric), ("ts >= ?", since),
                                ("ts <= ?", until))
+        if not every:
+            where += " AND coalesce(labels, '') IN (SELECT unnest(?))"
+            params.append([t or "" for t in chosen])
         if step:
-            sql = (f"SELECT floor(ts / {float(step)!r}) * {float(step)!r} AS b, avg(value) FROM metrics "
+            sql = ("SELECT floor(ts / ?::DOUBLE) * ?::DOUBLE AS b, avg(value) FROM metrics "
                    f"WHERE {where} GROUP BY b ORDER BY b")
+            params = [float(step), float(step), *params]
+        elif len(chosen) > 1:  # several label sets: their average per timestamp
+            sql = f"SELECT ts, avg(value) FROM metrics WHERE {where} GROUP BY ts ORDER BY ts"
         else:
             sql = f"SELECT ts, value FROM metrics WHERE {where} ORDER BY ts"
         with self._lock:
@@ -414,14 +486,17 @@ class DuckDBStore:
     ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
         if not services:
             return {}
+        wanted = set(services)
+        with self._lock:
+            several = any(len(v) > 1 for k, v in self._label_sets.items() if k[0] in wanted)
+        # a metric with several label sets is averaged per timestamp (the service-level view)
+        sql = ("SELECT service, metric, ts, avg(value) FROM metrics WHERE service IN (SELECT unnest(?)) "
+               "AND ts >= ? AND ts <= ? GROUP BY service, metric, ts ORDER BY service, metric, ts") if several else (
+               "SELECT service, metric, ts, value FROM metrics WHERE service IN (SELECT unnest(?)) "
+               "AND ts >= ? AND ts <= ? ORDER BY service, metric, ts")
         with self._lock:
             try:
-                tbl = self._con.sql(
-                    """SELECT service, metric, ts, value FROM metrics
-                       WHERE service IN (SELECT unnest(?)) AND ts >= ? AND ts <= ?
-                       ORDER BY service, metric, ts""",
-                    params=[services, since, until],
-                ).to_arrow_table()
+                tbl = self._con.sql(sql, params=[services, since, until]).to_arrow_table()
             except duckdb.Error as exc:
                 raise StoreError(str(exc)) from exc
         out: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -453,22 +528,27 @@ class DuckDBStore:
                 raise StoreError(str(exc)) from exc
         if tbl.num_rows == 0:
             return []
-        labs = tbl.column(0).to_pylist()
+        labs = tbl.column(0).combine_chunks()
         ts = tbl.column(1).to_numpy().astype(np.float64)
         val = tbl.column(2).to_numpy().astype(np.float64)
-        out: list[tuple[dict[str, str], np.ndarray, np.ndarray]] = []
-        start = 0
-        for i in range(1, len(labs) + 1):
-            if i == len(labs) or labs[i] != labs[start]:
-                parsed = json.loads(labs[start]) if labs[start] else {}
-                out.append(({str(k): str(v) for k, v in parsed.items()}, ts[start:i], val[start:i]))
-                start = i
+        enc = labs.dictionary_encode()
+        codes = enc.indices.to_numpy(zero_copy_only=False)
+        names = enc.dictionary.to_pylist()
+        cuts = np.flatnonzero(np.diff(codes)) + 1
+        out = []
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(codes)], strict=True):
+            text = names[codes[lo]] or None
+            out.append((dict(self._parsed.get(text) or parse_labels(text)), ts[lo:hi], val[lo:hi]))
         return out
 
     def list_series(self, *, service: str | None = None) -> list[SeriesInfo]:
         with self._lock:
-            items = sorted(self._series.items())
-        return [SeriesInfo(k[0], k[1], int(v[0]), v[1], v[2]) for k, v in items if service is None or k[0] == service]
+            items = sorted((k for k in self._series if service is None or k[0] == service),
+                           key=lambda k: (k[0], k[1], k[2] or ""))
+            stats = [self._series[k] for k in items]
+            parsed = self._parsed
+            return [SeriesInfo(k[0], k[1], int(v[0]), v[1], v[2], labels=dict(parsed[k[2]]))
+                    for k, v in zip(items, stats, strict=True)]
 
     def list_services(self) -> list[dict[str, Any]]:
         return services_summary(self.list_series(), self.change_services())
@@ -567,13 +647,13 @@ class DuckDBStore:
 
     # ---- pipeline state -------------------------------------------------------------------
     _ANOM_COLS = ("id, incident_id, service, metric, started_at, detected_at, ended_at, direction, score, "
-                  "baseline, observed, join_reason")
+                  "baseline, observed, join_reason, labels")
 
     def save_anomalies(self, *, anomalies: list[Anomaly]) -> None:
         if not anomalies:
             return
         rows = [(a.id, a.incident_id, a.service, a.metric, a.started_at, a.detected_at, a.ended_at, a.direction,
-                 a.score, a.baseline, a.observed, a.join_reason) for a in anomalies]
+                 a.score, a.baseline, a.observed, a.join_reason, canonical_labels(a.labels)) for a in anomalies]
         with self._tx() as con:
             self._insert_rows(con, "anomalies", _ANOM_SCHEMA, rows, replace=True)
 
@@ -585,7 +665,8 @@ class DuckDBStore:
                        "ORDER BY started_at, id", params)
         return [
             Anomaly(id=r[0], incident_id=r[1], service=r[2], metric=r[3], started_at=r[4], detected_at=r[5],
-                    ended_at=r[6], direction=r[7], score=r[8], baseline=r[9], observed=r[10], join_reason=r[11])
+                    ended_at=r[6], direction=r[7], score=r[8], baseline=r[9], observed=r[10], join_reason=r[11],
+                    labels=parse_labels(r[12]) or None)
             for r in rows
         ]
 

@@ -25,7 +25,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ from server.store.base import (
     BeforeAfter,
     Checkpoint,
     LogPatternCount,
+    SeriesLimits,
     StoreError,
     WindowStats,
     check_prefix,
@@ -265,7 +266,9 @@ class PostgresStore:
         return [self._checkpoint(r) for r in rows]
 
     # ---- telemetry ----------------------------------------------------------------------
-    def insert_metrics(self, *, table: pa.Table) -> int:
+    def insert_metrics(self, *, table: pa.Table, limits: SeriesLimits | None = None) -> int:
+        # NOT YET labelled: this store keys series by (service, metric) only, so label sets
+        # are stored with the points but not catalogued, and ``limits`` are not enforced here.
         n = table.num_rows
         if n == 0:
             return 0
@@ -343,8 +346,10 @@ class PostgresStore:
 
     def get_series(
         self, *, service: str, metric: str, since: float | None = None, until: float | None = None,
-        step: float | None = None,
+        step: float | None = None, labels: Mapping[str, str] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
+        if labels:
+            raise StoreError("label matchers are not supported by the PostgreSQL store yet")
         conds: list[str] = ["series_id = (SELECT id FROM series WHERE service = %s AND metric = %s)"]
         params: list[Any] = [service, metric]
         if since is not None:

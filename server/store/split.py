@@ -4,6 +4,7 @@ telemetry). Each call goes to the store that holds its data."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -26,6 +27,7 @@ from server.store.base import (
     BeforeAfter,
     Checkpoint,
     LogPatternCount,
+    SeriesLimits,
     StateStore,
     TelemetryStore,
     services_summary,
@@ -51,27 +53,32 @@ class SplitStore:
             self.state.close()
 
     # ---- telemetry -------------------------------------------------------------------
-    def insert_metrics(self, *, table: pa.Table) -> int:
-        return self.telemetry.insert_metrics(table=table)
+    def insert_metrics(self, *, table: pa.Table, limits: SeriesLimits | None = None) -> int:
+        if limits is None:
+            return self.telemetry.insert_metrics(table=table)
+        return self.telemetry.insert_metrics(table=table, limits=limits)
 
     def insert_logs(self, *, table: pa.Table) -> int:
         return self.telemetry.insert_logs(table=table)
 
     def get_series(
         self, *, service: str, metric: str, since: float | None = None, until: float | None = None,
-        step: float | None = None,
+        step: float | None = None, labels: Mapping[str, str] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        return self.telemetry.get_series(service=service, metric=metric, since=since, until=until, step=step)
-
-    def get_series_many(
-        self, *, services: list[str], since: float, until: float
-    ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
-        return self.telemetry.get_series_many(services=services, since=since, until=until)
+        if labels is None:
+            return self.telemetry.get_series(service=service, metric=metric, since=since, until=until, step=step)
+        return self.telemetry.get_series(service=service, metric=metric, since=since, until=until, step=step,
+                                         labels=labels)
 
     def get_labelled_series(
         self, *, service: str, metric: str, since: float, until: float
     ) -> list[tuple[dict[str, str], np.ndarray, np.ndarray]]:
         return self.telemetry.get_labelled_series(service=service, metric=metric, since=since, until=until)
+
+    def get_series_many(
+        self, *, services: list[str], since: float, until: float
+    ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+        return self.telemetry.get_series_many(services=services, since=since, until=until)
 
     def series_before_after(
         self, *, services: list[str], at: float, before: float, after: float

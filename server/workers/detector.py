@@ -22,6 +22,7 @@ from server.bus.base import Bus, Delivery, TopicPartition
 from server.detector.core import DetectorConfig, warm_up
 from server.detector.worker import DetectorStage, SeriesEvent
 from server.events import AnomalyEvent, AnomalyEvents, MetricBatch, decode, encode
+from server.model.labels import canonical_labels
 from server.settings import Settings
 from server.status import Checkpoints, StatusBoard
 from server.store.base import Store
@@ -132,7 +133,8 @@ class DetectorWorker(StageWorker):
             events=tuple(AnomalyEvent(service=s.service, metric=s.metric, kind=s.event.kind, ts=float(s.event.ts),
                                       onset=float(s.event.onset), direction=s.event.direction,
                                       score=float(s.event.score), baseline=float(s.event.baseline),
-                                      observed=float(s.event.observed)) for s in found),
+                                      observed=float(s.event.observed),
+                                      labels=canonical_labels(s.labels)) for s in found),
             watermark=wm, partition=d.partition, source_offset=d.offset)
 
     async def handle(self, deliveries: list[Delivery]) -> bool:

@@ -22,6 +22,7 @@ from server.detector.worker import SeriesEvent
 from server.events import AnomalyEvents, IncidentsNeedRca, TopologyChanged, decode, encode
 from server.grouping.worker import IncidentManager
 from server.model import Edge
+from server.model.labels import parse_labels
 from server.settings import Settings
 from server.status import Checkpoints, StatusBoard
 from server.store.base import Store
@@ -104,13 +105,13 @@ class GroupingWorker(StageWorker):
                     self.watermark = ev.watermark if self.watermark is None else max(self.watermark, ev.watermark)
                 fresh: list[SeriesEvent] = []
                 for a in ev.events:
-                    key = f"{a.service}{_SEP}{a.metric}"
+                    key = f"{a.service}{_SEP}{a.metric}{_SEP}{a.labels or ''}" if a.labels else f"{a.service}{_SEP}{a.metric}"
                     if a.ts <= self.last_ts.get(key, float("-inf")):
                         continue  # already applied (redelivery or detector re-read)
                     self.last_ts[key] = a.ts
                     fresh.append(SeriesEvent(a.service, a.metric, 0, DetectorEvent(
                         series=0, kind=a.kind, ts=a.ts, onset=a.onset, direction=a.direction,  # type: ignore[arg-type]
-                        score=a.score, baseline=a.baseline, observed=a.observed)))
+                        score=a.score, baseline=a.baseline, observed=a.observed), parse_labels(a.labels) or None))
                 dirty |= self.incidents.handle(fresh)
             elif isinstance(ev, TopologyChanged):
                 topology = self.store.get_topology()

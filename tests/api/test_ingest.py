@@ -178,7 +178,7 @@ def test_health_metrics_services_and_docs(http: httpx.Client) -> None:
     assert "payments" in services  # known from its change events
     info = http.get("/services/metrics").json()
     assert info == [{"service": "checkout", "metric": "p95_latency_ms", "points": 5,
-                     "first_ts": "2025-11-30T00:00:00Z", "last_ts": "2025-11-30T00:00:40Z"}]
+                     "first_ts": "2025-11-30T00:00:00Z", "last_ts": "2025-11-30T00:00:40Z", "labels": {}}]
     step = http.get("/services/checkout/metrics/p95_latency_ms/series", params={"step": 20}).json()
     assert [p["value"] for p in step["points"]] == [100.5, 102.5, 104.0]
     assert http.get("/services/checkout/metrics/nope/series").status_code == 404

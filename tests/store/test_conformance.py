@@ -199,6 +199,150 @@ def test_failed_insert_stores_nothing(make_store: Callable[[], Store]) -> None:
     assert np.asarray(s.get_series(service="a", metric="m")[0]).size == 0
 
 
+# ---- labelled series: a series is (service, metric, label set) ------------------------------
+# DuckDB only for now: the PostgreSQL store does not catalogue label sets yet (it raises
+# StoreError for label matchers and get_labelled_series).
+
+
+@pytest.fixture
+def duckdb_store(tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    opened: list[Store] = []
+
+    def factory() -> Store:
+        s = DuckDBStore(tmp_path / "labels.duckdb")
+        opened.append(s)
+        return s
+
+    yield factory
+    for s in opened:
+        with contextlib.suppress(Exception):
+            s.close()
+
+
+def _labelled(service: str, metric: str, rows: list[tuple[dict[str, str] | None, float, float]]) -> pa.Table:
+    from server.model.labels import canonical_labels
+
+    return pa.table({"service": [service] * len(rows), "metric": [metric] * len(rows),
+                     "ts": pa.array([r[1] for r in rows], pa.float64()),
+                     "value": pa.array([r[2] for r in rows], pa.float64()),
+                     "labels": pa.array([canonical_labels(r[0]) for r in rows], pa.string())})
+
+
+def _pods(s: Store) -> None:
+    rows: list[tuple[dict[str, str] | None, float, float]] = []
+    for t in (1.0, 2.0, 3.0):
+        rows += [({"pod": "a", "zone": "z1"}, t, 10 * t), ({"pod": "b", "zone": "z1"}, t, 20 * t),
+                 ({"zone": "z2", "pod": "c"}, t, 60 * t)]
+    s.insert_metrics(table=_labelled("web", "lat", rows))
+    s.insert_metrics(table=_labelled("web", "qps", [(None, 1.0, 5.0), (None, 2.0, 7.0)]))
+
+
+def test_catalogue_has_one_row_per_label_set(duckdb_store: Callable[[], Store]) -> None:
+    s = duckdb_store()
+    _pods(s)
+    infos = s.list_series(service="web")
+    assert [(i.metric, i.labels, i.points) for i in infos] == [
+        ("lat", {"pod": "a", "zone": "z1"}, 3), ("lat", {"pod": "b", "zone": "z1"}, 3),
+        ("lat", {"pod": "c", "zone": "z2"}, 3), ("qps", {}, 2)]
+    # the service lists each metric once
+    assert s.list_services() == [{"name": "web", "metrics": ["lat", "qps"], "last_seen": 3.0}]
+
+
+def test_series_label_matchers_and_average(duckdb_store: Callable[[], Store]) -> None:
+    s = duckdb_store()
+    _pods(s)
+    ts, v = s.get_series(service="web", metric="lat", labels={"pod": "b"})
+    assert ts.tolist() == [1.0, 2.0, 3.0] and v.tolist() == [20.0, 40.0, 60.0]
+    # without matchers: every label set averaged per timestamp
+    ts, v = s.get_series(service="web", metric="lat")
+    assert ts.tolist() == [1.0, 2.0, 3.0] and v.tolist() == [30.0, 60.0, 90.0]
+    ts, v = s.get_series(service="web", metric="lat", labels={"zone": "z1"})
+    assert v.tolist() == [15.0, 30.0, 45.0]
+    ts, v = s.get_series(service="web", metric="lat", labels={"zone": "z1"}, step=2.0)
+    assert ts.tolist() == [0.0, 2.0] and v.tolist() == [15.0, 37.5]
+    assert s.get_series(service="web", metric="lat", labels={"pod": "zz"})[0].size == 0
+    # an empty matcher value also matches a label set without that key
+    assert s.get_series(service="web", metric="qps", labels={"pod": ""})[1].tolist() == [5.0, 7.0]
+    # service-level view: label sets averaged per timestamp
+    many = s.get_series_many(services=["web"], since=0, until=10)
+    assert many[("web", "lat")][0].tolist() == [1.0, 2.0, 3.0]
+    assert many[("web", "lat")][1].tolist() == [30.0, 60.0, 90.0]
+    assert many[("web", "qps")][1].tolist() == [5.0, 7.0]
+
+
+def test_get_labelled_series(duckdb_store: Callable[[], Store]) -> None:
+    s = duckdb_store()
+    _pods(s)
+    out = s.get_labelled_series(service="web", metric="lat", since=2.0, until=3.0)
+    assert [(lab, t.tolist(), v.tolist()) for lab, t, v in out] == [
+        ({"pod": "a", "zone": "z1"}, [2.0, 3.0], [20.0, 30.0]),
+        ({"pod": "b", "zone": "z1"}, [2.0, 3.0], [40.0, 60.0]),
+        ({"pod": "c", "zone": "z2"}, [2.0, 3.0], [120.0, 180.0])]
+    unl = s.get_labelled_series(service="web", metric="qps", since=0.0, until=10.0)
+    assert [(lab, t.tolist()) for lab, t, _ in unl] == [({}, [1.0, 2.0])]
+    assert s.get_labelled_series(service="web", metric="nope", since=0.0, until=10.0) == []
+
+
+def test_cardinality_limits_reject_whole_batch(duckdb_store: Callable[[], Store]) -> None:
+    from server.store.base import CardinalityError, SeriesLimits
+
+    s = duckdb_store()
+    lim = SeriesLimits(per_service=5, per_metric=3, total=100)
+    s.insert_metrics(table=_labelled("web", "lat", [({"pod": str(i)}, 1.0, 1.0) for i in range(3)]), limits=lim)
+    # existing series never count as new
+    s.insert_metrics(table=_labelled("web", "lat", [({"pod": str(i)}, 2.0, 1.0) for i in range(3)]), limits=lim)
+    with pytest.raises(CardinalityError) as err:
+        s.insert_metrics(table=_labelled("web", "lat", [({"pod": "9"}, 3.0, 1.0), (None, 3.0, 1.0)]), limits=lim)
+    assert (err.value.limit, err.value.existing, err.value.new, err.value.maximum) == (
+        "max_series_per_metric", 3, 2, 3) and "web/lat" in str(err.value)
+    assert s.get_series(service="web", metric="lat", since=3.0)[0].size == 0
+    s.insert_metrics(table=_labelled("web", "qps", [({"pod": str(i)}, 1.0, 1.0) for i in range(2)]), limits=lim)
+    with pytest.raises(CardinalityError, match="service web") as err:
+        s.insert_metrics(table=_labelled("web", "cpu", [(None, 1.0, 1.0), ({"pod": "x"}, 1.0, 1.0),
+                                                         ({"pod": "y"}, 4.0, 1.0)]), limits=lim)
+    assert err.value.limit == "max_series_per_service" and (err.value.existing, err.value.new) == (5, 3)
+    with pytest.raises(CardinalityError, match="the store"):
+        s.insert_metrics(table=_labelled("other", "m", [(None, 1.0, 1.0)]), limits=SeriesLimits(total=5))
+    assert len(s.list_series()) == 5 and s.get_series(service="web", metric="cpu")[0].size == 0
+    # no limits: accepted
+    s.insert_metrics(table=_labelled("web", "cpu", [(None, 1.0, 1.0)]))
+    assert len(s.list_series()) == 6
+
+
+def test_labelled_catalogue_survives_reopen(duckdb_store: Callable[[], Store]) -> None:
+    s = duckdb_store()
+    _pods(s)
+    s.save_anomalies(anomalies=[Anomaly(id="an-1", service="web", metric="lat", started_at=1.0, detected_at=2.0,
+                                        direction="up", score=5.0, baseline=1.0, observed=3.0,
+                                        labels={"pod": "b", "zone": "z1"}),
+                                Anomaly(id="an-2", service="web", metric="qps", started_at=1.0, detected_at=2.0,
+                                        direction="down", score=5.0, baseline=1.0, observed=0.5)])
+    s.close()
+    s2 = duckdb_store()
+    assert [i.labels for i in s2.list_series(service="web")][:3] == [
+        {"pod": "a", "zone": "z1"}, {"pod": "b", "zone": "z1"}, {"pod": "c", "zone": "z2"}]
+    assert s2.get_series(service="web", metric="lat", labels={"pod": "c"})[1].tolist() == [60.0, 120.0, 180.0]
+    assert [(a.id, a.labels) for a in s2.list_anomalies()] == [("an-1", {"pod": "b", "zone": "z1"}),
+                                                               ("an-2", None)]
+
+
+def test_schema_3_data_dir_is_migrated(tmp_path: Path) -> None:
+    """A data dir written before anomalies had labels opens, and its anomalies read back."""
+    import duckdb
+
+    s = DuckDBStore(tmp_path / "old.duckdb")
+    s.close()
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute("ALTER TABLE anomalies DROP COLUMN labels")
+    con.execute("INSERT INTO anomalies VALUES ('an-1', NULL, 'a', 'm', 1, 2, NULL, 'up', 3, 1, 2, NULL)")
+    con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    con.close()
+    s2 = DuckDBStore(tmp_path / "old.duckdb")
+    assert s2.schema_version() == 4
+    assert [(a.id, a.labels) for a in s2.list_anomalies()] == [("an-1", None)]
+    s2.close()
+
+
 def test_failed_log_insert_stores_nothing(make_store: Callable[[], Store]) -> None:
     s = make_store()
     bad = pa.table({"service": ["a", "a"], "ts": [1.0, 2.0], "level": ["ERROR", None], "message": ["x", "y"],

@@ -50,7 +50,7 @@ class IncidentData:
     suspects: list[Suspect]
     anomalies: list[Anomaly]
     changes: dict[str, Change] = field(default_factory=dict)
-    series: dict[tuple[str, str], Series] = field(default_factory=dict)
+    series: dict[tuple[str, str, str], Series] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)  # change id -> latest verdict
     looked_up: set[str] = field(default_factory=set)  # change ids already searched for
 
@@ -115,14 +115,21 @@ def load_incident(client: RcaClient, incident_id: str, *, width: int,
         data.since, data.until = sparkline_window(inc, suspects)
     step = max(1.0, (data.until - data.since).total_seconds() / max(8, width))
     for a in anomalies[:MAX_SERIES]:
-        key = (a.service, a.metric)
+        key = series_key(a)
         if key in data.series:
             continue
-        try:
-            data.series[key] = client.series(a.service, a.metric, since=data.since, until=data.until, step=step)
+        try:  # the anomalous series itself: its label set (e.g. one pod), not the service average
+            data.series[key] = client.series(a.service, a.metric, since=data.since, until=data.until, step=step,
+                                             labels=a.extra.get("labels") or None)
         except NotFound:
             data.series[key] = Series(service=a.service, metric=a.metric, points=[])
     return data
+
+
+def series_key(a: Anomaly) -> tuple[str, str, str]:
+    """An anomaly's series: service, metric and label set."""
+    labels = a.extra.get("labels") or {}
+    return a.service, a.metric, ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 def suspect_row(s: Suspect, onset: datetime, label: str | None) -> tuple[Any, ...]:
@@ -155,7 +162,10 @@ def anomalies_text(data: IncidentData, width: int) -> Text:
     for i, a in enumerate(data.anomalies):
         arrow = "↑" if a.direction == "up" else "↓"
         ratio = f" (x{a.observed / a.baseline:.1f})" if a.baseline else ""
+        labels = a.extra.get("labels") or {}
         out.append(f"\n{a.service} / {a.metric}", style="bold")
+        if labels:
+            out.append(" {" + ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}", style="bold")
         out.append(f"  {arrow} {a.baseline:.4g} → {a.observed:.4g}{ratio}  score {a.score:.1f}"
                    f"  onset {fmt_clock(a.started_at)} ({fmt_delta((a.started_at - inc.started_at).total_seconds())})"
                    f"{'' if a.ended_at is None else '  ended ' + fmt_clock(a.ended_at)}", style="")
@@ -163,7 +173,7 @@ def anomalies_text(data: IncidentData, width: int) -> Text:
         if reason:
             out.append(f"  · joined: {reason}", style="dim")
         out.append("\n")
-        ser = data.series.get((a.service, a.metric))
+        ser = data.series.get(series_key(a))
         if i >= MAX_SERIES or ser is None:
             continue
         if not ser.points:

@@ -1,0 +1,66 @@
+"""The detector stage keys series by (service, metric, label set); its saved state carries
+the label sets, and a state file written before labels existed still loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from server.detector.worker import DetectorStage
+from server.model.labels import canonical_labels, matches, parse_matchers
+
+
+def _table(rows: list[tuple[str, str, dict[str, str] | None, float, float]]) -> pa.Table:
+    return pa.table({"service": [r[0] for r in rows], "metric": [r[1] for r in rows],
+                     "ts": pa.array([r[3] for r in rows], pa.float64()),
+                     "value": pa.array([r[4] for r in rows], pa.float64()),
+                     "labels": pa.array([canonical_labels(r[2]) for r in rows], pa.string())})
+
+
+def test_same_timestamps_on_three_label_sets_are_not_late() -> None:
+    st = DetectorStage()
+    rows = [("web", "lat", {"pod": p}, 100.0 + i, 1.0) for i in range(100) for p in "abc"]
+    st.process(_table(rows))
+    assert st.late_points == 0 and st.points == 300
+    assert sorted(st.labels) == [canonical_labels({"pod": p}) for p in "abc"]
+    # the same timestamps again are late, per series
+    st.process(_table(rows[:3]))
+    assert st.late_points == 3
+
+
+def test_state_round_trip_keeps_label_sets(tmp_path: Path) -> None:
+    st = DetectorStage()
+    st.process(_table([("web", "lat", {"pod": "a"}, 1.0, 1.0), ("web", "lat", None, 1.0, 2.0),
+                       ("web", "lat", {"pod": "b"}, 2.0, 3.0)]))
+    st.save(tmp_path / "s.npz")
+    st2 = DetectorStage()
+    assert st2.load(tmp_path / "s.npz")
+    assert st2.names == st.names and st2.labels == st.labels
+    assert [st2.labels_of(i) for i in range(3)] == [st.labels_of(i) for i in range(3)]
+    st2.process(_table([("web", "lat", {"pod": "a"}, 1.0, 1.0), ("web", "lat", {"pod": "c"}, 5.0, 1.0)]))
+    assert st2.late_points == 1 and len(st2.names) == 4
+
+
+def test_state_file_without_labels_loads_as_empty_label_sets(tmp_path: Path) -> None:
+    st = DetectorStage()
+    st.process(_table([("web", "lat", None, 1.0, 1.0), ("api", "qps", None, 1.0, 1.0)]))
+    st.save(tmp_path / "s.npz")
+    with np.load(tmp_path / "s.npz", allow_pickle=True) as z:
+        old = {k: z[k] for k in z.files if k != "labels"}  # the file as older releases wrote it
+    np.savez(tmp_path / "old.npz", **old)  # type: ignore[arg-type]
+    st2 = DetectorStage()
+    assert st2.load(tmp_path / "old.npz")
+    assert st2.labels == ["", ""] and st2.labels_of(0) is None
+    # the old series keep their baselines: a point at the same time is late, a new one is not
+    st2.process(_table([("web", "lat", None, 1.0, 1.0), ("api", "qps", None, 2.0, 1.0)]))
+    assert st2.late_points == 1 and len(st2.names) == 2
+
+
+def test_matchers() -> None:
+    assert parse_matchers(["pod=a", "path=/x=y", "empty="]) == {"pod": "a", "path": "/x=y", "empty": ""}
+    assert matches({"pod": "a"}, {"pod": "a", "zone": ""})
+    assert not matches({"pod": "a"}, {"pod": "b"})
+    assert not matches({"pod": "a"}, parse_matchers(["pod=a", "pod=b"]))
+    assert canonical_labels({}) is None and canonical_labels({"b": "1", "a": "2"}) == '{"a":"2","b":"1"}'
