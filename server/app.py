@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
@@ -42,7 +43,7 @@ def build_bus(settings: Settings) -> Bus:
 
 def _openapi_schemas() -> dict[str, Any]:
     models: list[Any] = [schemas.MetricPointIn, schemas.LogIn, schemas.DeploymentIn, schemas.ConfigChangeIn,
-              schemas.FlagChangeIn, schemas.EdgeIn, schemas.Accepted]
+              schemas.FlagChangeIn, schemas.EdgeIn, schemas.Accepted, schemas.ErrorPublic]
     out: dict[str, Any] = {}
     for m in models:
         sch = m.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -78,6 +79,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "deployments, config changes and feature flags that probably caused them.",
         lifespan=lifespan,
     )
+    if settings.api.cors_origins:
+        # Browser clients served from these origins may call the API (none by default).
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.api.cors_origins),
+                           allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"], max_age=600)
     app.include_router(ingest.router)
     app.include_router(query.router)
     app.include_router(health.router)

@@ -2,16 +2,18 @@
 
 Examples: ``RCA_DATA_DIR=/var/lib/rca``, ``RCA_PORT=8000``,
 ``RCA_STORE__BACKEND=duckdb``, ``RCA_BUS__BACKEND=memory``,
-``RCA_GROUPING__GAP_SECONDS=300``, ``RCA_API__MAX_BODY_BYTES=67108864``.
+``RCA_GROUPING__GAP_SECONDS=300``, ``RCA_API__MAX_BODY_BYTES=67108864``,
+``RCA_API__CORS_ORIGINS='["http://localhost:3000"]'``.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class StoreSettings(BaseModel):
@@ -29,6 +31,19 @@ class BusSettings(BaseModel):
 class ApiSettings(BaseModel):
     max_body_bytes: int = Field(default=64 * 1024 * 1024, description="larger request bodies get 413")
     max_batch_items: int = 1_000_000
+    # Browser origins allowed to call the API (CORS), e.g. '["https://rca.example.com"]'
+    # or a comma-separated list; none by default (the web app proxies, so it needs none).
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, v: object) -> object:
+        if isinstance(v, str):
+            text = v.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [o.strip() for o in text.split(",") if o.strip()]
+        return v
 
 
 class PipelineSettings(BaseModel):

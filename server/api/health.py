@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.api import schemas
@@ -34,7 +34,8 @@ def health(state: State) -> Any:
             "watermark": iso(p.watermark), "late_points": p.detector.late_points}
 
 
-@router.get("/metrics", summary="Prometheus text exposition of the server's own metrics")
+@router.get("/metrics", summary="Prometheus text exposition of the server's own metrics",
+            response_class=PlainTextResponse)
 def metrics(state: State) -> Response:
     state.metrics.pending.set(state.pipeline.pending.value)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

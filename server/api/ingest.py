@@ -67,7 +67,10 @@ def _body_doc(model: type, key: str, single: type | None = None) -> dict[str, An
     return {"requestBody": {"required": True, "content": content},
             "responses": {"202": {"description": "accepted", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Accepted"}}}},
-                "413": {"description": "body too large"}, "422": {"description": "invalid batch; nothing stored"}}}
+                "413": {"description": "body too large", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/ErrorPublic"}}}},
+                "422": {"description": "invalid batch; nothing stored", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/ErrorPublic"}}}}}}
 
 
 async def _ingest_table(request: Request, state: State, kind: str, key: str,
