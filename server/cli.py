@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("server.commands.demo", "live demo: server + simulator, history backfill, a faulty change"),
     "sim": ("server.sim.cli", "run the simulated service fleet, or write seeded scenarios"),
     "tui": ("workbench.tui.cli", "terminal UI for live incident triage"),
+    "web": ("server.commands.web", "the web app (Next.js): install, build when needed, serve"),
 }
 
 EVAL_COMMANDS: dict[str, tuple[str, str]] = {
