@@ -114,13 +114,24 @@ def _build_lock(frontend: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _deps(frontend: Path, say: Say) -> None:
+    if deps_stale(frontend):
+        say("installing npm dependencies from package-lock.json (first run takes a minute or two)")
+        _run(["npm", "ci", "--no-audit", "--no-fund"], frontend, say)
+
+
+def ensure_deps(frontend: Path = FRONTEND, *, say: Say = _say) -> None:
+    """npm ci when the dependencies are missing or older than package-lock.json."""
+    check_tools(frontend)
+    with _build_lock(frontend):
+        _deps(frontend, say)
+
+
 def ensure_built(frontend: Path = FRONTEND, *, say: Say = _say, rebuild: bool = False) -> None:
     """npm ci when the dependencies are missing or stale, next build when the build is."""
     check_tools(frontend)
     with _build_lock(frontend):
-        if deps_stale(frontend):
-            say("installing npm dependencies from package-lock.json (first run takes a minute or two)")
-            _run(["npm", "ci", "--no-audit", "--no-fund"], frontend, say)
+        _deps(frontend, say)
         if rebuild or build_stale(frontend):
             say("building the web app (next build; a few minutes on a small machine)")
             _run([str(frontend / "node_modules" / ".bin" / "next"), "build"], frontend, say)
