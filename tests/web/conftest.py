@@ -121,9 +121,11 @@ def axe_violations(page: Any, impacts: tuple[str, ...] = ("serious", "critical")
             for v in result["violations"] if v["impact"] in impacts]
 
 
-def screenshot(page: Any, name: str) -> None:
-    """With RCA_WEB_SCREENSHOTS=DIR, save a full-page screenshot as DIR/web-NAME.png."""
+def screenshot(page: Any, name: str, height: int = 900) -> None:
+    """With RCA_WEB_SCREENSHOTS=DIR, save the top ``height`` pixels of the page as DIR/web-NAME.png."""
     out = os.environ.get("RCA_WEB_SCREENSHOTS")
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(out) / f"web-{name}.png"), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": height})
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(Path(out) / f"web-{name}.png"))

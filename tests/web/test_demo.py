@@ -65,5 +65,5 @@ def test_demo_injects_a_fault_and_the_incident_and_suspects_appear(live: tuple[W
     assert inc["status"] == "OPEN" and service in inc["services"]
     suspects = httpx.get(f"{app.api.url}/incidents/{inc_id}/suspects", timeout=10).json()
     assert shown.first.get_attribute("data-change") == (suspects[0]["change_id"] or "")
-    screenshot(page, "demo")
+    screenshot(page, "demo", height=1300)
     assert axe_violations(page) == []

@@ -86,6 +86,11 @@ export default function DemoClient({ simUrl }: { simUrl: string }) {
   const newest = fresh.length ? fresh[fresh.length - 1] : undefined; // the first to appear (newest first list)
   const newestId = newest?.id;
   const newestTop = newest?.top_suspect?.id;
+  const [detectedAfter, setDetectedAfter] = useState<number | null>(null);
+
+  useEffect(() => {
+    if (injection && newestId && detectedAfter === null) setDetectedAfter((Date.now() - injection.at) / 1000);
+  }, [injection, newestId, detectedAfter]);
 
   useEffect(() => {
     if (!newestId) return;
@@ -130,6 +135,7 @@ export default function DemoClient({ simUrl }: { simUrl: string }) {
       const change = res.deployment ?? res.config_change ?? res.flag_change;
       const known = new Set(incidentsRef.current.map((i) => i.id));
       setInjection({ at: Date.now(), label: action.label, service, changeId: change?.id ?? null, known });
+      setDetectedAfter(null);
       setSuspects(null);
       setMessage(
         `${action.label} on ${service}${change ? ` (${change.id})` : ""} at ${fmtClock(Date.now() / 1000)} UTC; ` +
@@ -185,14 +191,16 @@ export default function DemoClient({ simUrl }: { simUrl: string }) {
           </button>
         </div>
         <p aria-live="polite" data-testid="demo-message" className="message">
-          {message}
+          {message && newest && message.endsWith("detect it…") ? message.replace("waiting for the server to detect it…", "detected.") : message}
         </p>
       </section>
 
       {injection ? (
         <section aria-labelledby="result-h" className="panel result" data-testid="demo-result">
           <h2 id="result-h">
-            {newest ? "Incident detected" : `Waiting for detection (${fmtDuration((now - injection.at) / 1000)})`}
+            {newest
+              ? `Incident detected${detectedAfter !== null ? ` ${fmtDuration(detectedAfter)} after the ${injection.changeId ? "change" : "fault"}` : ""}`
+              : `Waiting for detection (${fmtDuration((now - injection.at) / 1000)})`}
           </h2>
           {newest ? (
             <>

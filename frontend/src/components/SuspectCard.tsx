@@ -47,7 +47,7 @@ export default function SuspectCard({
       <p className="explanation">{s.explanation}</p>
       {change ? <ChangeDetails change={change} /> : null}
       {change?.description ? <p className="muted">“{change.description}”</p> : null}
-      <details open={s.rank <= 3}>
+      <details open={s.rank === 1}>
         <summary>Evidence ({Object.keys(s.evidence).length} signals)</summary>
         <EvidenceBars evidence={s.evidence} />
       </details>

@@ -104,32 +104,6 @@ export default async function IncidentPage({ params }: Params) {
         <RerunButton incidentId={incident.id} />
       </div>
 
-      <section aria-labelledby="suspects-h">
-        <h2 id="suspects-h">Ranked suspects</h2>
-        {incident.no_convincing_change ? (
-          <p className="panel warn" role="note">
-            No candidate change is convincing: the cause may be outside the recorded changes (traffic, a dependency,
-            infrastructure).
-          </p>
-        ) : null}
-        {suspects.length === 0 ? (
-          <p className="panel">No suspects yet: RCA runs shortly after detection.</p>
-        ) : (
-          <ol className="suspects">
-            {suspects.map((s) => (
-              <SuspectCard
-                key={s.id}
-                suspect={s}
-                change={s.change_id ? changes.get(s.change_id) : undefined}
-                label={s.change_id ? latest.get(s.change_id) ?? null : null}
-                labelled={labels.length > 0}
-                onset={incident.started_at}
-              />
-            ))}
-          </ol>
-        )}
-      </section>
-
       <section aria-labelledby="anomalies-h">
         <h2 id="anomalies-h">Anomalies</h2>
         <p className="muted">
@@ -169,6 +143,32 @@ export default async function IncidentPage({ params }: Params) {
             <p className="muted">and {anomalies.length - MAX_CHARTS} more anomalies (the strongest are shown).</p>
           ) : null}
         </div>
+      </section>
+
+      <section aria-labelledby="suspects-h">
+        <h2 id="suspects-h">Ranked suspects</h2>
+        {incident.no_convincing_change ? (
+          <p className="panel warn" role="note">
+            No candidate change is convincing: the cause may be outside the recorded changes (traffic, a dependency,
+            infrastructure).
+          </p>
+        ) : null}
+        {suspects.length === 0 ? (
+          <p className="panel">No suspects yet: RCA runs shortly after detection.</p>
+        ) : (
+          <ol className="suspects">
+            {suspects.map((s) => (
+              <SuspectCard
+                key={s.id}
+                suspect={s}
+                change={s.change_id ? changes.get(s.change_id) : undefined}
+                label={s.change_id ? latest.get(s.change_id) ?? null : null}
+                labelled={labels.length > 0}
+                onset={incident.started_at}
+              />
+            ))}
+          </ol>
+        )}
       </section>
 
       {labels.length ? (
