@@ -1,5 +1,5 @@
 import Link from "next/link";
-import { fmtScore, kindLabel, relativeToOnset } from "@/lib/format";
+import { fmtClock, fmtScore, kindLabel, parseTs } from "@/lib/format";
 import type { Change, Label, Suspect } from "@/lib/types";
 import Bar from "./Bar";
 import ChangeDetails from "./ChangeDetails";
@@ -22,6 +22,8 @@ export default function SuspectCard({
 }) {
   const s = suspect;
   const author = change?.author;
+  const ts = parseTs(s.ts);
+  const onsetTs = parseTs(onset);
   return (
     <li className="suspect panel" data-testid="suspect" data-change={s.change_id ?? ""} id={`suspect-${s.rank}`}>
       <div className="suspect-head">
@@ -39,7 +41,11 @@ export default function SuspectCard({
             on <Link href={`/services/${encodeURIComponent(s.service)}`}>{s.service}</Link>
           </span>
         ) : null}
-        <span className="muted">{relativeToOnset(s.ts, onset)}</span>
+        {ts !== null ? (
+          <span className="muted">
+            at {fmtClock(ts)} UTC{onsetTs !== null && ts > onsetTs ? " (after the incident's onset)" : ""}
+          </span>
+        ) : null}
         {author ? <span className="muted">by {author}</span> : null}
         {labelled && label?.verdict === "cause" ? <span className="badge status-resolved">labelled cause</span> : null}
       </div>
