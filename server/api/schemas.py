@@ -288,7 +288,7 @@ class ChangePublic(BaseModel):
     flag: str | None = Field(default=None, description="flag_change")
     old_state: str | None = Field(default=None, description="flag_change")
     new_state: str | None = Field(default=None, description="flag_change")
-    rollout_percent: float | None = Field(default=None, description="flag_change")
+    rollout_percent: int | float | None = Field(default=None, description="flag_change")
     author: str | None = None
     description: str | None = None
 

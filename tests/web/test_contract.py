@@ -95,3 +95,15 @@ def test_cors_origins_setting_reads_json_or_a_comma_list(monkeypatch: pytest.Mon
     assert Settings().api.cors_origins == ["http://a:3000", "https://b.example"]
     monkeypatch.delenv("RCA_API__CORS_ORIGINS")
     assert Settings().api.cors_origins == []
+
+
+def test_change_bodies_keep_their_number_types(tmp_path: Path) -> None:
+    from server.model import Change
+
+    with EmbeddedServer(data_dir=tmp_path / "d") as srv:
+        srv.app.state.rca.store.upsert_changes(changes=[Change(
+            id="flag-int", kind="flag_change", services=["pricing"], ts=1796011220.0,
+            fields={"flag": "f", "old_state": "off", "new_state": "on", "rollout_percent": 25})])
+        body = httpx.get(srv.url + "/changes/flag-int").json()
+    assert body["rollout_percent"] == 25 and isinstance(body["rollout_percent"], int)
+    assert "service" not in body and body["services"] == ["pricing"]
