@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 
 from server.api import convert, schemas
+from server.api.auth import Principal, audit, require
 from server.api.deps import State, ts_param
-from server.bus.base import BusMessage
 from server.model import Label
+from server.rca.service import model_info_of_store
 from server.timeutil import iso
 
 router = APIRouter(responses={503: {"model": schemas.ErrorPublic, "description": "storage error"}})
@@ -24,7 +25,7 @@ def _incident_or_404(state: State, incident_id: str) -> Any:
     seen = {incident_id}
     inc = state.store.get_incident(incident_id=incident_id)
     while inc is None:
-        target = state.store.get_meta(key=f"merged:{incident_id}")
+        target = state.store.merged_into(incident_id=incident_id)
         if target is None or target in seen:
             raise HTTPException(404, detail=f"incident {incident_id!r} not found")
         seen.add(target)
@@ -79,7 +80,8 @@ def get_labels(incident_id: str, state: State) -> Any:
              summary="Label a change as the cause (or not) of an incident",
              responses={404: {"model": schemas.ErrorPublic, "description": "unknown incident, suspect or change"},
                         422: {"model": schemas.ErrorPublic, "description": "invalid label"}})
-async def post_label(incident_id: str, body: schemas.LabelIn, state: State) -> Any:
+async def post_label(incident_id: str, body: schemas.LabelIn, state: State,
+                     who: Annotated[Principal, require("label")]) -> Any:
     incident_id = _incident_or_404(state, incident_id).id
     change_id = body.change_id
     if body.suspect_id is not None:
@@ -102,16 +104,19 @@ async def post_label(incident_id: str, body: schemas.LabelIn, state: State) -> A
                   verdict=body.verdict, created_at=time.time(), suspect_id=body.suspect_id, author=body.author,
                   note=body.note)
     state.store.add_label(label=label)
-    await state.pipeline.submit(BusMessage("label", label, count=1))
+    audit(state, who, "label", incident_id, label_id=label.id, change_id=change_id, verdict=body.verdict,
+          author=body.author)
+    await state.publisher.label(label)
     return convert.label_public(label)
 
 
 @router.post("/incidents/{incident_id}/rerun_rca", status_code=202, tags=["incidents"],
              response_model=schemas.RerunAccepted, responses=_NO_INCIDENT,
              summary="Recompute suspects (reflects all labels so far)")
-async def rerun_rca(incident_id: str, state: State) -> Any:
+async def rerun_rca(incident_id: str, state: State, who: Annotated[Principal, require("label")]) -> Any:
     incident_id = _incident_or_404(state, incident_id).id
-    await state.pipeline.submit(BusMessage("rerun", incident_id, count=1))
+    audit(state, who, "rerun_rca", incident_id)
+    await state.publisher.rerun(incident_id)
     return {"accepted": 1, "incident_id": incident_id}
 
 
@@ -171,4 +176,4 @@ def get_series(
 @router.get("/model", tags=["model"], summary="Ranking model: version, labels used, held-out accuracy (extension)",
             response_model=schemas.ModelInfoPublic, response_model_exclude_unset=True)
 def get_model(state: State) -> Any:
-    return state.pipeline.rca.model_info()
+    return model_info_of_store(state.store)

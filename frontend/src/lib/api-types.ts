@@ -334,7 +334,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness, pending work, components */
+        /** Liveness, pending work, stage lag */
         get: operations["health_health_get"];
         put?: never;
         post?: never;
@@ -353,6 +353,58 @@ export interface paths {
         };
         /** Prometheus text exposition of the server's own metrics */
         get: operations["metrics_metrics_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** API keys (never their secrets) */
+        get: operations["list_keys_admin_keys_get"];
+        put?: never;
+        /** Create an API key */
+        post: operations["create_key_admin_keys_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke an API key */
+        delete: operations["revoke_key_admin_keys__key_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Audit trail: labels, reruns, key changes */
+        get: operations["list_audit_audit_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -394,6 +446,23 @@ export interface components {
             observed: number;
             /** Join Reason */
             join_reason?: string | null;
+        };
+        /** AuditPublic */
+        AuditPublic: {
+            /** Id */
+            id: string;
+            /** Ts */
+            ts: string | null;
+            /** Actor */
+            actor: string;
+            /** Action */
+            action: string;
+            /** Target */
+            target: string | null;
+            /** Detail */
+            detail: {
+                [key: string]: unknown;
+            };
         };
         /**
          * ChangePublic
@@ -537,6 +606,13 @@ export interface components {
              * @default 0
              */
             late_points: number;
+            /**
+             * Stages
+             * @default {}
+             */
+            stages: {
+                [key: string]: components["schemas"]["StagePublic"];
+            };
         };
         /** IncidentPublic */
         IncidentPublic: {
@@ -568,6 +644,47 @@ export interface components {
              * @default false
              */
             no_convincing_change: boolean;
+        };
+        /** KeyCreate */
+        KeyCreate: {
+            /** Name */
+            name: string;
+            /**
+             * Roles
+             * @description any of ingest, read, label, admin
+             */
+            roles: string[];
+        };
+        /** KeyCreated */
+        KeyCreated: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Roles */
+            roles: string[];
+            /** Created At */
+            created_at: string | null;
+            /** Revoked At */
+            revoked_at?: string | null;
+            /**
+             * Key
+             * @description the secret: shown once, store it now
+             */
+            key: string;
+        };
+        /** KeyPublic */
+        KeyPublic: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Roles */
+            roles: string[];
+            /** Created At */
+            created_at: string | null;
+            /** Revoked At */
+            revoked_at?: string | null;
         };
         /** LabelIn */
         LabelIn: {
@@ -697,6 +814,31 @@ export interface components {
             /** Last Seen */
             last_seen: string | null;
         };
+        /**
+         * StagePublic
+         * @description Progress of one pipeline stage: messages published to its topic but not yet fully
+         *     processed (``lag``), over ``partitions`` partitions, by ``workers`` live workers.
+         */
+        StagePublic: {
+            /** Lag */
+            lag: number;
+            /** Partitions */
+            partitions: number;
+            /** Workers */
+            workers: number;
+            /**
+             * Errors
+             * @default 0
+             */
+            errors: number;
+            /**
+             * Assignments
+             * @default {}
+             */
+            assignments: {
+                [key: string]: number[];
+            };
+        };
         /** SuspectPublic */
         SuspectPublic: {
             /** Id */
@@ -797,6 +939,7 @@ export interface components {
             message: string;
             /**
              * Attributes
+             * @description at most 16 levels deep and 65536 bytes as JSON
              * @default null
              */
             attributes: {
@@ -996,6 +1139,27 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description body not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description body too large */
             413: {
                 headers: {
@@ -1005,6 +1169,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description invalid batch; nothing stored */
             422: {
                 headers: {
@@ -1013,6 +1184,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -1040,6 +1218,27 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description body not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description body too large */
             413: {
                 headers: {
@@ -1049,6 +1248,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description invalid batch; nothing stored */
             422: {
                 headers: {
@@ -1057,6 +1263,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -1084,6 +1297,27 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description body not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description body too large */
             413: {
                 headers: {
@@ -1093,6 +1327,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description invalid batch; nothing stored */
             422: {
                 headers: {
@@ -1101,6 +1342,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -1128,6 +1376,27 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description body not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description body too large */
             413: {
                 headers: {
@@ -1137,6 +1406,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description invalid batch; nothing stored */
             422: {
                 headers: {
@@ -1145,6 +1421,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -1172,6 +1455,27 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description body not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description body too large */
             413: {
                 headers: {
@@ -1181,6 +1485,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description invalid batch; nothing stored */
             422: {
                 headers: {
@@ -1189,6 +1500,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -1216,6 +1534,27 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description body not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description body too large */
             413: {
                 headers: {
@@ -1225,6 +1564,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description invalid batch; nothing stored */
             422: {
                 headers: {
@@ -1233,6 +1579,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -1260,6 +1613,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["IncidentPublic"][];
                 };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Unprocessable Entity */
             422: {
@@ -1300,6 +1667,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["IncidentPublic"];
                 };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description unknown incident */
             404: {
@@ -1350,6 +1731,20 @@ export interface operations {
                     "application/json": components["schemas"]["AnomalyPublic"][];
                 };
             };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description unknown incident */
             404: {
                 headers: {
@@ -1399,6 +1794,20 @@ export interface operations {
                     "application/json": components["schemas"]["SuspectPublic"][];
                 };
             };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description unknown incident */
             404: {
                 headers: {
@@ -1447,6 +1856,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["LabelPublic"][];
                 };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description unknown incident */
             404: {
@@ -1501,6 +1924,20 @@ export interface operations {
                     "application/json": components["schemas"]["LabelPublic"];
                 };
             };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description unknown incident, suspect or change */
             404: {
                 headers: {
@@ -1549,6 +1986,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["RerunAccepted"];
                 };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description unknown incident */
             404: {
@@ -1603,6 +2054,20 @@ export interface operations {
                     "application/json": components["schemas"]["ChangePublic"][];
                 };
             };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -1642,6 +2107,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ChangePublic"];
                 };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description unknown change */
             404: {
@@ -1690,6 +2169,20 @@ export interface operations {
                     "application/json": components["schemas"]["ServicePublic"][];
                 };
             };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description storage error */
             503: {
                 headers: {
@@ -1720,6 +2213,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["SeriesInfoPublic"][];
                 };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
@@ -1766,6 +2273,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["SeriesPublic"];
                 };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description unknown series */
             404: {
@@ -1814,6 +2335,20 @@ export interface operations {
                     "application/json": components["schemas"]["ModelInfoPublic"];
                 };
             };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description storage error */
             503: {
                 headers: {
@@ -1861,6 +2396,197 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    list_keys_admin_keys_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyPublic"][];
+                };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    create_key_admin_keys_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeyCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyCreated"];
+                };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description unknown role or bad name */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    revoke_key_admin_keys__key_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyPublic"];
+                };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no such active key */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_audit_audit_get: {
+        parameters: {
+            query?: {
+                action?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPublic"][];
+                };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
