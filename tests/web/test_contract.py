@@ -14,6 +14,7 @@ from server import openapi_dump
 from server.api import convert
 from server.commands import web
 from server.embedded import EmbeddedServer
+from server.rca.service import model_info_of_store
 from server.sim.replay import replay
 from server.sim.scenario import generate_scenario
 
@@ -62,7 +63,7 @@ def test_declared_models_leave_the_bodies_as_they_were(replayed: EmbeddedServer)
         assert all(("service" in ch) != ("services" in ch) for ch in changes)
         one = changes[0]
         assert c.get(f"/changes/{one['id']}").json() == one
-        assert c.get("/model").json() == state.pipeline.rca.model_info()
+        assert c.get("/model").json() == model_info_of_store(state.store)
         inc = c.get("/incidents").json()[0]
         r = c.post(f"/incidents/{inc['id']}/rerun_rca")
         assert r.status_code == 202 and r.json() == {"accepted": 1, "incident_id": inc["id"]}

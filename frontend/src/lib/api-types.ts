@@ -2532,7 +2532,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description Validation Error */
             422: {
