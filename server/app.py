@@ -58,7 +58,7 @@ def build_status(settings: Settings, store: Store) -> StatusBoard:
 
 def _openapi_schemas() -> dict[str, Any]:
     models: list[Any] = [schemas.MetricPointIn, schemas.LogIn, schemas.DeploymentIn, schemas.ConfigChangeIn,
-              schemas.FlagChangeIn, schemas.EdgeIn, schemas.Accepted]
+              schemas.FlagChangeIn, schemas.EdgeIn, schemas.Accepted, schemas.ErrorPublic]
     out: dict[str, Any] = {}
     for m in models:
         sch = m.model_json_schema(ref_template="#/components/schemas/{model}")

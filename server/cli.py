@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("server.sim.cli", "run the simulated service fleet, or write seeded scenarios"),
     "tui": ("workbench.tui.cli", "terminal UI for live incident triage"),
     "ui": ("workbench.ui_cli", "Streamlit pages: incidents, evidence charts, explorer, changes, model"),
+    "web": ("server.commands.web", "the web app (Next.js): install, build when needed, serve"),
     "keys": ("server.commands.keys", "create, list and revoke API keys (roles ingest, read, label, admin)"),
 }
 

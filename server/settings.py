@@ -3,16 +3,18 @@
 Examples: ``RCA_DATA_DIR=/var/lib/rca``, ``RCA_PORT=8000``,
 ``RCA_STORE__BACKEND=duckdb`` (or ``postgres`` with ``RCA_STORE__POSTGRES_DSN``),
 ``RCA_STORE__TELEMETRY_BACKEND`` (defaults to the state backend), ``RCA_BUS__BACKEND=memory``,
-``RCA_GROUPING__GAP_SECONDS=300``, ``RCA_API__MAX_BODY_BYTES=67108864``.
+``RCA_GROUPING__GAP_SECONDS=300``, ``RCA_API__MAX_BODY_BYTES=67108864``,
+``RCA_API__CORS_ORIGINS='["http://localhost:3000"]'`` (or a comma-separated list).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from server.detector.core import DetectorConfig
 
@@ -74,9 +76,20 @@ class ApiSettings(BaseModel):
     # Host header allow-list (DNS rebinding). Empty: loopback names when bound to a loopback
     # address, any host otherwise. ["*"] allows any.
     allowed_hosts: list[str] = Field(default_factory=list)
-    # Browser origins allowed to call the API (CORS); none by default. Cross-origin writes from
-    # any other origin are refused with 403.
-    cors_origins: list[str] = Field(default_factory=list)
+    # Browser origins allowed to call the API (CORS), a JSON list or a comma-separated list;
+    # none by default (the web app proxies, so it needs none). Cross-origin writes from any
+    # other origin are refused with 403.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, v: object) -> object:
+        if isinstance(v, str):
+            text = v.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [o.strip() for o in text.split(",") if o.strip()]
+        return v
 
 
 class AuthSettings(BaseModel):

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from server import auth
+from server.api import schemas
 from server.api.deps import State
 from server.model import ROLES, ApiKey, AuditEntry
 from server.settings import AuthSettings
@@ -181,7 +182,7 @@ def create_key(body: KeyCreate, state: State, who: Annotated[Principal, require(
 
 
 @router.delete("/admin/keys/{key_id}", response_model=KeyPublic, summary="Revoke an API key",
-               responses={404: {"description": "no such active key"}})
+               responses={404: {"model": schemas.ErrorPublic, "description": "no such active key"}})
 def revoke_key(key_id: str, state: State, who: Annotated[Principal, require("admin")]) -> Any:
     if not state.store.revoke_api_key(key_id=key_id, at=time.time()):
         raise HTTPException(404, detail=f"no active API key {key_id!r}")

@@ -150,9 +150,12 @@ def _body_doc(model: type, key: str, single: type | None = None) -> dict[str, An
     return {"requestBody": {"required": True, "content": content},
             "responses": {"202": {"description": "accepted", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Accepted"}}}},
-                "408": {"description": "body not received in time"}, "413": {"description": "body too large"},
+                "408": {"description": "body not received in time"},
+                "413": {"description": "body too large", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/ErrorPublic"}}}},
                 "415": {"description": "unsupported content type"},
-                "422": {"description": "invalid batch; nothing stored"},
+                "422": {"description": "invalid batch; nothing stored", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/ErrorPublic"}}}},
                 "503": {"description": "processing is behind (Retry-After); nothing stored"}}}
 
 

@@ -6,7 +6,6 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import JSONResponse
 
 from server.api import convert, schemas
 from server.api.auth import Principal, audit, require
@@ -16,7 +15,10 @@ from server.model.labels import matches, parse_matchers
 from server.rca.service import model_info_of_store
 from server.timeutil import iso
 
-router = APIRouter()
+router = APIRouter(responses={503: {"model": schemas.ErrorPublic, "description": "storage error"}})
+
+_NO_INCIDENT: dict[int | str, dict[str, Any]] = {
+    404: {"model": schemas.ErrorPublic, "description": "unknown incident"}}
 
 
 def _incident_or_404(state: State, incident_id: str) -> Any:
@@ -34,7 +36,7 @@ def _incident_or_404(state: State, incident_id: str) -> Any:
 
 
 @router.get("/incidents", response_model=list[schemas.IncidentPublic], tags=["incidents"],
-            summary="Incidents, newest first")
+            summary="Incidents, newest first", responses={422: {"model": schemas.ErrorPublic}})
 def list_incidents(
     state: State,
     status: Literal["OPEN", "RESOLVED"] | None = None,
@@ -49,33 +51,37 @@ def list_incidents(
     return [convert.incident_public(i) for i in incs]
 
 
-@router.get("/incidents/{incident_id}", response_model=schemas.IncidentPublic, tags=["incidents"])
+@router.get("/incidents/{incident_id}", response_model=schemas.IncidentPublic, tags=["incidents"],
+            responses=_NO_INCIDENT)
 def get_incident(incident_id: str, state: State) -> Any:
     return convert.incident_public(_incident_or_404(state, incident_id))
 
 
-@router.get("/incidents/{incident_id}/anomalies", response_model=list[schemas.AnomalyPublic], tags=["incidents"])
+@router.get("/incidents/{incident_id}/anomalies", response_model=list[schemas.AnomalyPublic], tags=["incidents"],
+            responses=_NO_INCIDENT)
 def get_anomalies(incident_id: str, state: State) -> Any:
     inc = _incident_or_404(state, incident_id)
     return [convert.anomaly_public(a) for a in state.store.list_anomalies(incident_id=inc.id)]
 
 
 @router.get("/incidents/{incident_id}/suspects", response_model=list[schemas.SuspectPublic], tags=["incidents"],
-            summary="Ranked suspects with evidence and explanation, best first")
+            summary="Ranked suspects with evidence and explanation, best first", responses=_NO_INCIDENT)
 def get_suspects(incident_id: str, state: State) -> Any:
     inc = _incident_or_404(state, incident_id)
     return [convert.suspect_public(s) for s in state.store.list_suspects(incident_id=inc.id)]
 
 
 @router.get("/incidents/{incident_id}/labels", response_model=list[schemas.LabelPublic], tags=["incidents"],
-            summary="Labels given to this incident (extension)")
+            summary="Labels given to this incident (extension)", responses=_NO_INCIDENT)
 def get_labels(incident_id: str, state: State) -> Any:
     inc = _incident_or_404(state, incident_id)
     return [convert.label_public(lb) for lb in state.store.list_labels(incident_id=inc.id)]
 
 
 @router.post("/incidents/{incident_id}/label", response_model=schemas.LabelPublic, tags=["incidents"],
-             summary="Label a change as the cause (or not) of an incident")
+             summary="Label a change as the cause (or not) of an incident",
+             responses={404: {"model": schemas.ErrorPublic, "description": "unknown incident, suspect or change"},
+                        422: {"model": schemas.ErrorPublic, "description": "invalid label"}})
 async def post_label(incident_id: str, body: schemas.LabelIn, state: State,
                      who: Annotated[Principal, require("label")]) -> Any:
     incident_id = _incident_or_404(state, incident_id).id
@@ -128,15 +134,18 @@ def _known_services(state: Any, incident_id: str) -> set[str]:
 
 
 @router.post("/incidents/{incident_id}/rerun_rca", status_code=202, tags=["incidents"],
+             response_model=schemas.RerunAccepted, responses=_NO_INCIDENT,
              summary="Recompute suspects (reflects all labels so far)")
-async def rerun_rca(incident_id: str, state: State, who: Annotated[Principal, require("label")]) -> JSONResponse:
+async def rerun_rca(incident_id: str, state: State, who: Annotated[Principal, require("label")]) -> Any:
     incident_id = _incident_or_404(state, incident_id).id
     audit(state, who, "rerun_rca", incident_id)
     await state.publisher.rerun(incident_id)
-    return JSONResponse({"accepted": 1, "incident_id": incident_id}, status_code=202)
+    return {"accepted": 1, "incident_id": incident_id}
 
 
-@router.get("/changes", tags=["changes"], summary="Change events, newest first")
+@router.get("/changes", tags=["changes"], summary="Change events, newest first",
+            response_model=list[schemas.ChangePublic], response_model_exclude_unset=True,
+            responses={422: {"model": schemas.ErrorPublic}})
 def list_changes(
     state: State,
     service: str | None = None,
@@ -144,14 +153,16 @@ def list_changes(
     until: str | None = None,
     kind: Literal["deployment", "config_change", "flag_change"] | None = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
-) -> list[dict[str, Any]]:
+) -> Any:
     changes = state.store.list_changes(service=service, since=ts_param(since, "since"),
                                        until=ts_param(until, "until"), kind=kind, limit=limit)
     return [convert.change_public(c) for c in changes]
 
 
-@router.get("/changes/{change_id}", tags=["changes"], summary="One change event (extension)")
-def get_change(change_id: str, state: State) -> dict[str, Any]:
+@router.get("/changes/{change_id}", tags=["changes"], summary="One change event (extension)",
+            response_model=schemas.ChangePublic, response_model_exclude_unset=True,
+            responses={404: {"model": schemas.ErrorPublic, "description": "unknown change"}})
+def get_change(change_id: str, state: State) -> Any:
     c = state.store.get_change(change_id=change_id)
     if c is None:
         raise HTTPException(404, detail=f"change {change_id!r} not found")
@@ -190,7 +201,9 @@ def list_series(state: State, service: str | None = None, metric: str | None = N
 
 
 @router.get("/services/{service}/metrics/{metric}/series", response_model=schemas.SeriesPublic, tags=["services"],
-            summary="Stored points of a metric; label sets selected by label matchers, averaged when several")
+            summary="Stored points of a metric; label sets selected by label matchers, averaged when several",
+            responses={404: {"model": schemas.ErrorPublic, "description": "unknown series"},
+                       422: {"model": schemas.ErrorPublic}})
 def get_series(
     service: str, metric: str, state: State, since: str | None = None, until: str | None = None,
     step: Annotated[float | None, Query(ge=STEP_MIN, le=STEP_MAX, allow_inf_nan=False,
@@ -209,6 +222,7 @@ def get_series(
             "points": [{"ts": iso(float(t)), "value": float(v)} for t, v in zip(ts, vals, strict=True)]}
 
 
-@router.get("/model", tags=["model"], summary="Ranking model: version, labels used, held-out accuracy (extension)")
-def get_model(state: State) -> dict[str, Any]:
+@router.get("/model", tags=["model"], summary="Ranking model: version, labels used, held-out accuracy (extension)",
+            response_model=schemas.ModelInfoPublic, response_model_exclude_unset=True)
+def get_model(state: State) -> Any:
     return model_info_of_store(state.store)

@@ -293,6 +293,73 @@ class SeriesPublic(BaseModel):
     label_sets: int = Field(default=1, description="how many label sets were averaged into these points (extension)")
 
 
+class RerunAccepted(BaseModel):
+    accepted: int
+    incident_id: str = Field(description="the incident whose suspects are recomputed (after merges)")
+
+
+class DiffFilePublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    path: str
+    added: int = 0
+    removed: int = 0
+
+
+class DiffPublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    files: list[DiffFilePublic] = []
+
+
+class ChangePublic(BaseModel):
+    """One change event. Which fields appear depends on ``kind`` (absent ones are left out,
+    never sent as ``null``): deployments and config changes have ``service``, flag changes
+    ``services``."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: Literal["deployment", "config_change", "flag_change"]
+    id: str
+    service: str | None = Field(default=None, description="deployment and config_change")
+    services: list[str] | None = Field(default=None, description="flag_change")
+    ts: str
+    version: str | None = Field(default=None, description="deployment")
+    previous_version: str | None = Field(default=None, description="deployment")
+    commit: str | None = Field(default=None, description="deployment")
+    diff: DiffPublic | None = Field(default=None, description="deployment")
+    key: str | None = Field(default=None, description="config_change")
+    old_value: str | None = Field(default=None, description="config_change")
+    new_value: str | None = Field(default=None, description="config_change")
+    flag: str | None = Field(default=None, description="flag_change")
+    old_state: str | None = Field(default=None, description="flag_change")
+    new_state: str | None = Field(default=None, description="flag_change")
+    rollout_percent: int | float | None = Field(default=None, description="flag_change")
+    author: str | None = None
+    description: str | None = None
+
+
+class ModelInfoPublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    version: int = Field(description="0 while only the heuristic prior ranks")
+    labels_used: int
+    labelled_incidents: int
+    trained_at: float | None = Field(description="epoch seconds of the last training")
+    blend_weight: float = Field(description="weight of the learnt model against the prior, in [0, 1]")
+    heldout: dict[str, float] | None = Field(description="held-out AC@1, AC@3, MRR of the learnt model")
+    features: list[str]
+    kind: str
+    coefficients: dict[str, float] | None = Field(default=None, description="only once a model is learnt")
+
+
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorPublic(BaseModel):
+    """Every error body: ``detail`` is a message, or a list naming each bad item and field."""
+
+    detail: str | list[ValidationErrorItem]
+
 class StagePublic(BaseModel):
     """Progress of one pipeline stage: messages published to its topic but not yet fully
     processed (``lag``), over ``partitions`` partitions, by ``workers`` live workers."""

@@ -199,6 +199,8 @@ def _main(args: argparse.Namespace, srv: EmbeddedServer, sim: _SimServer, t0: fl
         print(f"  terminal UI:  rca tui --url {srv.url}")
         if ui_url:
             print(f"  web pages:    {ui_url}/incident?id={found['id']}   (rca ui; all incidents at {ui_url})")
+        print(f"  web app:      rca web --url {srv.url} --sim-url {sim.url}   "
+              f"(then http://127.0.0.1:3000/incidents/{found['id']}, live demo at /demo)")
         print(flush=True)
         if args.exit_after_detect:
             return 0
