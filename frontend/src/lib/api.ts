@@ -5,7 +5,7 @@
  */
 import createClient from "openapi-fetch";
 import type { paths } from "./api-types";
-import { apiUrl } from "./config";
+import { apiHeaders, apiUrl } from "./config";
 import { errorText } from "./errors";
 
 export { errorText };
@@ -13,7 +13,7 @@ export { errorText };
 export type RcaClient = ReturnType<typeof createClient<paths>>;
 
 export function serverApi(): RcaClient {
-  return createClient<paths>({ baseUrl: apiUrl(), cache: "no-store" });
+  return createClient<paths>({ baseUrl: apiUrl(), cache: "no-store", headers: apiHeaders() });
 }
 
 /** The server answered with an error status. */

@@ -16,6 +16,13 @@ export function apiUrl(): string {
   return clean(process.env.RCA_API_URL ?? "http://127.0.0.1:8000");
 }
 
+/** Headers that authenticate the web app to the RCA server: RCA_API_KEY (a key with the
+ * label role lets users label and rerun; read is enough for viewing), none when unset. */
+export function apiHeaders(): Record<string, string> {
+  const key = (process.env.RCA_API_KEY ?? "").trim();
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+
 export function simUrl(): string {
   return clean(process.env.RCA_SIM_URL ?? "http://127.0.0.1:8001");
 }
