@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
 import server
-from server.api import health, ingest, query, schemas
+from server.api import health, ingest, query, receivers, schemas
 from server.api.deps import AppState, Metrics
 from server.bus.base import Bus
 from server.bus.memory import MemoryBus
@@ -42,7 +42,7 @@ def build_bus(settings: Settings) -> Bus:
 
 def _openapi_schemas() -> dict[str, Any]:
     models: list[Any] = [schemas.MetricPointIn, schemas.LogIn, schemas.DeploymentIn, schemas.ConfigChangeIn,
-              schemas.FlagChangeIn, schemas.EdgeIn, schemas.Accepted]
+              schemas.FlagChangeIn, schemas.EdgeIn, schemas.Accepted, schemas.AlertIn]
     out: dict[str, Any] = {}
     for m in models:
         sch = m.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(ingest.router)
+    app.include_router(receivers.router)
     app.include_router(query.router)
     app.include_router(health.router)
 

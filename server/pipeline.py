@@ -167,6 +167,8 @@ class Pipeline:
         elif msg.kind == "logs":
             lo, hi = msg.payload["min_ts"], msg.payload["max_ts"]
             self.dirty |= self._incidents_near(lo, hi)
+        elif msg.kind == "alerts":  # payload: ids of new or changed alerts (stored by the API)
+            self.dirty |= self.incidents.handle_alerts(msg.payload)
         elif msg.kind == "topology":
             self.incidents.regroup(self.store.get_topology())
             self.dirty |= set(self.incidents.incident_ids())

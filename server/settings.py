@@ -2,7 +2,8 @@
 
 Examples: ``RCA_DATA_DIR=/var/lib/rca``, ``RCA_PORT=8000``,
 ``RCA_STORE__BACKEND=duckdb``, ``RCA_BUS__BACKEND=memory``,
-``RCA_GROUPING__GAP_SECONDS=300``, ``RCA_API__MAX_BODY_BYTES=67108864``.
+``RCA_GROUPING__GAP_SECONDS=300``, ``RCA_API__MAX_BODY_BYTES=67108864``,
+``RCA_WEBHOOKS__GITHUB_SECRET=...``, ``RCA_RECEIVERS__SERVICE_LABELS='["service","job"]'``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,6 +50,25 @@ class GroupingSettings(BaseModel):
     max_hops: int = 2
 
 
+class ReceiverSettings(BaseModel):
+    # Prometheus remote-write and alerts: the first of these labels present gives the
+    # service (the label is then not kept as a label of the series).
+    service_labels: tuple[str, ...] = ("service", "job")
+    # OTLP: resource attributes (besides service.name) that become labels of every point.
+    otlp_resource_labels: tuple[str, ...] = (
+        "service.instance.id", "service.version", "deployment.environment", "deployment.environment.name",
+        "host.name", "k8s.pod.name", "k8s.namespace.name")
+
+
+class WebhookSettings(BaseModel):
+    # Shared secrets of the change webhooks. When one is set, a request without a valid
+    # signature (GitHub X-Hub-Signature-256, LaunchDarkly X-LD-Signature) or token
+    # (Argo CD, Authorization: Bearer) gets 401 and nothing is stored.
+    github_secret: SecretStr | None = None
+    argocd_token: SecretStr | None = None
+    launchdarkly_secret: SecretStr | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RCA_", env_nested_delimiter="__", extra="ignore")
 
@@ -61,3 +81,5 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     pipeline: PipelineSettings = PipelineSettings()
     grouping: GroupingSettings = GroupingSettings()
+    receivers: ReceiverSettings = ReceiverSettings()
+    webhooks: WebhookSettings = WebhookSettings()

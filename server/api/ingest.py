@@ -21,6 +21,8 @@ from server.api.validation import (
     validate_metrics,
 )
 from server.bus.base import BusMessage
+from server.ingest import arrow_ipc
+from server.ingest.errors import DecodeError
 
 router = APIRouter(tags=["ingest"])
 
@@ -64,10 +66,14 @@ def _body_doc(model: type, key: str, single: type | None = None) -> dict[str, An
     content: dict[str, Any] = {"application/json": {"schema": {"oneOf": variants}}}
     if key == "points":
         content["application/x-ndjson"] = {"schema": {"type": "string", "description": "one point object per line"}}
+        content[arrow_ipc.MEDIA_TYPE] = {"schema": {"type": "string", "format": "binary", "description":
+                                         "Arrow IPC stream: service, metric (string), ts (epoch s or timestamp), "
+                                         "value (number), labels (optional JSON text or map<string,string>)"}}
     return {"requestBody": {"required": True, "content": content},
             "responses": {"202": {"description": "accepted", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Accepted"}}}},
-                "413": {"description": "body too large"}, "422": {"description": "invalid batch; nothing stored"}}}
+                "413": {"description": "body too large"}, "422": {"description": "invalid batch; nothing stored"},
+                **({"400": {"description": "Arrow body that is not an IPC stream"}} if key == "points" else {})}}
 
 
 async def _ingest_table(request: Request, state: State, kind: str, key: str,
@@ -75,12 +81,18 @@ async def _ingest_table(request: Request, state: State, kind: str, key: str,
                         insert: Callable[[pa.Table], int]) -> tuple[JSONResponse, pa.Table | None]:
     """Read, validate as a whole and store one metric or log batch (JSON, bare array or NDJSON)."""
     body = await read_body(request, state.settings.api.max_body_bytes)
-    ndjson = request.headers.get("content-type", "").startswith(("application/x-ndjson", "application/ndjson"))
+    ctype = request.headers.get("content-type", "")
+    ndjson = ctype.startswith(("application/x-ndjson", "application/ndjson"))
+    arrow = key == "points" and ctype.startswith(arrow_ipc.MEDIA_TYPE)
 
     def work() -> pa.Table:
-        items = parse_items(body, key, ndjson=ndjson)
-        _too_many(state, len(items))
-        table = validate(items)
+        if arrow:
+            table = arrow_ipc.decode(body)
+            _too_many(state, table.num_rows)
+        else:
+            items = parse_items(body, key, ndjson=ndjson)
+            _too_many(state, len(items))
+            table = validate(items)
         insert(table)
         return table
 
@@ -88,12 +100,15 @@ async def _ingest_table(request: Request, state: State, kind: str, key: str,
         table = await asyncio.to_thread(work)
     except BatchError as exc:
         return _reject(state, kind, exc), None
+    except DecodeError as exc:
+        state.metrics.rejected.labels(kind).inc()
+        return JSONResponse({"detail": str(exc)}, status_code=400), None
     state.metrics.ingested.labels(kind).inc(table.num_rows)
     return _accepted(table.num_rows), table
 
 
 @router.post("/ingest/metrics", status_code=202, openapi_extra=_body_doc(schemas.MetricPointIn, "points", None),
-             summary="Ingest metric points (JSON or NDJSON)")
+             summary="Ingest metric points (JSON, NDJSON or Arrow IPC stream)")
 async def ingest_metrics(request: Request, state: State) -> JSONResponse:
     response, table = await _ingest_table(request, state, "metrics", "points", validate_metrics,
                                           lambda t: state.store.insert_metrics(table=t))

@@ -12,7 +12,8 @@ class BusMessage:
 
     ``kind``: ``metrics`` (payload: Arrow table), ``logs`` (payload: dict with services
     and ts range), ``changes`` (list of Change), ``topology``, ``rerun`` (incident id),
-    ``label`` (Label). ``count`` is how many ingested events it carries, for ``pending``.
+    ``label`` (Label), ``alerts`` (list of alert ids, new or changed). ``count`` is how many
+    ingested events it carries, for ``pending``.
     """
 
     kind: str

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from server.model import Anomaly, Change, Edge, Incident, Label, LogWindow, SeriesInfo, Suspect
+from server.model import Alert, Anomaly, Change, Edge, Incident, Label, LogWindow, SeriesInfo, Suspect
 
 
 class StoreError(Exception):
@@ -121,3 +121,16 @@ class Store(Protocol):
     def set_meta(self, *, key: str, value: str) -> None: ...
 
     def close(self) -> None: ...
+
+    # ---- alerts ---------------------------------------------------------------------
+    def upsert_alerts(self, *, alerts: list[Alert]) -> list[str]:
+        """Store new alerts and updates of known ones (status, end, labels...), keeping
+        the incident an alert was already assigned to. Returns the ids of the alerts that
+        are new or changed (a repeated identical notification changes nothing)."""
+
+    def save_alerts(self, *, alerts: list[Alert]) -> None:
+        """Upsert by id, incident assignment and join reason included (grouping)."""
+
+    def list_alerts(self, *, incident_ids: list[str] | None = None, alert_ids: list[str] | None = None,
+                    unassigned: bool = False) -> list[Alert]:
+        """Oldest first (by starts_at)."""

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from server.model import (
+    Alert,
     Anomaly,
     Change,
     Edge,
@@ -33,7 +34,7 @@ from server.model import (
 )
 from server.store.base import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LEVEL_RANK = {"DEBUG": 0, "INFO": 1, "WARN": 2, "ERROR": 3, "FATAL": 4}
 
 _SCHEMA_V1 = [
@@ -74,8 +75,21 @@ _SUS_SCHEMA = pa.schema([("id", _S), ("incident_id", _S), ("rank", _I), ("kind",
 _CHANGE_SCHEMA = pa.schema([("id", _S), ("kind", _S), ("services", pa.list_(_S)), ("ts", _F64), ("author", _S),
                             ("description", _S), ("fields", _S), ("seq", pa.int64())])
 
-# Migrations from version N to N+1; a newer release opens an older data dir by applying them.
-_MIGRATIONS: dict[int, list[str]] = {}
+_ALERT_SCHEMA = pa.schema([("id", _S), ("incident_id", _S), ("name", _S), ("services", pa.list_(_S)), ("status", _S),
+                           ("starts_at", _F64), ("ends_at", _F64), ("labels", _S), ("annotations", _S),
+                           ("fingerprint", _S), ("source", _S), ("generator_url", _S), ("join_reason", _S),
+                           ("updated_seq", pa.int64())])
+
+# Migrations from version N to N+1; a newer release opens an older data dir by applying them
+# (a new data dir is created at version 1 and migrated up the same way).
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [  # alerts from the user's own alerting (POST /ingest/alerts)
+        """CREATE TABLE IF NOT EXISTS alerts (id VARCHAR PRIMARY KEY, incident_id VARCHAR, name VARCHAR NOT NULL,
+            services VARCHAR[] NOT NULL, status VARCHAR NOT NULL, starts_at DOUBLE NOT NULL, ends_at DOUBLE,
+            labels VARCHAR, annotations VARCHAR, fingerprint VARCHAR, source VARCHAR, generator_url VARCHAR,
+            join_reason VARCHAR, updated_seq BIGINT)""",
+    ],
+}
 
 
 def _where(*filters: tuple[str, Any]) -> tuple[str, list[Any]]:
@@ -141,9 +155,10 @@ class DuckDBStore:
             if row is None:
                 for stmt in _SCHEMA_V1[1:]:
                     con.execute(stmt)
-                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-                return
-            version = int(row[0])
+                con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+                version = 1
+            else:
+                version = int(row[0])
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"data dir was written by a newer release (schema {version} > {SCHEMA_VERSION}); upgrade rca"
@@ -528,3 +543,62 @@ class DuckDBStore:
         for t in ("metrics", "logs", "changes", "topology", "anomalies", "incidents", "suspects", "labels"):
             out[t] = int(self._q(f"SELECT count(*) FROM {t}")[0][0])
         return out
+
+    # ---- alerts (schema 2) ------------------------------------------------------------------
+    _ALERT_COLS = ("id, incident_id, name, services, status, starts_at, ends_at, labels, annotations, fingerprint, "
+                   "source, generator_url, join_reason")
+
+    @staticmethod
+    def _alert_row(a: Alert) -> tuple[Any, ...]:
+        return (a.id, a.incident_id, a.name, a.services, a.status, a.starts_at, a.ends_at,
+                json.dumps(a.labels, sort_keys=True), json.dumps(a.annotations, sort_keys=True), a.fingerprint,
+                a.source, a.generator_url, a.join_reason)
+
+    @staticmethod
+    def _alert(r: tuple[Any, ...]) -> Alert:
+        return Alert(id=r[0], incident_id=r[1], name=r[2], services=list(r[3] or []), status=r[4],
+                     starts_at=float(r[5]), ends_at=_num(r[6]), labels=json.loads(r[7] or "{}"),
+                     annotations=json.loads(r[8] or "{}"), fingerprint=r[9], source=r[10] or "generic",
+                     generator_url=r[11], join_reason=r[12])
+
+    def upsert_alerts(self, *, alerts: list[Alert]) -> list[str]:
+        if not alerts:
+            return []
+        by_id = {a.id: a for a in alerts}  # the last notification of an alert in a batch wins
+        with self._tx() as con:
+            rows = con.execute(f"SELECT {self._ALERT_COLS} FROM alerts WHERE id IN (SELECT unnest(?))",
+                               [list(by_id)]).fetchall()
+            old = {r[0]: self._alert(r) for r in rows}
+            changed: list[Alert] = []
+            for a in by_id.values():
+                prev = old.get(a.id)
+                if prev is not None:
+                    a.incident_id, a.join_reason = prev.incident_id, prev.join_reason  # grouping owns these
+                    if self._alert_row(prev) == self._alert_row(a):
+                        continue
+                changed.append(a)
+            if changed:
+                con.execute("DELETE FROM alerts WHERE id IN (SELECT unnest(?))", [[a.id for a in changed]])
+                self._insert_alerts(con, changed)
+        return [a.id for a in changed]
+
+    def _insert_alerts(self, con: duckdb.DuckDBPyConnection, alerts: list[Alert]) -> None:
+        row = con.execute("SELECT coalesce(max(updated_seq), 0) FROM alerts").fetchall()[0]
+        seq = int(row[0]) if row else 0
+        rows = [(*self._alert_row(a), seq + i + 1) for i, a in enumerate(alerts)]
+        self._insert_rows(con, "alerts", _ALERT_SCHEMA, rows, replace=True)
+
+    def save_alerts(self, *, alerts: list[Alert]) -> None:
+        """Upsert by id, incident assignment included (the grouping stage)."""
+        if alerts:
+            with self._tx() as con:
+                self._insert_alerts(con, alerts)
+
+    def list_alerts(self, *, incident_ids: list[str] | None = None, alert_ids: list[str] | None = None,
+                    unassigned: bool = False) -> list[Alert]:
+        where, params = _where(("incident_id IN (SELECT unnest(?))", incident_ids),
+                               ("id IN (SELECT unnest(?))", alert_ids))
+        if unassigned:
+            where += " AND incident_id IS NULL"
+        rows = self._q(f"SELECT {self._ALERT_COLS} FROM alerts WHERE {where} ORDER BY starts_at, id", params)
+        return [self._alert(r) for r in rows]
