@@ -57,4 +57,5 @@ _pool.Add(_v1())
 _pool.Add(_v2())
 
 WriteRequest: Any = message_factory.GetMessageClass(_pool.FindMessageTypeByName("prometheus.WriteRequest"))
+TimeSeries: Any = message_factory.GetMessageClass(_pool.FindMessageTypeByName("prometheus.TimeSeries"))
 WriteRequestV2: Any = message_factory.GetMessageClass(_pool.FindMessageTypeByName("io.prometheus.write.v2.Request"))

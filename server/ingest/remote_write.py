@@ -21,8 +21,9 @@ import orjson
 import pyarrow as pa
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
+from server.ingest import prom_scan
 from server.ingest.errors import BatchError, DecodeError, UnsupportedMediaType, err
-from server.ingest.prompb import WriteRequest, WriteRequestV2
+from server.ingest.prompb import TimeSeries, WriteRequest, WriteRequestV2
 
 V1 = "prometheus.WriteRequest"
 V2 = "io.prometheus.write.v2.Request"
@@ -89,6 +90,46 @@ class SeriesCache:
     def __init__(self, service_labels: Sequence[str]) -> None:
         self.service_labels = tuple(service_labels)
         self._d: dict[tuple[str, ...], tuple[str | None, str | None, str | None]] = {}
+        # fast path: raw label bytes -> series number; the series' key columns by number
+        self._raw: dict[bytes, int] = {}
+        self.svc: list[str | None] = []
+        self.met: list[str | None] = []
+        self.lab: list[str | None] = []
+        self.bad: set[int] = set()  # series numbers without a service or metric name
+        self._cols: tuple[int, pa.Array, pa.Array, pa.Array] | None = None
+
+    def columns(self) -> tuple[pa.Array, pa.Array, pa.Array]:
+        """The key columns of every cached series as Arrow arrays (rebuilt only when the
+        cache grew), so a request's columns are one ``take`` each."""
+        n = len(self.svc)
+        if self._cols is None or self._cols[0] != n:
+            self._cols = (n, pa.array(self.svc, type=pa.string()), pa.array(self.met, type=pa.string()),
+                          pa.array(self.lab, type=pa.string()))
+        return self._cols[1], self._cols[2], self._cols[3]
+
+    def begin(self) -> None:
+        """Bound memory between requests (series numbers stay valid within one)."""
+        if len(self._raw) >= _CACHE_MAX:
+            self._raw.clear()
+            self.svc, self.met, self.lab = [], [], []
+            self.bad, self._cols = set(), None
+        if len(self._d) >= _CACHE_MAX:
+            self._d.clear()
+
+    def raw_id(self, label_bytes: bytes) -> int:
+        hit = self._raw.get(label_bytes)
+        if hit is not None:
+            return hit
+        ts = TimeSeries.FromString(label_bytes)
+        s, m, t = self.key(tuple(x for lab in ts.labels for x in (lab.name, lab.value)))
+        n = len(self.svc)
+        self.svc.append(s)
+        self.met.append(m)
+        self.lab.append(t)
+        if s is None or m is None:
+            self.bad.add(n)
+        self._raw[label_bytes] = n
+        return n
 
     def key(self, pairs: tuple[str, ...]) -> tuple[str | None, str | None, str | None]:
         hit = self._d.get(pairs)
@@ -103,8 +144,6 @@ class SeriesCache:
                 break
         text = orjson.dumps(lab, option=orjson.OPT_SORT_KEYS).decode() if lab else None
         out = (service, metric, text)
-        if len(self._d) >= _CACHE_MAX:
-            self._d.clear()
         self._d[pairs] = out
         return out
 
@@ -112,6 +151,11 @@ class SeriesCache:
 def decode(raw: bytes, *, proto: str = V1, cache: SeriesCache) -> WriteResult:
     """Decompressed protobuf -> point table. Whole-request validation: a series without
     a metric name or a service label rejects the request (422), nothing is kept."""
+    cache.begin()
+    if proto == V1:
+        fast = _decode_v1_fast(raw, cache)
+        if fast is not None:
+            return fast
     try:
         req = (WriteRequest if proto == V1 else WriteRequestV2).FromString(raw)
     except ProtobufDecodeError as exc:
@@ -128,6 +172,50 @@ def decode(raw: bytes, *, proto: str = V1, cache: SeriesCache) -> WriteResult:
                 raise DecodeError(f"timeseries {i}: labels_refs must be pairs of indices into symbols")
             series.append((tuple(symbols[r] for r in refs), ts.samples))
     return _table(series, cache, proto)
+
+
+def _decode_v1_fast(raw: bytes, cache: SeriesCache) -> WriteResult | None:
+    """The compiled scan (see :mod:`server.ingest.prom_scan`); None: use the protobuf library."""
+    status, ls, le, n_series, s_series, s_ts, s_val, n = prom_scan.scan_v1(np.frombuffer(raw, np.uint8))
+    if status != prom_scan.OK:
+        return None
+    get = cache.raw_id
+    try:
+        id_list = [get(raw[a:b]) for a, b in zip(ls[:n_series].tolist(), le[:n_series].tolist(), strict=True)]
+    except ProtobufDecodeError:
+        return None
+    ids = np.array(id_list, dtype=np.int64)
+    svc, met = cache.svc, cache.met
+    bad = [i for i, k in enumerate(id_list) if k in cache.bad] if cache.bad and not cache.bad.isdisjoint(id_list) else []
+    if bad:
+        errors: list[dict[str, Any]] = []
+        for i in bad[:MAX_ERRORS]:
+            k = int(ids[i])
+            if met[k] is None:
+                errors.append(err(["body", "timeseries", i, "labels", "__name__"],
+                                  "series has no __name__ label (metric name)", "missing"))
+            if svc[k] is None:
+                errors.append(err(["body", "timeseries", i, "labels"],
+                                  f"series has none of the service labels {list(cache.service_labels)}", "missing"))
+        raise BatchError(errors)
+    if not n:
+        return WriteResult(_empty(), n_series, 0, 0, V1)
+    values = s_val[:n]
+    sample_ids = ids[s_series[:n]]
+    ts = s_ts[:n].astype(np.float64) / 1e3
+    keep = np.isfinite(values)
+    dropped = int(n - keep.sum())
+    if dropped:
+        sample_ids, ts, values = sample_ids[keep], ts[keep], values[keep]
+    c_svc, c_met, c_lab = cache.columns()
+    take = pa.array(sample_ids, type=pa.int64())
+    table = pa.table({
+        "service": c_svc.take(take), "metric": c_met.take(take),
+        "ts": pa.array(ts, type=pa.float64()),
+        "value": pa.array(values.copy(), type=pa.float64()),
+        "labels": c_lab.take(take),
+    })
+    return WriteResult(table, n_series, n, dropped, V1)
 
 
 def _table(series: list[tuple[tuple[str, ...], Any]], cache: SeriesCache, proto: str) -> WriteResult:
