@@ -11,6 +11,7 @@ labels canonical JSON text or null).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,6 +98,7 @@ class SeriesCache:
         self.lab: list[str | None] = []
         self.bad: set[int] = set()  # series numbers without a service or metric name
         self._cols: tuple[int, pa.Array, pa.Array, pa.Array] | None = None
+        self.lock = threading.Lock()  # requests decode in worker threads; one at a time per cache
 
     def columns(self) -> tuple[pa.Array, pa.Array, pa.Array]:
         """The key columns of every cached series as Arrow arrays (rebuilt only when the
@@ -151,6 +153,11 @@ class SeriesCache:
 def decode(raw: bytes, *, proto: str = V1, cache: SeriesCache) -> WriteResult:
     """Decompressed protobuf -> point table. Whole-request validation: a series without
     a metric name or a service label rejects the request (422), nothing is kept."""
+    with cache.lock:
+        return _decode(raw, proto, cache)
+
+
+def _decode(raw: bytes, proto: str, cache: SeriesCache) -> WriteResult:
     cache.begin()
     if proto == V1:
         fast = _decode_v1_fast(raw, cache)

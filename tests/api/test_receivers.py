@@ -336,3 +336,25 @@ def test_unsigned_webhooks_accepted_without_secret_and_openapi(http: httpx.Clien
         assert {"400", "413", "415", "422"} <= set(op["responses"]), path
     assert "application/vnd.apache.arrow.stream" in doc["paths"]["/ingest/metrics"]["post"]["requestBody"]["content"]
     assert "alerts" in doc["components"]["schemas"]["IncidentPublic"]["properties"]
+
+
+def test_alert_and_detector_anomaly_share_one_incident(http: httpx.Client) -> None:
+    """An alert first opens the incident; the detector's anomaly on the same service a
+    little later joins it (and vice versa an alert joins a detector incident)."""
+    from tests.api.helpers import series
+
+    shift = 600
+    http.post("/ingest/alerts", json={"alerts": [{"id": "al-pay", "name": "PaymentsSlow", "service": "payments",
+                                                  "starts_at": T0 + shift * 10 + 30}]})
+    wait_idle(http)
+    (opened,) = http.get("/incidents").json()
+    assert opened["anomaly_count"] == 0
+    r = http.post("/ingest/metrics", json={"points": series("payments", "p95_latency_ms", n=720, base=60,
+                                                            shift_at=shift, factor=3, seed=1)})
+    assert r.status_code == 202
+    wait_idle(http)
+    (inc,) = http.get("/incidents").json()
+    assert inc["id"] == opened["id"] and inc["anomaly_count"] >= 1
+    assert inc["started_at"] < opened["started_at"]  # the detector's onset is earlier than the alert
+    assert [a["id"] for a in inc["alerts"]] == ["al-pay"] and "payments: p95_latency_ms up" in inc["title"]
+    assert inc["alerts"][0]["join_reason"] == "opened by alert PaymentsSlow"
