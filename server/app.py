@@ -30,7 +30,8 @@ def build_store(settings: Settings) -> Store:
     if settings.store.backend == "duckdb":
         from server.store.duckdb import DuckDBStore
 
-        return DuckDBStore(Path(settings.data_dir) / "rca.duckdb", memory_limit=settings.store.memory_limit)
+        return DuckDBStore(Path(settings.data_dir) / "rca.duckdb", memory_limit=settings.store.memory_limit,
+                           threads=settings.store.threads)
     raise ValueError(f"unknown store backend {settings.store.backend!r}")
 
 

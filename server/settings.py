@@ -19,6 +19,8 @@ class StoreSettings(BaseModel):
     backend: Literal["duckdb"] = "duckdb"
     # DuckDB memory limit for the embedded store (None lets DuckDB decide).
     memory_limit: str | None = None
+    # DuckDB worker threads (None: the CPUs this process may run on, its affinity mask).
+    threads: int | None = None
 
 
 class BusSettings(BaseModel):

@@ -9,6 +9,7 @@ every driver error is translated into :class:`StoreError`.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -92,6 +93,16 @@ _MIGRATIONS: dict[int, list[str]] = {
 }
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask). DuckDB's default counts every CPU
+    of the machine, so a server pinned to one core ran two DuckDB threads on it: ingest
+    was about 1.6x slower than with one."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def _where(*filters: tuple[str, Any]) -> tuple[str, list[Any]]:
     """A WHERE clause from ``(condition with one ?, value)`` pairs; a None value drops its
     condition. Returns the clause (``TRUE`` when empty) and its parameters, in order."""
@@ -106,7 +117,7 @@ def _num(v: Any) -> float | None:
 class DuckDBStore:
     """The embedded store. ``path`` is the database file (created if missing)."""
 
-    def __init__(self, path: Path | str, *, memory_limit: str | None = None) -> None:
+    def __init__(self, path: Path | str, *, memory_limit: str | None = None, threads: int | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -114,6 +125,7 @@ class DuckDBStore:
             config: dict[str, Any] = {}
             if memory_limit:
                 config["memory_limit"] = memory_limit
+            config["threads"] = threads or usable_cpus()
             self._con = duckdb.connect(str(self.path), config=config)
         except duckdb.Error as exc:
             raise StoreError(f"cannot open DuckDB file {self.path}: {exc}") from exc
