@@ -20,16 +20,20 @@ from fastapi.responses import JSONResponse, Response
 
 from server.api import schemas
 from server.api.deps import AppState, State
-from server.api.ingest import read_body
-from server.bus.base import BusMessage
+from server.api.ingest import idempotent, read_batch
 from server.ingest import alerts as alert_parser
 from server.ingest import otlp, remote_write, webhooks
 from server.ingest.errors import BatchError, DecodeError, Unauthorized, UnsupportedMediaType
 from server.model import Change
 
-router = APIRouter()
+router = APIRouter()  # included with the ``ingest`` role (server/app.py)
+# Signed change webhooks: they check their own signature or token (RCA_WEBHOOKS__*), no API key.
+webhooks_router = APIRouter()
 T = TypeVar("T")
 
+_RW_TYPES = ("application/x-protobuf", "application/protobuf")
+_OTLP_TYPES = (otlp.PROTOBUF, "application/protobuf", otlp.JSON)
+_JSON_TYPES = ("application/json", "text/json")
 _ERR = {"content": {"application/json": {"schema": {"type": "object", "properties": {"detail": {}}}}}}
 _E400 = {"description": "body cannot be decoded (snappy, gzip, protobuf or JSON); nothing stored", **_ERR}
 _E401 = {"description": "missing or wrong signature / token (a secret is configured); nothing stored", **_ERR}
@@ -98,7 +102,7 @@ def _series_cache(state: AppState) -> remote_write.SeriesCache:
                                    "io.prometheus.write.v2.Request with ;proto=io.prometheus.write.v2.Request"}}}}},
 )
 async def remote_write_endpoint(request: Request, state: State) -> Response:
-    body = await read_body(request, state.settings.api.max_body_bytes)
+    body = await read_batch(request, state, accepted=_RW_TYPES)
 
     def work() -> remote_write.WriteResult:
         proto = remote_write.protocol_of(request.headers.get("content-type"))
@@ -111,7 +115,7 @@ async def remote_write_endpoint(request: Request, state: State) -> Response:
     res = await _run(state, "remote_write", work)
     n = res.table.num_rows
     if n:
-        await state.pipeline.submit(BusMessage("metrics", res.table, count=n))
+        await state.publisher.metrics(res.table)
     state.metrics.ingested.labels("metrics").inc(n)
     headers = {}
     if res.proto == remote_write.V2:
@@ -139,7 +143,7 @@ def _otlp_doc(message: str) -> dict[str, Any]:
 
 
 async def _otlp(request: Request, state: AppState, signal: str) -> Response:
-    body = await read_body(request, state.settings.api.max_body_bytes)
+    body = await read_batch(request, state, accepted=_OTLP_TYPES)
 
     def work() -> tuple[str, otlp.OtlpResult]:
         mtype = otlp.media_type(request.headers.get("content-type"))
@@ -157,11 +161,9 @@ async def _otlp(request: Request, state: AppState, signal: str) -> Response:
     mtype, res = await _run(state, f"otlp_{signal}", work)
     n = res.table.num_rows
     if n and signal == "metrics":
-        await state.pipeline.submit(BusMessage("metrics", res.table, count=n))
+        await state.publisher.metrics(res.table)
     elif n:
-        ts = res.table.column("ts").to_numpy()
-        await state.pipeline.submit(BusMessage("logs", {"min_ts": float(ts.min()), "max_ts": float(ts.max())},
-                                               count=n))
+        await state.publisher.logs(res.table)
     state.metrics.ingested.labels(signal).inc(n)
     return Response(otlp.response_body(signal, mtype, res.rejected, res.message), status_code=200, media_type=mtype)
 
@@ -196,7 +198,11 @@ async def otlp_logs(request: Request, state: State) -> Response:
         {"$ref": "#/components/schemas/AlertIn"}]}}}}},
 )
 async def ingest_alerts(request: Request, state: State) -> JSONResponse:
-    body = await read_body(request, state.settings.api.max_body_bytes)
+    return await idempotent(request, state, lambda: _alerts(request, state))
+
+
+async def _alerts(request: Request, state: AppState) -> JSONResponse:
+    body = await read_batch(request, state, accepted=_JSON_TYPES)
 
     def work() -> tuple[list[str], list[str]]:
         _json_only(request)
@@ -211,7 +217,7 @@ async def ingest_alerts(request: Request, state: State) -> JSONResponse:
 
     ids, changed = await _run(state, "alerts", work)
     if changed:
-        await state.pipeline.submit(BusMessage("alerts", changed, count=len(changed)))
+        await state.publisher.alerts(changed)
     state.metrics.ingested.labels("alerts").inc(len(changed))
     return JSONResponse({"accepted": len(ids), "ids": ids}, status_code=202)
 
@@ -230,7 +236,7 @@ async def _store_changes(state: AppState, changes: list[Change], ignored: str | 
     new_ids = set(await asyncio.to_thread(work)) if changes else set()
     new = [c for c in changes if c.id in new_ids]
     if new:
-        await state.pipeline.submit(BusMessage("changes", new, count=len(new)))
+        await state.publisher.changes(new)
     for c in new:
         state.metrics.ingested.labels(c.kind).inc()
     return JSONResponse({"accepted": len(changes), "ids": [c.id for c in changes], "ignored": ignored},
@@ -249,12 +255,12 @@ def _webhook_doc(summary: str, headers: list[tuple[str, str]]) -> dict[str, Any]
     }
 
 
-@router.post("/ingest/webhooks/github", **_webhook_doc(
+@webhooks_router.post("/ingest/webhooks/github", **_webhook_doc(
     "GitHub deployment / deployment_status webhook",
     [("X-GitHub-Event", "deployment, deployment_status or ping"),
      ("X-Hub-Signature-256", "sha256=<hex HMAC-SHA256 of the body>; required when RCA_WEBHOOKS__GITHUB_SECRET is set")]))
 async def github_webhook(request: Request, state: State) -> JSONResponse:
-    body = await read_body(request, state.settings.api.max_body_bytes)
+    body = await read_batch(request, state, accepted=_JSON_TYPES)
 
     def work() -> tuple[list[Change], str | None]:
         webhooks.verify_hmac(body, _secret(state.settings.webhooks.github_secret),
@@ -267,12 +273,12 @@ async def github_webhook(request: Request, state: State) -> JSONResponse:
     return await _store_changes(state, changes, ignored)
 
 
-@router.post("/ingest/webhooks/argocd", **_webhook_doc(
+@webhooks_router.post("/ingest/webhooks/argocd", **_webhook_doc(
     "Argo CD notifications webhook (sync succeeded)",
     [("Authorization", "Bearer <token>; required when RCA_WEBHOOKS__ARGOCD_TOKEN is set"),
      ("X-RCA-Token", "the token, as an alternative to Authorization")]))
 async def argocd_webhook(request: Request, state: State) -> JSONResponse:
-    body = await read_body(request, state.settings.api.max_body_bytes)
+    body = await read_batch(request, state, accepted=_JSON_TYPES)
 
     def work() -> tuple[list[Change], str | None]:
         webhooks.verify_token(_secret(state.settings.webhooks.argocd_token), request.headers.get("authorization"),
@@ -284,11 +290,11 @@ async def argocd_webhook(request: Request, state: State) -> JSONResponse:
     return await _store_changes(state, changes, ignored)
 
 
-@router.post("/ingest/webhooks/launchdarkly", **_webhook_doc(
+@webhooks_router.post("/ingest/webhooks/launchdarkly", **_webhook_doc(
     "LaunchDarkly flag-change webhook",
     [("X-LD-Signature", "<hex HMAC-SHA256 of the body>; required when RCA_WEBHOOKS__LAUNCHDARKLY_SECRET is set")]))
 async def launchdarkly_webhook(request: Request, state: State) -> JSONResponse:
-    body = await read_body(request, state.settings.api.max_body_bytes)
+    body = await read_batch(request, state, accepted=_JSON_TYPES)
     services = request.query_params.getlist("service")
 
     def work() -> tuple[list[Change], str | None]:

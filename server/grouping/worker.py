@@ -120,7 +120,7 @@ class IncidentManager:
         """The incident an id names now (following merges), or None when it is gone."""
         seen: set[str] = set()
         while inc_id not in self.groups and self.store.get_incident(incident_id=inc_id) is None:
-            nxt = self.store.get_meta(key=f"merged:{inc_id}")
+            nxt = self.store.merged_into(incident_id=inc_id)
             if nxt is None or nxt in seen:
                 return None
             seen.add(inc_id)
@@ -180,18 +180,19 @@ class IncidentManager:
             for m in moved:
                 m.incident_id = target
                 m.join_reason = f"merged from {other}: {m.join_reason or ''}".strip()
-            self.store.save_anomalies(anomalies=moved)
             moved_alerts = self.store.list_alerts(incident_ids=[other])
             for al in moved_alerts:
                 al.incident_id = target
                 al.join_reason = f"merged from {other}: {al.join_reason or ''}".strip()
-            self.store.save_alerts(alerts=moved_alerts)
+            with self.store.unit_of_work() as tx:  # one transaction: a merge is never half done
+                tx.save_anomalies(anomalies=moved)
+                tx.save_alerts(alerts=moved_alerts)  # its alerts follow to the survivor
+                tx.reassign_labels(incident_id=other, to=target)  # its labels train as the survivor's
+                tx.delete_incident(incident_id=other)
+                tx.record_merge(merged=other, into=target)  # its id keeps answering
             for v in self.open_by_series.values():
                 if v.incident_id == other:
                     v.incident_id = target
-            self.store.reassign_labels(incident_id=other, to=target)  # its labels train as the survivor's
-            self.store.delete_incident(incident_id=other)
-            self.store.set_meta(key=f"merged:{other}", value=target)  # its id keeps answering
             del self.groups[other]
         self._refresh(target)
 
