@@ -17,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
 import server
-from server.api import auth, evidence, health, ingest, query, schemas
+from server.api import auth, evidence, health, ingest, query, receivers, schemas
 from server.api.auth import AUTH_RESPONSES, KeyRing, require
 from server.api.deps import AppState, Metrics
 from server.api.guard import GuardMiddleware, allowed_hosts
@@ -58,7 +58,7 @@ def build_status(settings: Settings, store: Store) -> StatusBoard:
 
 def _openapi_schemas() -> dict[str, Any]:
     models: list[Any] = [schemas.MetricPointIn, schemas.LogIn, schemas.DeploymentIn, schemas.ConfigChangeIn,
-              schemas.FlagChangeIn, schemas.EdgeIn, schemas.Accepted, schemas.ErrorPublic]
+              schemas.FlagChangeIn, schemas.EdgeIn, schemas.Accepted, schemas.ErrorPublic, schemas.AlertIn]
     out: dict[str, Any] = {}
     for m in models:
         sch = m.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -112,6 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Roles per router (label and admin routes also check their own, stricter role).
     app.include_router(ingest.router, dependencies=[require("ingest")], responses=AUTH_RESPONSES)
+    app.include_router(receivers.router, dependencies=[require("ingest")], responses=AUTH_RESPONSES)
+    # Signed change webhooks check their own signature or token (RCA_WEBHOOKS__*), not an API key.
+    app.include_router(receivers.webhooks_router)
     app.include_router(query.router, dependencies=[require("read")], responses=AUTH_RESPONSES)
     app.include_router(health.router)
     app.include_router(evidence.router, dependencies=[require("read")], responses=AUTH_RESPONSES)

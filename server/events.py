@@ -22,7 +22,7 @@ import orjson
 import pyarrow as pa
 
 __all__ = [
-    "AnomalyEvent", "AnomalyEvents", "ChangesAdded", "Event", "IncidentsNeedRca", "LabelAdded",
+    "AlertsChanged", "AnomalyEvent", "AnomalyEvents", "ChangesAdded", "Event", "IncidentsNeedRca", "LabelAdded",
     "LogsAdded", "MetricBatch", "ModelRetrained", "RerunRequested", "TopologyChanged", "decode", "encode",
 ]
 
@@ -128,6 +128,16 @@ class RerunRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertsChanged:
+    """Alerts the API stored that are new or changed (firing, resolved, re-labelled): the
+    grouping worker opens, joins or resolves incidents for them."""
+
+    TYPE: ClassVar[str] = "alerts_changed"
+    V: ClassVar[int] = 1
+    ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class IncidentsNeedRca:
     """Incidents whose data changed; ``watermark`` is the event time the data reached."""
 
@@ -146,11 +156,11 @@ class ModelRetrained:
 
 
 Event = (MetricBatch | AnomalyEvents | ChangesAdded | LogsAdded | TopologyChanged | LabelAdded
-         | RerunRequested | IncidentsNeedRca | ModelRetrained)
+         | RerunRequested | AlertsChanged | IncidentsNeedRca | ModelRetrained)
 
 _TYPES: dict[str, type[Any]] = {
     c.TYPE: c for c in (MetricBatch, AnomalyEvents, ChangesAdded, LogsAdded, TopologyChanged, LabelAdded,
-                        RerunRequested, IncidentsNeedRca, ModelRetrained)
+                        RerunRequested, AlertsChanged, IncidentsNeedRca, ModelRetrained)
 }
 _ANOMALY_FIELDS = frozenset(f.name for f in dataclasses.fields(AnomalyEvent))
 

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 
 from server.bus.base import Bus, partition_of
 from server.events import (
+    AlertsChanged,
     ChangesAdded,
     LabelAdded,
     LogsAdded,
@@ -66,6 +67,10 @@ class Publisher:
     async def topology(self, edges: list[Edge]) -> None:
         await self.bus.publish(self.topics.grouping, encode(TopologyChanged(
             edges=tuple((e.source, e.target) for e in edges))), key=b"topology")
+
+    async def alerts(self, alert_ids: list[str]) -> None:
+        """New or changed alerts (stored by the API): the grouping stage opens or joins incidents."""
+        await self.bus.publish(self.topics.grouping, encode(AlertsChanged(ids=tuple(alert_ids))), key=b"alerts")
 
     async def label(self, label: Label) -> None:
         await self.bus.publish(self.topics.labels, encode(LabelAdded(label_id=label.id, incident_id=label.incident_id)),

@@ -5,6 +5,7 @@ Examples: ``RCA_DATA_DIR=/var/lib/rca``, ``RCA_PORT=8000``,
 ``RCA_STORE__TELEMETRY_BACKEND`` (defaults to the state backend), ``RCA_BUS__BACKEND=memory``,
 ``RCA_GROUPING__GAP_SECONDS=300``, ``RCA_API__MAX_BODY_BYTES=67108864``,
 ``RCA_API__CORS_ORIGINS='["http://localhost:3000"]'`` (or a comma-separated list).
+``RCA_WEBHOOKS__GITHUB_SECRET=...``, ``RCA_RECEIVERS__SERVICE_LABELS='["service","job"]'``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from server.detector.core import DetectorConfig
@@ -28,6 +29,8 @@ class StoreSettings(BaseModel):
     telemetry_backend: StoreBackend | None = None
     # DuckDB memory limit for the embedded store (None lets DuckDB decide).
     memory_limit: str | None = None
+    # DuckDB worker threads (None: the CPUs this process may run on, its affinity mask).
+    threads: int | None = None
     # libpq connection string (URL or key=value) for the postgres backend,
     # e.g. postgresql://rca@127.0.0.1:55432/rca (`stack/lib/postgres.sh env` prints it).
     postgres_dsn: str | None = None
@@ -126,6 +129,23 @@ class GroupingSettings(BaseModel):
     max_hops: int = 2
 
 
+class ReceiverSettings(BaseModel):
+    # Prometheus remote-write and alerts: the first of these labels present gives the
+    # service (the label is then not kept as a label of the series).
+    service_labels: tuple[str, ...] = ("service", "job")
+    # OTLP: resource attributes (besides service.name) that become labels of every point.
+    otlp_resource_labels: tuple[str, ...] = (
+        "service.instance.id", "service.version", "deployment.environment", "deployment.environment.name",
+        "host.name", "k8s.pod.name", "k8s.namespace.name")
+
+
+class WebhookSettings(BaseModel):
+    # Shared secrets of the change webhooks. When one is set, a request without a valid
+    # signature (GitHub X-Hub-Signature-256, LaunchDarkly X-LD-Signature) or token
+    # (Argo CD, Authorization: Bearer) gets 401 and nothing is stored.
+    github_secret: SecretStr | None = None
+    argocd_token: SecretStr | None = None
+    launchdarkly_secret: SecretStr | None = None
 def _detector_settings() -> type[BaseModel]:
     """Every DetectorConfig field as a setting with the same name, type and default."""
     import dataclasses
@@ -161,5 +181,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     pipeline: PipelineSettings = PipelineSettings()
     grouping: GroupingSettings = GroupingSettings()
+    receivers: ReceiverSettings = ReceiverSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     # Detector parameters (``RCA_DETECTOR__WARMUP=50``...): see server/detector/core.py.
     detector: DetectorSettings = DetectorSettings()

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.model import Anomaly, Change, Incident, Label, Suspect
+from server.model import Alert, Anomaly, Change, Incident, Label, Suspect
 from server.timeutil import iso
 
 
-def incident_public(i: Incident) -> dict[str, Any]:
+def alert_public(a: Alert) -> dict[str, Any]:
+    return {
+        "id": a.id, "name": a.name, "status": a.status, "services": a.services, "starts_at": iso(a.starts_at),
+        "ends_at": iso(a.ends_at), "labels": a.labels, "annotations": a.annotations, "source": a.source,
+        "fingerprint": a.fingerprint, "generator_url": a.generator_url, "join_reason": a.join_reason,
+    }
+
+
+def incident_public(i: Incident, alerts: list[Alert] | None = None) -> dict[str, Any]:
     top = None
     if i.top_suspect is not None:
         t = i.top_suspect
@@ -18,6 +26,7 @@ def incident_public(i: Incident) -> dict[str, Any]:
         "detected_at": iso(i.detected_at), "resolved_at": iso(i.resolved_at), "services": i.services,
         "severity": i.severity, "anomaly_count": i.anomaly_count, "top_suspect": top,
         "no_convincing_change": i.no_convincing_change,
+        "alerts": [alert_public(a) for a in alerts or []],
     }
 
 

@@ -22,6 +22,8 @@ from server.api.validation import (
     validate_logs,
     validate_metrics,
 )
+from server.ingest import arrow_ipc
+from server.ingest.errors import DecodeError
 from server.model import Edge
 from server.store.base import CardinalityError, SeriesLimits
 
@@ -147,6 +149,9 @@ def _body_doc(model: type, key: str, single: type | None = None) -> dict[str, An
     content: dict[str, Any] = {"application/json": {"schema": {"oneOf": variants}}}
     if key == "points":
         content["application/x-ndjson"] = {"schema": {"type": "string", "description": "one point object per line"}}
+        content[arrow_ipc.MEDIA_TYPE] = {"schema": {"type": "string", "format": "binary", "description":
+                                         "Arrow IPC stream: service, metric (string), ts (epoch s or timestamp), "
+                                         "value (number), labels (optional JSON text or map<string,string>)"}}
     return {"requestBody": {"required": True, "content": content},
             "responses": {"202": {"description": "accepted", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Accepted"}}}},
@@ -156,20 +161,28 @@ def _body_doc(model: type, key: str, single: type | None = None) -> dict[str, An
                 "415": {"description": "unsupported content type"},
                 "422": {"description": "invalid batch; nothing stored", "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/ErrorPublic"}}}},
-                "503": {"description": "processing is behind (Retry-After); nothing stored"}}}
+                "503": {"description": "processing is behind (Retry-After); nothing stored"},
+                **({"400": {"description": "Arrow body that is not an IPC stream"}} if key == "points" else {})}}
 
 
 async def _ingest_table(request: Request, state: State, kind: str, key: str,
                         validate: Callable[[list[Any]], pa.Table],
                         insert: Callable[[pa.Table], int]) -> tuple[JSONResponse, pa.Table | None]:
     """Read, validate as a whole and store one metric or log batch (JSON, bare array or NDJSON)."""
-    body = await read_batch(request, state)
-    ndjson = request.headers.get("content-type", "").startswith(("application/x-ndjson", "application/ndjson"))
+    accepted = _JSON_TYPES + ((arrow_ipc.MEDIA_TYPE,) if key == "points" else ())
+    body = await read_batch(request, state, accepted=accepted)
+    ctype = request.headers.get("content-type", "")
+    ndjson = ctype.startswith(("application/x-ndjson", "application/ndjson"))
+    arrow = key == "points" and ctype.startswith(arrow_ipc.MEDIA_TYPE)
 
     def work() -> pa.Table:
-        items = parse_items(body, key, ndjson=ndjson)
-        _too_many(state, len(items))
-        table = validate(items)
+        if arrow:
+            table = arrow_ipc.decode(body)
+            _too_many(state, table.num_rows)
+        else:
+            items = parse_items(body, key, ndjson=ndjson)
+            _too_many(state, len(items))
+            table = validate(items)
         insert(table)
         return table
 
@@ -180,6 +193,9 @@ async def _ingest_table(request: Request, state: State, kind: str, key: str,
     except CardinalityError as exc:
         state.metrics.rejected.labels(kind).inc()
         return cardinality_response(exc), None
+    except DecodeError as exc:
+        state.metrics.rejected.labels(kind).inc()
+        return JSONResponse({"detail": str(exc)}, status_code=400), None
     state.metrics.ingested.labels(kind).inc(table.num_rows)
     return _accepted(table.num_rows), table
 
@@ -198,7 +214,7 @@ def insert_metric_table(state: AppState, table: pa.Table) -> int:
 
 
 @router.post("/ingest/metrics", status_code=202, openapi_extra=_body_doc(schemas.MetricPointIn, "points", None),
-             summary="Ingest metric points (JSON or NDJSON)")
+             summary="Ingest metric points (JSON, NDJSON or Arrow IPC stream)")
 async def ingest_metrics(request: Request, state: State) -> JSONResponse:
     return await idempotent(request, state, lambda: _metrics(request, state))
 

@@ -48,13 +48,23 @@ def list_incidents(
 ) -> Any:
     incs = state.store.list_incidents(status=status, service=service, since=ts_param(since, "since"),
                                       until=ts_param(until, "until"), limit=limit, offset=offset)
-    return [convert.incident_public(i) for i in incs]
+    alerts = _alerts_by_incident(state, [i.id for i in incs])
+    return [convert.incident_public(i, alerts.get(i.id)) for i in incs]
 
 
 @router.get("/incidents/{incident_id}", response_model=schemas.IncidentPublic, tags=["incidents"],
             responses=_NO_INCIDENT)
 def get_incident(incident_id: str, state: State) -> Any:
-    return convert.incident_public(_incident_or_404(state, incident_id))
+    inc = _incident_or_404(state, incident_id)
+    return convert.incident_public(inc, _alerts_by_incident(state, [inc.id]).get(inc.id))
+
+
+def _alerts_by_incident(state: State, incident_ids: list[str]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    if incident_ids:
+        for a in state.store.list_alerts(incident_ids=incident_ids):
+            out.setdefault(a.incident_id or "", []).append(a)
+    return out
 
 
 @router.get("/incidents/{incident_id}/anomalies", response_model=list[schemas.AnomalyPublic], tags=["incidents"],

@@ -209,6 +209,43 @@ class TopSuspectPublic(BaseModel):
     service: str | None = None
 
 
+class AlertIn(_In):
+    """The generic alert form of ``POST /ingest/alerts`` (the Alertmanager webhook payload
+    is accepted as Alertmanager sends it)."""
+
+    id: NonEmpty | None = None
+    name: NonEmpty
+    services: list[NonEmpty] | None = Field(default=None, description="or give service")
+    service: NonEmpty | None = None
+    starts_at: Timestamp
+    ends_at: Timestamp | None = None
+    status: Literal["firing", "resolved"] | None = Field(
+        default=None, description="default: resolved when ends_at is given, else firing")
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class AlertPublic(BaseModel):
+    id: str
+    name: str
+    status: Literal["firing", "resolved"]
+    services: list[str]
+    starts_at: str
+    ends_at: str | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    source: str = Field(description="alertmanager or generic")
+    fingerprint: str | None = None
+    generator_url: str | None = None
+    join_reason: str | None = Field(default=None, description="why the alert opened or joined this incident")
+
+
+class WebhookAccepted(BaseModel):
+    accepted: int
+    ids: list[str] = Field(description="ids of the change events stored or already known")
+    ignored: str | None = Field(default=None, description="why nothing was stored (e.g. not a deployment event)")
+
+
 class IncidentPublic(BaseModel):
     id: str
     status: Literal["OPEN", "RESOLVED"]
@@ -222,6 +259,8 @@ class IncidentPublic(BaseModel):
     top_suspect: TopSuspectPublic | None
     no_convincing_change: bool = Field(
         default=False, description="RCA ran and no candidate change is convincing (extension)")
+    alerts: list[AlertPublic] = Field(
+        default_factory=list, description="alerts that opened or joined this incident (POST /ingest/alerts)")
 
 
 class AnomalyPublic(BaseModel):

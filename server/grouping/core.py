@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from server.model import Anomaly, Edge
+from server.model import Alert, Anomaly, Edge
 
 
 @dataclass(slots=True)
@@ -104,3 +104,23 @@ def title(anomalies: list[Anomaly]) -> str:
     others = len({(a.service, a.metric) for a in anomalies}) - 1
     more = f" (+{others} more)" if others > 0 else ""
     return f"{top.service}: {top.metric} {top.direction} {mag}{more}"
+
+
+_ALERT_SEVERITY = {"critical": 0.9, "page": 0.9, "high": 0.9, "fatal": 0.9, "emergency": 0.9, "error": 0.75,
+                   "major": 0.75, "warning": 0.6, "warn": 0.6, "medium": 0.6, "info": 0.3, "low": 0.3,
+                   "minor": 0.3, "none": 0.2}
+
+
+def alert_severity(alerts: list[Alert]) -> float:
+    """Incident severity from its alerts' ``severity`` labels (0.5 when unlabelled)."""
+    return max((_ALERT_SEVERITY.get(a.labels.get("severity", "").strip().lower(), 0.5) for a in alerts),
+               default=0.0)
+
+
+def alert_title(alerts: list[Alert]) -> str:
+    """``checkout: alert HighLatency (p95 > 500 ms)`` for the first alert (+N more)."""
+    first = min(alerts, key=lambda a: (a.starts_at, a.id))
+    summary = first.annotations.get("summary") or first.annotations.get("description") or ""
+    names = {a.name for a in alerts}
+    more = f" (+{len(names) - 1} more)" if len(names) > 1 else ""
+    return f"{first.services[0]}: alert {first.name}{f' ({summary})' if summary else ''}{more}"

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from server.detector.worker import SeriesEvent
-from server.grouping.core import Group, decide, hop_distances, ratio, severity, title
-from server.model import Anomaly, Edge, Incident
+from server.grouping.core import (
+    Group,
+    alert_severity,
+    alert_title,
+    decide,
+    hop_distances,
+    ratio,
+    severity,
+    title,
+)
+from server.model import Alert, Anomaly, Edge, Incident
 from server.model.labels import canonical_labels
 from server.settings import GroupingSettings, PipelineSettings
 from server.store.base import Store
@@ -44,8 +53,10 @@ class IncidentManager:
     def _group_of(self, inc: Incident) -> Group:
         anomalies = self.store.list_anomalies(incident_id=inc.id)
         last = max((a.started_at for a in anomalies), default=inc.started_at)
+        alerts = self.store.list_alerts(incident_ids=[inc.id])
+        last = max([last, *(a.starts_at for a in alerts)])
         return Group(id=inc.id, started_at=inc.started_at, last_onset=last,
-                     services={a.service for a in anomalies} or set(inc.services), resolved_at=inc.resolved_at)
+                     services={a.service for a in anomalies} | set(inc.services), resolved_at=inc.resolved_at)
 
     def incident_ids(self) -> list[str]:
         return list(self.groups)
@@ -88,6 +99,64 @@ class IncidentManager:
                     dirty.add(open_a.incident_id)
         return dirty
 
+    def handle_alerts(self, alert_ids: list[str]) -> set[str]:
+        """Open or join incidents for new or changed alerts (read back from the store, which
+        holds their latest state); returns the ids of the incidents that changed."""
+        dirty: set[str] = set()
+        alerts = self.store.list_alerts(alert_ids=alert_ids)
+        if not alerts:
+            return dirty
+        topology = self.store.get_topology()
+        for al in alerts:
+            inc_id = self._live_incident(al.incident_id) if al.incident_id else None
+            if inc_id is None:
+                inc_id = self._join_alert(al, topology)
+            elif inc_id != al.incident_id:
+                al.incident_id = inc_id
+                self.store.save_alerts(alerts=[al])
+            self._refresh(inc_id)
+            dirty.add(inc_id)
+        return dirty
+
+    def _live_incident(self, inc_id: str) -> str | None:
+        """The incident an id names now (following merges), or None when it is gone."""
+        seen: set[str] = set()
+        while inc_id not in self.groups and self.store.get_incident(incident_id=inc_id) is None:
+            nxt = self.store.merged_into(incident_id=inc_id)
+            if nxt is None or nxt in seen:
+                return None
+            seen.add(inc_id)
+            inc_id = nxt
+        return inc_id
+
+    def _join_alert(self, al: Alert, topology: list[Edge]) -> str:
+        """An alert joins the incidents around its start on its services (same rules as an
+        anomaly, for each of its services), or opens one at its start time."""
+        ids: list[str] = []
+        reason = ""
+        for svc in al.services:
+            probe = Anomaly(id=al.id, service=svc, metric=al.name, started_at=al.starts_at,
+                            detected_at=al.starts_at, direction="up", score=0.0, baseline=0.0, observed=0.0)
+            d = decide(probe, list(self.groups.values()), topology, gap=self.gap, max_hops=self.max_hops)
+            for i in d.incident_ids:
+                if i not in ids:
+                    ids.append(i)
+                    reason = reason or d.reason
+        if not ids:
+            inc_id = self.store.next_id(prefix="inc")
+            self.groups[inc_id] = Group(id=inc_id, started_at=al.starts_at, last_onset=al.starts_at,
+                                        services=set(al.services))
+            al.incident_id, al.join_reason = inc_id, f"opened by alert {al.name}"
+            self.store.save_alerts(alerts=[al])
+            return inc_id
+        target = min(ids, key=lambda i: (self.groups[i].started_at, i))
+        al.incident_id, al.join_reason = target, f"alert joined: {reason}"
+        self.store.save_alerts(alerts=[al])
+        g = self.groups[target]
+        g.services |= set(al.services)
+        self._merge(target, [i for i in ids if i != target])
+        return target
+
     def _join(self, a: Anomaly, topology: list[Edge]) -> str:
         decision = decide(a, list(self.groups.values()), topology, gap=self.gap, max_hops=self.max_hops)
         a.join_reason = decision.reason
@@ -113,8 +182,13 @@ class IncidentManager:
             for m in moved:
                 m.incident_id = target
                 m.join_reason = f"merged from {other}: {m.join_reason or ''}".strip()
+            moved_alerts = self.store.list_alerts(incident_ids=[other])
+            for al in moved_alerts:
+                al.incident_id = target
+                al.join_reason = f"merged from {other}: {al.join_reason or ''}".strip()
             with self.store.unit_of_work() as tx:  # one transaction: a merge is never half done
                 tx.save_anomalies(anomalies=moved)
+                tx.save_alerts(alerts=moved_alerts)  # its alerts follow to the survivor
                 tx.reassign_labels(incident_id=other, to=target)  # its labels train as the survivor's
                 tx.delete_incident(incident_id=other)
                 tx.record_merge(merged=other, into=target)  # its id keeps answering
@@ -151,21 +225,28 @@ class IncidentManager:
 
     def _refresh(self, inc_id: str) -> None:
         anomalies = self.store.list_anomalies(incident_id=inc_id)
-        if not anomalies:
+        alerts = self.store.list_alerts(incident_ids=[inc_id])
+        if not anomalies and not alerts:
             return
         existing = self.store.get_incident(incident_id=inc_id)
         services: list[str] = []
         for a in sorted(anomalies, key=lambda a: (a.started_at, -a.score)):
             if a.service not in services:
                 services.append(a.service)
-        all_ended = all(a.ended_at is not None for a in anomalies)
-        resolved_at = max(a.ended_at for a in anomalies if a.ended_at is not None) if all_ended else None
-        started = min(a.started_at for a in anomalies)
-        detected = min(a.detected_at for a in anomalies)
+        for al in alerts:
+            services.extend(s for s in al.services if s not in services)
+        ends = [a.ended_at for a in anomalies] + [al.ends_at if al.status == "resolved" else None for al in alerts]
+        all_ended = all(e is not None for e in ends)
+        resolved_at = max(e for e in ends if e is not None) if all_ended else None
+        starts = [a.started_at for a in anomalies] + [al.starts_at for al in alerts]
+        started = min(starts)
+        detected = min([a.detected_at for a in anomalies] + [al.starts_at for al in alerts])
+        sev = severity([a.score for a in anomalies], len(services), [ratio(a) for a in anomalies]) if anomalies else 0.0
         inc = Incident(
-            id=inc_id, status="RESOLVED" if all_ended else "OPEN", title=title(anomalies),
+            id=inc_id, status="RESOLVED" if all_ended else "OPEN",
+            title=title(anomalies) if anomalies else alert_title(alerts),
             started_at=started, detected_at=detected, resolved_at=resolved_at, services=services,
-            severity=severity([a.score for a in anomalies], len(services), [ratio(a) for a in anomalies]),
+            severity=max(sev, alert_severity(alerts)),
             anomaly_count=len(anomalies),
             top_suspect=existing.top_suspect if existing else None,
             no_convincing_change=existing.no_convincing_change if existing else False,
@@ -175,6 +256,6 @@ class IncidentManager:
         g = self.groups.get(inc_id)
         if g is not None:
             g.started_at = started
-            g.last_onset = max(a.started_at for a in anomalies)
+            g.last_onset = max(starts)
             g.services = set(services)
             g.resolved_at = resolved_at

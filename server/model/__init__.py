@@ -186,6 +186,29 @@ class LogWindow:
         return LogWindow(service=[], ts=[], level=[], message=[])
 
 
+AlertStatus = Literal["firing", "resolved"]
+
+
+@dataclass(slots=True)
+class Alert:
+    """An alert from the user's own alerting (Alertmanager or the generic form).
+
+    A firing alert opens or joins an incident on its services at ``starts_at``; the
+    incident resolves when all its alerts are resolved and its anomalies have ended."""
+
+    id: str
+    name: str
+    services: list[str]
+    starts_at: float
+    status: AlertStatus = "firing"
+    ends_at: float | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    fingerprint: str | None = None
+    source: str = "generic"  # "alertmanager" or "generic"
+    generator_url: str | None = None
+    incident_id: str | None = None
+    join_reason: str | None = None
 Role = Literal["ingest", "read", "label", "admin"]
 ROLES: tuple[Role, ...] = ("ingest", "read", "label", "admin")
 

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from server.model import (
+    Alert,
     Anomaly,
     ApiKey,
     AuditEntry,
@@ -320,6 +321,19 @@ class StateStore(Protocol):
     def ping(self) -> bool: ...
 
     def close(self) -> None: ...
+
+    # ---- alerts ---------------------------------------------------------------------
+    def upsert_alerts(self, *, alerts: list[Alert]) -> list[str]:
+        """Store new alerts and updates of known ones (status, end, labels...), keeping
+        the incident an alert was already assigned to. Returns the ids of the alerts that
+        are new or changed (a repeated identical notification changes nothing)."""
+
+    def save_alerts(self, *, alerts: list[Alert]) -> None:
+        """Upsert by id, incident assignment and join reason included (grouping)."""
+
+    def list_alerts(self, *, incident_ids: list[str] | None = None, alert_ids: list[str] | None = None,
+                    unassigned: bool = False) -> list[Alert]:
+        """Oldest first (by starts_at)."""
 
 
 class Store(TelemetryStore, StateStore, Protocol):

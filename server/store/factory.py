@@ -14,7 +14,7 @@ def _open(backend: str, settings: Settings) -> Store:
     if backend == "duckdb":
         from server.store.duckdb import DuckDBStore
 
-        return DuckDBStore(Path(settings.data_dir) / "rca.duckdb", memory_limit=cfg.memory_limit)
+        return DuckDBStore(Path(settings.data_dir) / "rca.duckdb", memory_limit=cfg.memory_limit, threads=cfg.threads)
     if backend == "postgres":
         if not cfg.postgres_dsn:
             raise ValueError("RCA_STORE__BACKEND=postgres needs RCA_STORE__POSTGRES_DSN "

@@ -39,6 +39,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from server.model import (
+    Alert,
     Anomaly,
     ApiKey,
     AuditEntry,
@@ -740,6 +741,73 @@ class PostgresStore:
                   "incident_merges"):
             out[t] = int(self._q(f"SELECT count(*) FROM {t}")[0][0])
         return out
+
+    # ---- alerts (migration 003) ----------------------------------------------------------
+    _ALERT_COLS = ("id, incident_id, name, services, status, starts_at, ends_at, labels, annotations, fingerprint, "
+                   "source, generator_url, join_reason")
+
+    @staticmethod
+    def _alert_row(a: Alert) -> tuple[Any, ...]:
+        return (a.id, a.incident_id, a.name, list(a.services), a.status, float(a.starts_at),
+                None if a.ends_at is None else float(a.ends_at),
+                json.dumps(a.labels, sort_keys=True), json.dumps(a.annotations, sort_keys=True), a.fingerprint,
+                a.source, a.generator_url, a.join_reason)
+
+    @staticmethod
+    def _alert(r: tuple[Any, ...]) -> Alert:
+        return Alert(id=r[0], incident_id=r[1], name=r[2], services=list(r[3] or []), status=r[4],
+                     starts_at=float(r[5]), ends_at=None if r[6] is None else float(r[6]),
+                     labels=json.loads(r[7] or "{}"), annotations=json.loads(r[8] or "{}"), fingerprint=r[9],
+                     source=r[10] or "generic", generator_url=r[11], join_reason=r[12])
+
+    def _write_alerts(self, conn: psycopg.Connection[Any], alerts: list[Alert]) -> None:
+        conn.cursor().executemany(
+            f"INSERT INTO alerts ({self._ALERT_COLS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (id) DO UPDATE SET incident_id = EXCLUDED.incident_id, name = EXCLUDED.name, "
+            "services = EXCLUDED.services, status = EXCLUDED.status, starts_at = EXCLUDED.starts_at, "
+            "ends_at = EXCLUDED.ends_at, labels = EXCLUDED.labels, annotations = EXCLUDED.annotations, "
+            "fingerprint = EXCLUDED.fingerprint, source = EXCLUDED.source, generator_url = EXCLUDED.generator_url, "
+            "join_reason = EXCLUDED.join_reason, updated_seq = nextval('alerts_updated_seq')",
+            [self._alert_row(a) for a in alerts])
+
+    def upsert_alerts(self, *, alerts: list[Alert]) -> list[str]:
+        if not alerts:
+            return []
+        by_id = {a.id: a for a in alerts}  # the last notification of an alert in a batch wins
+        with self._tx() as conn:
+            rows = conn.execute(f"SELECT {self._ALERT_COLS} FROM alerts WHERE id = ANY(%s) FOR UPDATE",
+                                [list(by_id)]).fetchall()
+            old = {r[0]: self._alert(r) for r in rows}
+            changed: list[Alert] = []
+            for a in by_id.values():
+                prev = old.get(a.id)
+                if prev is not None:
+                    a.incident_id, a.join_reason = prev.incident_id, prev.join_reason  # grouping owns these
+                    if self._alert_row(prev) == self._alert_row(a):
+                        continue
+                changed.append(a)
+            if changed:
+                self._write_alerts(conn, changed)
+        return [a.id for a in changed]
+
+    def save_alerts(self, *, alerts: list[Alert]) -> None:
+        """Upsert by id, incident assignment included (the grouping stage)."""
+        if alerts:
+            with self._tx() as conn:
+                self._write_alerts(conn, alerts)
+
+    def list_alerts(self, *, incident_ids: list[str] | None = None, alert_ids: list[str] | None = None,
+                    unassigned: bool = False) -> list[Alert]:
+        conds, params = ["TRUE"], []
+        for cond, value in (("incident_id = ANY(%s)", incident_ids), ("id = ANY(%s)", alert_ids)):
+            if value is not None:
+                conds.append(cond)
+                params.append(list(value))
+        if unassigned:
+            conds.append("incident_id IS NULL")
+        rows = self._q(f"SELECT {self._ALERT_COLS} FROM alerts WHERE {' AND '.join(conds)} ORDER BY starts_at, id",
+                       params)
+        return [self._alert(r) for r in rows]
 
     # ---- security: API keys, audit trail, idempotency keys ------------------------------
     def save_api_key(self, *, key: ApiKey) -> None:

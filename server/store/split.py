@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from server.model import (
+    Alert,
     Anomaly,
     ApiKey,
     AuditEntry,
@@ -227,6 +228,17 @@ class SplitStore:
 
     def list_audit(self, *, since: float | None = None, action: str | None = None, limit: int = 100) -> list[AuditEntry]:
         return self.state.list_audit(since=since, action=action, limit=limit)
+
+    # alerts are state (grouping assigns them to incidents)
+    def upsert_alerts(self, *, alerts: list[Alert]) -> list[str]:
+        return self.state.upsert_alerts(alerts=alerts)
+
+    def save_alerts(self, *, alerts: list[Alert]) -> None:
+        self.state.save_alerts(alerts=alerts)
+
+    def list_alerts(self, *, incident_ids: list[str] | None = None, alert_ids: list[str] | None = None,
+                    unassigned: bool = False) -> list[Alert]:
+        return self.state.list_alerts(incident_ids=incident_ids, alert_ids=alert_ids, unassigned=unassigned)
 
     def get_idempotent(self, *, key: str, endpoint: str) -> tuple[int, str] | None:
         return self.state.get_idempotent(key=key, endpoint=endpoint)

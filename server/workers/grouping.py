@@ -19,7 +19,7 @@ import orjson
 from server.bus.base import Bus, Delivery, TopicPartition
 from server.detector.core import DetectorEvent
 from server.detector.worker import SeriesEvent
-from server.events import AnomalyEvents, IncidentsNeedRca, TopologyChanged, decode, encode
+from server.events import AlertsChanged, AnomalyEvents, IncidentsNeedRca, TopologyChanged, decode, encode
 from server.grouping.worker import IncidentManager
 from server.model import Edge
 from server.model.labels import parse_labels
@@ -117,6 +117,8 @@ class GroupingWorker(StageWorker):
                 topology = self.store.get_topology()
                 dirty |= self.incidents.regroup(topology)
                 dirty |= self._affected(topology, {s for e in ev.edges for s in e})
+            elif isinstance(ev, AlertsChanged):  # stored by the API; read back in their latest state
+                dirty |= self.incidents.handle_alerts(list(ev.ids))
         self.incidents.prune()
         self.checkpoints.save(0, offset=deliveries[-1].offset + 1, blob=orjson.dumps(
             {"last_ts": self.last_ts, "watermark": self.watermark}))

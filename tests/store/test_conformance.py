@@ -342,6 +342,45 @@ def test_schema_3_data_dir_is_migrated(tmp_path: Path) -> None:
     assert [(a.id, a.labels) for a in s2.list_anomalies()] == [("an-1", None)]
     s2.close()
 
+def test_alerts_upsert_keeps_incident_and_reports_changes(make_store: Callable[[], Store]) -> None:
+    from server.model import Alert
+
+    s = make_store()
+    a = Alert(id="am-f-1", name="HighLatency", services=["checkout"], starts_at=100.0,
+              labels={"severity": "page"}, annotations={"summary": "slow"}, fingerprint="f", source="alertmanager")
+    assert s.upsert_alerts(alerts=[a]) == ["am-f-1"]
+    assert s.upsert_alerts(alerts=[Alert(**{**_fields(a)})]) == []  # identical repeat: nothing changed
+    got = s.list_alerts(alert_ids=["am-f-1"])[0]
+    got.incident_id, got.join_reason = "inc-1", "opened by alert HighLatency"
+    s.save_alerts(alerts=[got])
+    resolved = Alert(**{**_fields(a), "status": "resolved", "ends_at": 400.0})
+    assert s.upsert_alerts(alerts=[resolved]) == ["am-f-1"]
+    (back,) = s.list_alerts(incident_ids=["inc-1"])
+    assert (back.status, back.ends_at, back.incident_id, back.labels, back.join_reason) == (
+        "resolved", 400.0, "inc-1", {"severity": "page"}, "opened by alert HighLatency")
+    assert s.list_alerts(unassigned=True) == []
+
+
+def _fields(a: object) -> dict[str, object]:
+    return {k: getattr(a, k) for k in a.__slots__}  # type: ignore[attr-defined]
+
+
+def test_schema_1_data_dir_is_migrated(tmp_path: Path) -> None:
+    import duckdb
+
+    from server.store import duckdb as ddb
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    for stmt in ddb._SCHEMA_V1:
+        con.execute(stmt)
+    con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    con.close()
+    s = DuckDBStore(path)
+    assert s.schema_version() == ddb.SCHEMA_VERSION
+    assert s.list_alerts() == []
+    s.close()
+
 
 def test_failed_log_insert_stores_nothing(make_store: Callable[[], Store]) -> None:
     s = make_store()
