@@ -13,7 +13,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Ingest metric points (JSON or NDJSON) */
+        /** Ingest metric points (JSON, NDJSON or Arrow IPC stream) */
         post: operations["ingest_metrics_ingest_metrics_post"];
         delete?: never;
         options?: never;
@@ -100,6 +100,125 @@ export interface paths {
         put?: never;
         /** Add service call edges (source calls target) */
         post: operations["ingest_topology_ingest_topology_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/write": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Prometheus remote-write (1.0 and 2.0) */
+        post: operations["remote_write_endpoint_api_v1_write_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** OTLP/HTTP metrics (protobuf or JSON) */
+        post: operations["otlp_metrics_v1_metrics_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** OTLP/HTTP logs (protobuf or JSON) */
+        post: operations["otlp_logs_v1_logs_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ingest/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Alerts: Alertmanager webhook or the generic form */
+        post: operations["ingest_alerts_ingest_alerts_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ingest/webhooks/github": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** GitHub deployment / deployment_status webhook */
+        post: operations["github_webhook_ingest_webhooks_github_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ingest/webhooks/argocd": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Argo CD notifications webhook (sync succeeded) */
+        post: operations["argocd_webhook_ingest_webhooks_argocd_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ingest/webhooks/launchdarkly": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** LaunchDarkly flag-change webhook */
+        post: operations["launchdarkly_webhook_ingest_webhooks_launchdarkly_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -283,7 +402,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Series */
+        /** The series catalogue: one row per series (service, metric, label set) */
         get: operations["list_series_services_metrics_get"];
         put?: never;
         post?: never;
@@ -300,7 +419,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Series */
+        /** Stored points of a metric; label sets selected by label matchers, averaged when several */
         get: operations["get_series_services__service__metrics__metric__series_get"];
         put?: never;
         post?: never;
@@ -353,6 +472,57 @@ export interface paths {
         };
         /** Prometheus text exposition of the server's own metrics */
         get: operations["metrics_metrics_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/incidents/{incident_id}/log_patterns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Log patterns around a change (or the onset) with counts before and after (extension) */
+        get: operations["get_log_patterns_incidents__incident_id__log_patterns_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/changes/{change_id}/incidents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Incidents in which this change is a ranked suspect (extension) */
+        get: operations["get_change_incidents_changes__change_id__incidents_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/model/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every trained ranking-model version, oldest first (extension) */
+        get: operations["get_model_versions_model_versions_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -417,6 +587,57 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** Accepted */
+        Accepted: {
+            /** Accepted */
+            accepted: number;
+            /**
+             * Ids
+             * @description ids of the change events (given or assigned)
+             * @default null
+             */
+            ids: string[] | null;
+        };
+        /** AlertPublic */
+        AlertPublic: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "firing" | "resolved";
+            /** Services */
+            services: string[];
+            /** Starts At */
+            starts_at: string;
+            /** Ends At */
+            ends_at: string | null;
+            /** Labels */
+            labels: {
+                [key: string]: string;
+            };
+            /** Annotations */
+            annotations: {
+                [key: string]: string;
+            };
+            /**
+             * Source
+             * @description alertmanager or generic
+             */
+            source: string;
+            /** Fingerprint */
+            fingerprint?: string | null;
+            /** Generator Url */
+            generator_url?: string | null;
+            /**
+             * Join Reason
+             * @description why the alert opened or joined this incident
+             */
+            join_reason?: string | null;
+        };
         /** AnomalyPublic */
         AnomalyPublic: {
             /** Id */
@@ -446,6 +667,13 @@ export interface components {
             observed: number;
             /** Join Reason */
             join_reason?: string | null;
+            /**
+             * Labels
+             * @description label set of the anomalous series ({} when it has none) (extension)
+             */
+            labels?: {
+                [key: string]: string;
+            };
         };
         /** AuditPublic */
         AuditPublic: {
@@ -463,6 +691,25 @@ export interface components {
             detail: {
                 [key: string]: unknown;
             };
+        };
+        /** ChangeIncidentPublic */
+        ChangeIncidentPublic: {
+            /** Incident Id */
+            incident_id: string;
+            /** Title */
+            title: string;
+            /** Status */
+            status: string;
+            /** Started At */
+            started_at: string;
+            /** Severity */
+            severity: number;
+            /** Suspect Id */
+            suspect_id: string;
+            /** Rank */
+            rank: number;
+            /** Score */
+            score: number;
         };
         /**
          * ChangePublic
@@ -644,6 +891,11 @@ export interface components {
              * @default false
              */
             no_convincing_change: boolean;
+            /**
+             * Alerts
+             * @description alerts that opened or joined this incident (POST /ingest/alerts)
+             */
+            alerts?: components["schemas"]["AlertPublic"][];
         };
         /** KeyCreate */
         KeyCreate: {
@@ -693,6 +945,11 @@ export interface components {
             /** Suspect Id */
             suspect_id?: string | null;
             /**
+             * Service
+             * @description names a root-service suspect (instead of a change)
+             */
+            service?: string | null;
+            /**
              * Verdict
              * @enum {string}
              */
@@ -709,7 +966,9 @@ export interface components {
             /** Incident Id */
             incident_id: string;
             /** Change Id */
-            change_id: string;
+            change_id: string | null;
+            /** Service */
+            service?: string | null;
             /** Suspect Id */
             suspect_id: string | null;
             /**
@@ -723,6 +982,81 @@ export interface components {
             note: string | null;
             /** Created At */
             created_at: string;
+        };
+        /** LogPatternPublic */
+        LogPatternPublic: {
+            /** Service */
+            service: string;
+            /**
+             * Template
+             * @description Drain template; variable parts are <*>
+             */
+            template: string;
+            /**
+             * Level
+             * @description highest level among the pattern's lines
+             */
+            level: string;
+            /**
+             * Before
+             * @description lines in [at - before_s, at)
+             */
+            before: number;
+            /**
+             * After
+             * @description lines in [at, at + after_s]
+             */
+            after: number;
+            /**
+             * New
+             * @description new or surging after `at` (the rule of the error_logs evidence)
+             */
+            new: boolean;
+            /**
+             * First After S
+             * @description seconds from `at` to the pattern's first line after it
+             */
+            first_after_s: number | null;
+            /**
+             * Example
+             * @description one raw message of the pattern
+             */
+            example: string;
+        };
+        /** LogPatternsPublic */
+        LogPatternsPublic: {
+            /** Incident Id */
+            incident_id: string;
+            /**
+             * Change Id
+             * @description the change the window is centred on (null: the onset)
+             */
+            change_id: string | null;
+            /**
+             * At
+             * @description the moment counted around (the change's time, else the onset)
+             */
+            at: string;
+            /** Before S */
+            before_s: number;
+            /** After S */
+            after_s: number;
+            /** Services */
+            services: string[];
+            /** Min Level */
+            min_level: string;
+            /**
+             * Lines
+             * @description log lines read in the window
+             */
+            lines: number;
+            /**
+             * Sample Step
+             * @description 1: every line mined; k: a 1-in-k sample (counts scaled up)
+             */
+            sample_step: number;
+            /** Patterns */
+            patterns: components["schemas"]["LogPatternPublic"][];
         };
         /** ModelInfoPublic */
         ModelInfoPublic: {
@@ -766,6 +1100,35 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** ModelVersionPublic */
+        ModelVersionPublic: {
+            /** Version */
+            version: number;
+            /**
+             * Labels Used
+             * @default 0
+             */
+            labels_used: number;
+            /**
+             * Labelled Incidents
+             * @default 0
+             */
+            labelled_incidents: number;
+            /** Trained At */
+            trained_at?: string | null;
+            /**
+             * Blend Weight
+             * @default 0
+             */
+            blend_weight: number;
+            /**
+             * Heldout
+             * @description grouped-CV AC@1/AC@3/MRR of the blend (and prior_*) at this version
+             */
+            heldout?: {
+                [key: string]: number;
+            } | null;
+        };
         /** PointPublic */
         PointPublic: {
             /** Ts */
@@ -795,6 +1158,13 @@ export interface components {
             first_ts: string;
             /** Last Ts */
             last_ts: string;
+            /**
+             * Labels
+             * @description label set of this series ({}: none)
+             */
+            labels?: {
+                [key: string]: string;
+            };
         };
         /** SeriesPublic */
         SeriesPublic: {
@@ -804,6 +1174,12 @@ export interface components {
             metric: string;
             /** Points */
             points: components["schemas"]["PointPublic"][];
+            /**
+             * Label Sets
+             * @description how many label sets were averaged into these points (extension)
+             * @default 1
+             */
+            label_sets: number;
         };
         /** ServicePublic */
         ServicePublic: {
@@ -874,6 +1250,8 @@ export interface components {
             change_id: string | null;
             /** Score */
             score: number;
+            /** Service */
+            service?: string | null;
         };
         /** ValidationError */
         ValidationError: {
@@ -897,6 +1275,21 @@ export interface components {
             /** Type */
             type: string;
         };
+        /** WebhookAccepted */
+        WebhookAccepted: {
+            /** Accepted */
+            accepted: number;
+            /**
+             * Ids
+             * @description ids of the change events stored or already known
+             */
+            ids: string[];
+            /**
+             * Ignored
+             * @description why nothing was stored (e.g. not a deployment event)
+             */
+            ignored?: string | null;
+        };
         /** MetricPointIn */
         MetricPointIn: {
             /** Service */
@@ -905,7 +1298,7 @@ export interface components {
             metric: string;
             /**
              * Ts
-             * @description ISO 8601 string with a zone, or Unix epoch seconds
+             * @description ISO 8601 string with a zone, or Unix epoch seconds; from 1970-01-01T00:00:00Z (epoch 0) up to 2200-01-01T00:00:00Z (epoch 7258118400)
              */
             ts: number | string;
             /**
@@ -927,7 +1320,7 @@ export interface components {
             service: string;
             /**
              * Ts
-             * @description ISO 8601 string with a zone, or Unix epoch seconds
+             * @description ISO 8601 string with a zone, or Unix epoch seconds; from 1970-01-01T00:00:00Z (epoch 0) up to 2200-01-01T00:00:00Z (epoch 7258118400)
              */
             ts: number | string;
             /**
@@ -980,7 +1373,7 @@ export interface components {
             service: string;
             /**
              * Ts
-             * @description ISO 8601 string with a zone, or Unix epoch seconds
+             * @description ISO 8601 string with a zone, or Unix epoch seconds; from 1970-01-01T00:00:00Z (epoch 0) up to 2200-01-01T00:00:00Z (epoch 7258118400)
              */
             ts: number | string;
             /** Version */
@@ -1019,7 +1412,7 @@ export interface components {
             service: string;
             /**
              * Ts
-             * @description ISO 8601 string with a zone, or Unix epoch seconds
+             * @description ISO 8601 string with a zone, or Unix epoch seconds; from 1970-01-01T00:00:00Z (epoch 0) up to 2200-01-01T00:00:00Z (epoch 7258118400)
              */
             ts: number | string;
             /** Key */
@@ -1058,7 +1451,7 @@ export interface components {
             services: string[];
             /**
              * Ts
-             * @description ISO 8601 string with a zone, or Unix epoch seconds
+             * @description ISO 8601 string with a zone, or Unix epoch seconds; from 1970-01-01T00:00:00Z (epoch 0) up to 2200-01-01T00:00:00Z (epoch 7258118400)
              */
             ts: number | string;
             /**
@@ -1094,16 +1487,60 @@ export interface components {
             /** Target */
             target: string;
         };
-        /** Accepted */
-        Accepted: {
-            /** Accepted */
-            accepted: number;
+        /**
+         * AlertIn
+         * @description The generic alert form of ``POST /ingest/alerts`` (the Alertmanager webhook payload
+         *     is accepted as Alertmanager sends it).
+         */
+        AlertIn: {
             /**
-             * Ids
-             * @description ids of the change events (given or assigned)
+             * Id
              * @default null
              */
-            ids: string[] | null;
+            id: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Services
+             * @description or give service
+             * @default null
+             */
+            services: string[] | null;
+            /**
+             * Service
+             * @default null
+             */
+            service: string | null;
+            /**
+             * Starts At
+             * @description ISO 8601 string with a zone, or Unix epoch seconds; from 1970-01-01T00:00:00Z (epoch 0) up to 2200-01-01T00:00:00Z (epoch 7258118400)
+             */
+            starts_at: number | string;
+            /**
+             * Ends At
+             * @default null
+             */
+            ends_at: (number | string) | null;
+            /**
+             * Status
+             * @description default: resolved when ends_at is given, else firing
+             * @default null
+             */
+            status: ("firing" | "resolved") | null;
+            /**
+             * Labels
+             * @default null
+             */
+            labels: {
+                [key: string]: string;
+            } | null;
+            /**
+             * Annotations
+             * @default null
+             */
+            annotations: {
+                [key: string]: string;
+            } | null;
         };
     };
     responses: never;
@@ -1127,6 +1564,7 @@ export interface operations {
                     points: components["schemas"]["MetricPointIn"][];
                 } | components["schemas"]["MetricPointIn"][];
                 "application/x-ndjson": string;
+                "application/vnd.apache.arrow.stream": string;
             };
         };
         responses: {
@@ -1138,6 +1576,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Accepted"];
                 };
+            };
+            /** @description Arrow body that is not an IPC stream */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
             401: {
@@ -1589,6 +2034,592 @@ export interface operations {
             };
         };
     };
+    remote_write_endpoint_api_v1_write_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-protobuf": string;
+            };
+        };
+        responses: {
+            /** @description stored (2.0: X-Prometheus-Remote-Write-Samples-Written says how many) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description body cannot be decoded (snappy, gzip, protobuf or JSON); nothing stored */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description unsupported Content-Type or Content-Encoding */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description invalid items (loc names the item and field); nothing stored */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+        };
+    };
+    otlp_metrics_v1_metrics_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-protobuf": string;
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description ExportMetricsServiceResponse in the request's encoding (partialSuccess when data points were dropped) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-protobuf": string;
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description body cannot be decoded (snappy, gzip, protobuf or JSON); nothing stored */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description unsupported Content-Type or Content-Encoding */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description invalid items (loc names the item and field); nothing stored */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+        };
+    };
+    otlp_logs_v1_logs_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-protobuf": string;
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description ExportLogsServiceResponse in the request's encoding (partialSuccess when data points were dropped) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-protobuf": string;
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description body cannot be decoded (snappy, gzip, protobuf or JSON); nothing stored */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description unsupported Content-Type or Content-Encoding */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description invalid items (loc names the item and field); nothing stored */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+        };
+    };
+    ingest_alerts_ingest_alerts_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    version?: string;
+                    status?: string;
+                    alerts: Record<string, never>[];
+                } | {
+                    alerts: components["schemas"]["AlertIn"][];
+                } | components["schemas"]["AlertIn"][] | components["schemas"]["AlertIn"];
+            };
+        };
+        responses: {
+            /** @description accepted; firing alerts open or join incidents */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description body cannot be decoded (snappy, gzip, protobuf or JSON); nothing stored */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description unsupported Content-Type or Content-Encoding */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description invalid items (loc names the item and field); nothing stored */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+        };
+    };
+    github_webhook_ingest_webhooks_github_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description deployment, deployment_status or ping */
+                "X-GitHub-Event"?: string;
+                /** @description sha256=<hex HMAC-SHA256 of the body>; required when RCA_WEBHOOKS__GITHUB_SECRET is set */
+                "X-Hub-Signature-256"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description accepted (ignored says why nothing was stored) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookAccepted"];
+                };
+            };
+            /** @description body cannot be decoded (snappy, gzip, protobuf or JSON); nothing stored */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description missing or wrong signature / token (a secret is configured); nothing stored */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description unsupported Content-Type or Content-Encoding */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description invalid items (loc names the item and field); nothing stored */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+        };
+    };
+    argocd_webhook_ingest_webhooks_argocd_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Bearer <token>; required when RCA_WEBHOOKS__ARGOCD_TOKEN is set */
+                Authorization?: string;
+                /** @description the token, as an alternative to Authorization */
+                "X-RCA-Token"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description accepted (ignored says why nothing was stored) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookAccepted"];
+                };
+            };
+            /** @description body cannot be decoded (snappy, gzip, protobuf or JSON); nothing stored */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description missing or wrong signature / token (a secret is configured); nothing stored */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description unsupported Content-Type or Content-Encoding */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description invalid items (loc names the item and field); nothing stored */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+        };
+    };
+    launchdarkly_webhook_ingest_webhooks_launchdarkly_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description <hex HMAC-SHA256 of the body>; required when RCA_WEBHOOKS__LAUNCHDARKLY_SECRET is set */
+                "X-LD-Signature"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description accepted (ignored says why nothing was stored) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookAccepted"];
+                };
+            };
+            /** @description body cannot be decoded (snappy, gzip, protobuf or JSON); nothing stored */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description missing or wrong signature / token (a secret is configured); nothing stored */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description unsupported Content-Type or Content-Encoding */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+            /** @description invalid items (loc names the item and field); nothing stored */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail?: unknown;
+                    };
+                };
+            };
+        };
+    };
     list_incidents_incidents_get: {
         parameters: {
             query?: {
@@ -1598,6 +2629,8 @@ export interface operations {
                 since?: string | null;
                 limit?: number;
                 offset?: number;
+                /** @description ISO 8601 or epoch seconds; incidents started at or before */
+                until?: string | null;
             };
             header?: never;
             path?: never;
@@ -2198,6 +3231,9 @@ export interface operations {
         parameters: {
             query?: {
                 service?: string | null;
+                metric?: string | null;
+                /** @description label matcher key=value (repeatable: every matcher must hold); selects the label sets of the series, e.g. label=pod=a. An empty value also matches a series without that label. */
+                label?: string[] | null;
             };
             header?: never;
             path?: never;
@@ -2253,8 +3289,10 @@ export interface operations {
             query?: {
                 since?: string | null;
                 until?: string | null;
-                /** @description bucket width in seconds (averages) */
+                /** @description bucket width in seconds (averages), 0.001 to 1e9 */
                 step?: number | null;
+                /** @description label matcher key=value (repeatable: every matcher must hold); selects the label sets of the series, e.g. label=pod=a. An empty value also matches a series without that label. */
+                label?: string[] | null;
             };
             header?: never;
             path: {
@@ -2396,6 +3434,139 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    get_log_patterns_incidents__incident_id__log_patterns_get: {
+        parameters: {
+            query?: {
+                /** @description centre on this change (default: the top change suspect) */
+                change_id?: string | null;
+                /** @description seconds counted before */
+                before?: number;
+                /** @description seconds counted after */
+                after?: number;
+                min_level?: "DEBUG" | "INFO" | "WARN" | "ERROR" | "FATAL";
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                incident_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogPatternsPublic"];
+                };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_change_incidents_changes__change_id__incidents_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                change_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeIncidentPublic"][];
+                };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_model_versions_model_versions_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelVersionPublic"][];
                 };
             };
             /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
