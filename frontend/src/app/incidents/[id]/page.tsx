@@ -192,8 +192,10 @@ export default async function IncidentPage({ params }: Params) {
 function latestLabels(labels: Label[]): Map<string, Label> {
   const out = new Map<string, Label>();
   for (const l of labels) {
-    const prev = out.get(l.change_id);
-    if (!prev || l.created_at >= prev.created_at) out.set(l.change_id, l);
+    // a label names a change, or (change_id null) a root-service suspect: key it by what it names
+    const key = l.change_id ?? `service:${l.service ?? ""}`;
+    const prev = out.get(key);
+    if (!prev || l.created_at >= prev.created_at) out.set(key, l);
   }
   return out;
 }
