@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
 import server
-from server.api import health, ingest, query, schemas
+from server.api import export, health, ingest, query, schemas
 from server.api.deps import AppState, Metrics
 from server.bus.base import Bus
 from server.bus.memory import MemoryBus
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(query.router)
     app.include_router(health.router)
+    app.include_router(export.router)
 
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:

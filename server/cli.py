@@ -1,4 +1,4 @@
-"""The ``rca`` command: serve, demo, sim, eval, tui.
+"""The ``rca`` command: serve, demo, sim, eval, tui, export, backtest.
 
 Each sub-command lives in its own module and is imported lazily so ``rca --help`` is
 fast and a missing optional dependency only affects the command that needs it.
@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("server.commands.demo", "live demo: server + simulator, history backfill, a faulty change"),
     "sim": ("server.sim.cli", "run the simulated service fleet, or write seeded scenarios"),
     "tui": ("workbench.tui.cli", "terminal UI for live incident triage"),
+    "export": ("server.commands.export", "export incident history to Parquet files (GET /export) for analysis"),
+    "backtest": ("server.commands.backtest", "replay an export with changed settings; diff incidents and rankings"),
 }
 
 EVAL_COMMANDS: dict[str, tuple[str, str]] = {

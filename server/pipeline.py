@@ -56,13 +56,14 @@ class Pipeline:
         self.pending = Pending()
         self.metrics = metrics
         warm_up()  # compile the detector kernel before the first batch, not while it waits
-        self.detector = DetectorStage(DetectorConfig())
+        self.detector_config = DetectorConfig(**settings.detector)
+        self.detector = DetectorStage(self.detector_config)
         self.state_path = Path(settings.data_dir) / "detector_state.npz"
         try:
             self.detector.load(self.state_path)
         except Exception:  # a corrupt state file must not stop the server: start fresh
             log.exception("could not load detector state from %s; starting with fresh baselines", self.state_path)
-            self.detector = DetectorStage(DetectorConfig())
+            self.detector = DetectorStage(self.detector_config)
         self.incidents = IncidentManager(store, settings.grouping, settings.pipeline)
         self.rca = RcaService(store)
         self.dirty: set[str] = set()

@@ -8,7 +8,7 @@ Examples: ``RCA_DATA_DIR=/var/lib/rca``, ``RCA_PORT=8000``,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,3 +61,6 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     pipeline: PipelineSettings = PipelineSettings()
     grouping: GroupingSettings = GroupingSettings()
+    # Overrides of server.detector.core.DetectorConfig fields (e.g. {"h": 12.0}); unknown
+    # names are rejected when the pipeline starts. RCA_DETECTOR='{"h": 12}' from the env.
+    detector: dict[str, Any] = Field(default_factory=dict)

@@ -17,6 +17,7 @@ from workbench.client.errors import (
     ServerUnavailable,
     ValidationFailed,
 )
+from workbench.client.export import ExportError, download_export, load_duckdb, load_polars, read_manifest
 from workbench.client.models import (
     Anomaly,
     Change,
@@ -38,4 +39,5 @@ __all__ = [
     "ServerUnavailable", "ValidationFailed",
     "Anomaly", "Change", "Health", "Incident", "Label", "Series", "SeriesInfo", "SeriesPoint", "Service",
     "Suspect", "SuspectRef", "parse_dt",
+    "ExportError", "download_export", "load_duckdb", "load_polars", "read_manifest",
 ]
