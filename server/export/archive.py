@@ -108,7 +108,7 @@ class ZipTarget:
     data descriptors; Parquet is already compressed, so entries are stored)."""
 
     def __init__(self, sink: ByteSink) -> None:
-        self.zip = zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True)  # type: ignore[arg-type]
+        self.zip = zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True)  # type: ignore[call-overload]
 
     def open(self, name: str) -> AbstractContextManager[IO[bytes]]:
         return self.zip.open(name, "w", force_zip64=True)

@@ -37,8 +37,9 @@ class ExportError(ClientError):
     """An export directory is missing, incomplete or from an unsupported format version."""
 
 
-def _params(since: TimeLike | None, until: TimeLike | None, services: Iterable[str] | None) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
+def _params(since: TimeLike | None, until: TimeLike | None,
+            services: Iterable[str] | None) -> list[tuple[str, str | int | float | bool | None]]:
+    out: list[tuple[str, str | int | float | bool | None]] = []
     if since is not None:
         out.append(("since", str(since)))
     if until is not None:
