@@ -74,16 +74,17 @@ def run(args: argparse.Namespace) -> int:
         return 1
     seconds = time.perf_counter() - t0
     counts = manifest["counts"]
-    table = Table(title=f"export written to {out}", show_edge=False)
+    table = Table(show_edge=False)
     table.add_column("table")
     table.add_column("rows", justify="right")
     for name, n in counts.items():
         table.add_row(name, f"{n:,}")
     con = Console(file=sys.stdout)
+    con.print(f"export written to {out}", soft_wrap=True)
     con.print(table)
     tr = manifest["time_range"]
     points = counts.get("metrics", 0) + counts.get("logs", 0)
     con.print(f"data {tr.get('data_first') or '-'} .. {tr.get('data_last') or '-'}; server {manifest['server_version']}, "
               f"export schema {manifest['schema_version']}; {seconds:.1f} s ({points / max(seconds, 1e-9):,.0f} "
-              "points/s)")
+              "points and log lines/s)", soft_wrap=True)
     return 0

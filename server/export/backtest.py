@@ -314,8 +314,10 @@ def _install_model(ex: Export, data_dir: Path) -> bool:
 def replay_run(ex: Export, settings_kwargs: Mapping[str, Any], data_dir: Path, *, use_model: bool = True,
                log: Callable[[str], None] = lambda _m: None) -> tuple[Run, ReplayCounts]:
     """A fresh embedded server with these settings, fed the export; its incidents and suspects."""
+    from server.detector.core import warm_up
     from server.embedded import EmbeddedServer
 
+    warm_up()  # compile (or load) the detector kernel here, not inside the server's start timeout
     if use_model:
         _install_model(ex, data_dir)
     with EmbeddedServer(data_dir=data_dir, **settings_kwargs) as srv, \

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from server.cli import main
+from server.detector.core import warm_up
 from server.embedded import EmbeddedServer
 from server.timeutil import iso
 from tests.export.seed import Seeded, seed_history
@@ -27,6 +28,7 @@ class History:
 @pytest.fixture(scope="session")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
     root = tmp_path_factory.mktemp("export")
+    warm_up()  # a fresh clone compiles the detector kernel first (not inside the server's start timeout)
     with EmbeddedServer(data_dir=root / "data") as srv, httpx.Client(base_url=srv.url, timeout=120) as c:
         seeded = seed_history(c)
         out = root / "full"
