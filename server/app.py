@@ -1,4 +1,6 @@
-"""``create_app(settings)``: the lifespan builds store, bus and pipeline once from settings."""
+"""``create_app(settings)``: the lifespan builds store, bus and (role ``all``) the stage
+workers once from settings. Role ``api`` serves ingest and queries only: the stages run
+as ``rca worker STAGE`` processes on a durable bus."""
 
 from __future__ import annotations
 
@@ -15,29 +17,43 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
 import server
-from server.api import export, health, ingest, query, schemas
+from server.api import auth, export, health, ingest, query, schemas
+from server.api.auth import AUTH_RESPONSES, KeyRing, require
 from server.api.deps import AppState, Metrics
+from server.api.guard import GuardMiddleware, allowed_hosts
 from server.bus.base import Bus
-from server.bus.memory import MemoryBus
-from server.pipeline import Pipeline
+from server.pipeline import STAGES, StageRunner, build_workers
+from server.progress import Progress
+from server.publisher import Publisher
 from server.settings import Settings
+from server.status import MemoryStatusBoard, StatusBoard, StoreStatusBoard
+from server.store import factory as store_factory
 from server.store.base import Store, StoreError
+from server.topics import Topics
 
 log = logging.getLogger("rca")
 
 
 def build_store(settings: Settings) -> Store:
-    if settings.store.backend == "duckdb":
-        from server.store.duckdb import DuckDBStore
-
-        return DuckDBStore(Path(settings.data_dir) / "rca.duckdb", memory_limit=settings.store.memory_limit)
-    raise ValueError(f"unknown store backend {settings.store.backend!r}")
+    """The store of ``RCA_STORE__BACKEND`` / ``RCA_STORE__TELEMETRY_BACKEND`` (see server.store.factory)."""
+    return store_factory.build_store(settings)
 
 
 def build_bus(settings: Settings) -> Bus:
     if settings.bus.backend == "memory":
-        return MemoryBus(maxsize=settings.bus.max_queued_messages)
+        from server.bus.memory import MemoryBus
+
+        return MemoryBus(maxsize=settings.bus.max_queued_messages, bounded=[Topics.of(settings).metrics])
+    if settings.bus.backend == "kafka":
+        from server.bus.kafka import KafkaBus
+
+        return KafkaBus(settings.bus)
     raise ValueError(f"unknown bus backend {settings.bus.backend!r}")
+
+
+def build_status(settings: Settings, store: Store) -> StatusBoard:
+    """Workers in this process report in memory; workers elsewhere through the store."""
+    return MemoryStatusBoard() if settings.role == "all" else StoreStatusBoard(store)
 
 
 def _openapi_schemas() -> dict[str, Any]:
@@ -57,17 +73,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        if settings.role == "api" and settings.bus.backend == "memory":
+            raise ValueError("role 'api' needs a bus shared with the workers (RCA_BUS__BACKEND=kafka); "
+                             "the in-process bus only works with every stage in this process (role 'all')")
         store = build_store(settings)
         bus = build_bus(settings)
+        topics = Topics.of(settings)
+        await bus.start(topics.specs())
         metrics = Metrics()
-        pipeline = Pipeline(store=store, bus=bus, settings=settings, metrics=metrics)
-        app.state.rca = AppState(settings=settings, store=store, pipeline=pipeline, metrics=metrics)
-        pipeline.start()
-        log.info("rca server ready: data dir %s", Path(settings.data_dir).resolve())
+        status = build_status(settings, store)
+        progress = Progress(bus, topics, status)
+        runner: StageRunner | None = None
+        if settings.role == "all":
+            workers, rca = build_workers(STAGES, store=store, bus=bus, settings=settings, status=status,
+                                         metrics=metrics)
+            runner = StageRunner(workers, progress, rca)
+        app.state.rca = AppState(settings=settings, store=store, publisher=Publisher(bus, topics),
+                                 progress=progress, metrics=metrics,
+                                 keys=KeyRing(store, settings.auth))
+        app.state.workers = runner  # not part of AppState: request handlers never see a worker
+        if runner is not None:
+            runner.start()
+        log.info("rca server ready (role %s): data dir %s", settings.role, Path(settings.data_dir).resolve())
         try:
             yield
         finally:
-            await pipeline.stop()
+            if runner is not None:
+                await runner.stop()
             await bus.close()
             store.close()
 
@@ -78,10 +110,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "deployments, config changes and feature flags that probably caused them.",
         lifespan=lifespan,
     )
-    app.include_router(ingest.router)
-    app.include_router(query.router)
+    # Roles per router (label and admin routes also check their own, stricter role).
+    app.include_router(ingest.router, dependencies=[require("ingest")], responses=AUTH_RESPONSES)
+    app.include_router(query.router, dependencies=[require("read")], responses=AUTH_RESPONSES)
     app.include_router(health.router)
-    app.include_router(export.router)
+    app.include_router(export.router, dependencies=[require("read")], responses=AUTH_RESPONSES)
+    app.include_router(auth.router)
+    if settings.api.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.api.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"], expose_headers=["Retry-After"])
+    app.add_middleware(GuardMiddleware, hosts=allowed_hosts(settings.host, settings.api.allowed_hosts),
+                       origins=settings.api.cors_origins)
 
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:

@@ -14,12 +14,14 @@ from collections.abc import Sequence
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("server.commands.serve", "start the whole system in one process (embedded default)"),
+    "serve": ("server.commands.serve", "start the whole system in one process (embedded default), or the API only"),
+    "worker": ("server.commands.worker", "run one pipeline stage as its own process (stack mode)"),
     "demo": ("server.commands.demo", "live demo: server + simulator, history backfill, a faulty change"),
     "sim": ("server.sim.cli", "run the simulated service fleet, or write seeded scenarios"),
     "tui": ("workbench.tui.cli", "terminal UI for live incident triage"),
     "export": ("server.commands.export", "export incident history to Parquet files (GET /export) for analysis"),
     "backtest": ("server.commands.backtest", "replay an export with changed settings; diff incidents and rankings"),
+    "keys": ("server.commands.keys", "create, list and revoke API keys (roles ingest, read, label, admin)"),
 }
 
 EVAL_COMMANDS: dict[str, tuple[str, str]] = {

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from server.api.guard import uvicorn_options
 from server.app import create_app
 from server.settings import Settings
 
@@ -36,7 +37,7 @@ class EmbeddedServer:
         self.settings = Settings(data_dir=Path(data_dir), host=host, port=self.port, **overrides)
         self.app = create_app(self.settings)
         config = uvicorn.Config(self.app, host=host, port=self.port, log_level=log_level, lifespan="on",
-                                access_log=False)
+                                access_log=False, **uvicorn_options(self.settings.api.header_timeout_seconds))
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
@@ -44,7 +45,7 @@ class EmbeddedServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> EmbeddedServer:
+    def start(self, timeout: float = 180.0) -> EmbeddedServer:
         self._thread = threading.Thread(target=self._server.run, name="rca-embedded-server", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout

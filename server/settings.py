@@ -1,34 +1,86 @@
 """Configuration from environment variables (prefix ``RCA_``, nested with ``__``).
 
 Examples: ``RCA_DATA_DIR=/var/lib/rca``, ``RCA_PORT=8000``,
-``RCA_STORE__BACKEND=duckdb``, ``RCA_BUS__BACKEND=memory``,
+``RCA_STORE__BACKEND=duckdb`` (or ``postgres`` with ``RCA_STORE__POSTGRES_DSN``),
+``RCA_STORE__TELEMETRY_BACKEND`` (defaults to the state backend), ``RCA_BUS__BACKEND=memory``,
 ``RCA_GROUPING__GAP_SECONDS=300``, ``RCA_API__MAX_BODY_BYTES=67108864``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.detector.core import DetectorConfig
+
+StoreBackend = Literal["duckdb", "postgres"]
+
 
 class StoreSettings(BaseModel):
-    backend: Literal["duckdb"] = "duckdb"
+    # The state store (changes, topology, incidents, suspects, labels, models, checkpoints).
+    backend: StoreBackend = "duckdb"
+    # The telemetry store (metrics, logs, series catalogue); None: the same as ``backend``.
+    telemetry_backend: StoreBackend | None = None
     # DuckDB memory limit for the embedded store (None lets DuckDB decide).
     memory_limit: str | None = None
+    # libpq connection string (URL or key=value) for the postgres backend,
+    # e.g. postgresql://rca@127.0.0.1:55432/rca (`stack/lib/postgres.sh env` prints it).
+    postgres_dsn: str | None = None
+    # Connections per process in the pool (API threads and stage workers share it).
+    postgres_pool_min: int = Field(default=1, ge=1)
+    postgres_pool_max: int = Field(default=8, ge=1)
+    # Seconds to wait for a connection (at start-up and from the pool) before a StoreError.
+    postgres_timeout_seconds: float = Field(default=10.0, gt=0)
 
 
 class BusSettings(BaseModel):
-    backend: Literal["memory"] = "memory"
-    # Bounded queue: ingestion waits (back-pressure) instead of growing memory without limit.
+    # memory: in-process (embedded default, one process); kafka: any Kafka-compatible broker
+    backend: Literal["memory", "kafka"] = "memory"
+    # In-process bus: at most this many unprocessed metric batches per partition; ingestion
+    # waits (back-pressure) instead of growing memory without limit.
     max_queued_messages: int = 256
+    # Partitions of the metrics topic: the unit of detector parallelism (a series always
+    # lands on one partition; each partition is owned by one detector worker at a time).
+    # Fixed for the life of a deployment (detector checkpoints are per partition).
+    partitions: int = 1
+    # Topic and consumer-group name prefix (several deployments can share one broker).
+    topic_prefix: str = "rca"
+    # Kafka: comma-separated host:port list.
+    bootstrap_servers: str = "127.0.0.1:9092"
+    # Kafka: how long a dead worker keeps its partitions before they move (ms).
+    session_timeout_ms: int = 10_000
 
 
 class ApiSettings(BaseModel):
     max_body_bytes: int = Field(default=64 * 1024 * 1024, description="larger request bodies get 413")
     max_batch_items: int = 1_000_000
+    # Backpressure: while more bus messages than this (summed over the stages) wait for
+    # processing, ingest answers 503 with Retry-After (nothing of the refused batch is
+    # stored) instead of queueing more. A metric batch is one message per partition it touches.
+    max_pending_messages: int = Field(default=2_000, ge=1)
+    # Slow clients: the whole request head must arrive within header_timeout_seconds, the
+    # whole body within body_timeout_seconds; otherwise the connection is closed / 408.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Host header allow-list (DNS rebinding). Empty: loopback names when bound to a loopback
+    # address, any host otherwise. ["*"] allows any.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Browser origins allowed to call the API (CORS); none by default. Cross-origin writes from
+    # any other origin are refused with 403.
+    cors_origins: list[str] = Field(default_factory=list)
+
+
+class AuthSettings(BaseModel):
+    # "auto": API keys are required as soon as one active key exists (open until then, on
+    # loopback only); "required": always; "off": never (only with allow_open off loopback).
+    mode: Literal["auto", "required", "off"] = "auto"
+    # Bind a non-loopback address with no API key required (refused by default).
+    allow_open: bool = False
+    # How long a process trusts its cache of keys (revocations elsewhere take this long).
+    cache_seconds: float = Field(default=5.0, ge=0)
 
 
 class PipelineSettings(BaseModel):
@@ -37,6 +89,12 @@ class PipelineSettings(BaseModel):
     allowed_lateness_seconds: float = 0.0
     # Run RCA for dirty incidents at least this often (wall clock) during a continuous stream.
     rca_max_delay_seconds: float = 2.0
+    # ... and as soon as no new work arrived for this long (debounce on time).
+    rca_quiet_seconds: float = 0.05
+    # A topology change leaves incidents resolved longer ago than this (event time) alone.
+    rca_resolved_horizon_seconds: float = 6 * 3600.0
+    # Detector state is checkpointed (with the offsets it covers) at least this often.
+    checkpoint_seconds: float = 30.0
     # Metric name hints: which direction of change is a regression.
     up_is_bad: tuple[str, ...] = ("latency", "error", "duration", "time", "p95", "p99", "p50", "fail", "cpu", "mem", "5xx", "4xx", "queue", "lag")
     down_is_bad: tuple[str, ...] = ("qps", "rps", "throughput", "success", "availability", "apdex", "requests", "hit")
@@ -49,9 +107,31 @@ class GroupingSettings(BaseModel):
     max_hops: int = 2
 
 
+def _detector_settings() -> type[BaseModel]:
+    """Every DetectorConfig field as a setting with the same name, type and default."""
+    import dataclasses
+    import typing
+
+    from pydantic import create_model
+
+    hints = typing.get_type_hints(DetectorConfig)
+    fields: dict[str, Any] = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(DetectorConfig)}
+    return create_model("DetectorSettings", **fields)
+
+
+if TYPE_CHECKING:
+    class DetectorSettings(BaseModel):  # the fields of DetectorConfig
+        def __getattr__(self, name: str) -> Any: ...
+else:
+    DetectorSettings = _detector_settings()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RCA_", env_nested_delimiter="__", extra="ignore")
 
+    # all: API and every stage in this process (embedded default); api: ingest and queries
+    # only, the stages run as `rca worker STAGE` processes on a shared bus.
+    role: Literal["all", "api"] = "all"
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("./data")
@@ -59,8 +139,8 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     bus: BusSettings = BusSettings()
     api: ApiSettings = ApiSettings()
+    auth: AuthSettings = AuthSettings()
     pipeline: PipelineSettings = PipelineSettings()
     grouping: GroupingSettings = GroupingSettings()
-    # Overrides of server.detector.core.DetectorConfig fields (e.g. {"h": 12.0}); unknown
-    # names are rejected when the pipeline starts. RCA_DETECTOR='{"h": 12}' from the env.
-    detector: dict[str, Any] = Field(default_factory=dict)
+    # Detector parameters (``RCA_DETECTOR__WARMUP=50``...): see server/detector/core.py.
+    detector: DetectorSettings = DetectorSettings()

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from server.pipeline import Pipeline
+from server.progress import Progress
+from server.publisher import Publisher
 from server.settings import Settings
 from server.store.base import Store
 from server.timeutil import parse_ts
+
+if TYPE_CHECKING:
+    from server.api.auth import KeyRing
 
 
 class Metrics:
@@ -26,6 +30,8 @@ class Metrics:
         self.late_points = Gauge("rca_late_points", "points older than their series' newest point (stored, not detected)", registry=r)
         self.detect_seconds = Histogram("rca_detect_batch_seconds", "detector time per metric batch", registry=r)
         self.rca_seconds = Histogram("rca_analysis_seconds", "RCA time per incident", registry=r)
+        self.refused = Counter("rca_refused_requests", "requests refused before processing (auth, backpressure, "
+                               "content type, timeouts)", ["reason"], registry=r)
         self.requests = Histogram("rca_http_request_seconds", "HTTP request latency", ["route", "method"], registry=r)
 
 
@@ -33,8 +39,11 @@ class Metrics:
 class AppState:
     settings: Settings
     store: Store
-    pipeline: Pipeline
+    publisher: Publisher
+    progress: Progress
     metrics: Metrics
+    keys: KeyRing = field(default=None)  # type: ignore[assignment]
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def get_state(request: Request) -> AppState:

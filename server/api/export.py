@@ -22,7 +22,7 @@ def export_settings(settings: Any) -> dict[str, Any]:
     """The settings groups that decide incidents and rankings (recorded in the manifest so
     a backtest starts from what the exporting server ran with)."""
     dumped = settings.model_dump(mode="json")
-    return {k: v for k, v in dumped.items() if k not in ("host", "port", "data_dir", "log_level", "store", "bus", "api")}
+    return {k: v for k, v in dumped.items() if k not in ("role", "host", "port", "data_dir", "log_level", "store", "bus", "api", "auth")}
 
 
 @router.get(

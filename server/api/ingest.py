@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 import pyarrow as pa
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -20,23 +22,72 @@ from server.api.validation import (
     validate_logs,
     validate_metrics,
 )
-from server.bus.base import BusMessage
+from server.model import Edge
 
 router = APIRouter(tags=["ingest"])
 
 _ID_PREFIX = {"deployment": "dep", "config_change": "cfg", "flag_change": "flag"}
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
+# Content types a JSON ingest endpoint takes. No content type at all is read as JSON (command-line
+# clients); the types a browser may send cross-site without a preflight are refused, so a web page
+# cannot post to a server on the user's machine.
+_JSON_TYPES = ("application/json", "application/x-ndjson", "application/ndjson")
+_REFUSED_TYPES = ("text/plain", "multipart/form-data", "text/html")
+
+
+def check_content_type(request: Request, accepted: tuple[str, ...] = _JSON_TYPES) -> str:
+    """The request's media type, or 415 when this endpoint does not take it."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not media or media in accepted or (media.endswith("+json") and "application/json" in accepted):
+        return media
+    if media == "application/x-www-form-urlencoded" and "origin" not in request.headers:
+        return media  # `curl -d` without -H: not a browser, read the body as JSON
+    raise HTTPException(415, detail=f"unsupported content type {media!r}; send one of: {', '.join(accepted)}")
+
+
+async def check_backpressure(state: AppState) -> None:
+    """503 with Retry-After while processing is further behind than the configured bound
+    (bus messages not yet processed by every stage; read at most every 0.2 s)."""
+    now = time.monotonic()
+    seen = state.extra.get("pending")
+    if seen is None or now - seen[0] > 0.2:
+        seen = (now, await state.progress.pending())
+        state.extra["pending"] = seen
+    pending = seen[1]
+    limit = state.settings.api.max_pending_messages
+    if pending >= limit:
+        state.metrics.refused.labels("backpressure").inc()
+        raise HTTPException(503, headers={"Retry-After": "1"},
+                            detail=f"processing is behind: {pending} ingested messages wait (limit {limit}); "
+                                   "nothing of this batch was stored, retry after 1 s")
+
+
+async def read_body(request: Request, max_bytes: int, timeout: float = 120.0) -> bytes:
     cl = request.headers.get("content-length")
     if cl is not None and cl.isdigit() and int(cl) > max_bytes:
         raise HTTPException(413, detail=f"request body of {cl} bytes exceeds the limit of {max_bytes} bytes")
     buf = bytearray()
-    async for chunk in request.stream():
-        buf += chunk
-        if len(buf) > max_bytes:
-            raise HTTPException(413, detail=f"request body exceeds the limit of {max_bytes} bytes")
+
+    async def collect() -> None:
+        async for chunk in request.stream():
+            buf.extend(chunk)
+            if len(buf) > max_bytes:
+                raise HTTPException(413, detail=f"request body exceeds the limit of {max_bytes} bytes")
+
+    try:
+        await asyncio.wait_for(collect(), timeout)
+    except TimeoutError as exc:
+        raise HTTPException(408, detail=f"request body not received within {timeout:g} s",
+                            headers={"Connection": "close"}) from exc
     return bytes(buf)
+
+
+async def read_batch(request: Request, state: AppState, accepted: tuple[str, ...] = _JSON_TYPES) -> bytes:
+    """Content type, backpressure and body limits shared by every ingest endpoint."""
+    check_content_type(request, accepted)
+    await check_backpressure(state)
+    return await read_body(request, state.settings.api.max_body_bytes, state.settings.api.body_timeout_seconds)
 
 
 def _reject(state: AppState, kind: str, exc: BatchError) -> JSONResponse:
@@ -47,6 +98,29 @@ def _reject(state: AppState, kind: str, exc: BatchError) -> JSONResponse:
 def _too_many(state: AppState, n: int) -> None:
     if n > state.settings.api.max_batch_items:
         raise HTTPException(413, detail=f"batch of {n} items exceeds the limit of {state.settings.api.max_batch_items}")
+
+
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+
+async def idempotent(request: Request, state: AppState, handle: Callable[[], Awaitable[JSONResponse]]) -> JSONResponse:
+    """With an ``Idempotency-Key`` header, a batch already accepted under that key is answered
+    with its first response and stored nothing the second time (client retries after a lost 202)."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if not key:
+        return await handle()
+    if len(key) > 200:
+        raise HTTPException(422, detail=[{"loc": ["header", "Idempotency-Key"], "type": "string_too_long",
+                                          "msg": "Idempotency-Key is longer than 200 characters"}])
+    endpoint = request.url.path
+    seen = await asyncio.to_thread(state.store.get_idempotent, key=key, endpoint=endpoint)
+    if seen is not None:
+        return JSONResponse(orjson.loads(seen[1]), status_code=seen[0], headers={"Idempotent-Replayed": "true"})
+    response = await handle()
+    if response.status_code == 202:
+        await asyncio.to_thread(state.store.save_idempotent, key=key, endpoint=endpoint,
+                                status=response.status_code, body=bytes(response.body).decode(), now=time.time())
+    return response
 
 
 def _accepted(n: int, **extra: Any) -> JSONResponse:
@@ -67,14 +141,17 @@ def _body_doc(model: type, key: str, single: type | None = None) -> dict[str, An
     return {"requestBody": {"required": True, "content": content},
             "responses": {"202": {"description": "accepted", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Accepted"}}}},
-                "413": {"description": "body too large"}, "422": {"description": "invalid batch; nothing stored"}}}
+                "408": {"description": "body not received in time"}, "413": {"description": "body too large"},
+                "415": {"description": "unsupported content type"},
+                "422": {"description": "invalid batch; nothing stored"},
+                "503": {"description": "processing is behind (Retry-After); nothing stored"}}}
 
 
 async def _ingest_table(request: Request, state: State, kind: str, key: str,
                         validate: Callable[[list[Any]], pa.Table],
                         insert: Callable[[pa.Table], int]) -> tuple[JSONResponse, pa.Table | None]:
     """Read, validate as a whole and store one metric or log batch (JSON, bare array or NDJSON)."""
-    body = await read_body(request, state.settings.api.max_body_bytes)
+    body = await read_batch(request, state)
     ndjson = request.headers.get("content-type", "").startswith(("application/x-ndjson", "application/ndjson"))
 
     def work() -> pa.Table:
@@ -95,27 +172,33 @@ async def _ingest_table(request: Request, state: State, kind: str, key: str,
 @router.post("/ingest/metrics", status_code=202, openapi_extra=_body_doc(schemas.MetricPointIn, "points", None),
              summary="Ingest metric points (JSON or NDJSON)")
 async def ingest_metrics(request: Request, state: State) -> JSONResponse:
+    return await idempotent(request, state, lambda: _metrics(request, state))
+
+
+async def _metrics(request: Request, state: State) -> JSONResponse:
     response, table = await _ingest_table(request, state, "metrics", "points", validate_metrics,
                                           lambda t: state.store.insert_metrics(table=t))
     if table is not None and table.num_rows:
-        await state.pipeline.submit(BusMessage("metrics", table, count=table.num_rows))
+        await state.publisher.metrics(table)
     return response
 
 
 @router.post("/ingest/logs", status_code=202, openapi_extra=_body_doc(schemas.LogIn, "logs"),
              summary="Ingest log records")
 async def ingest_logs(request: Request, state: State) -> JSONResponse:
+    return await idempotent(request, state, lambda: _logs(request, state))
+
+
+async def _logs(request: Request, state: State) -> JSONResponse:
     response, table = await _ingest_table(request, state, "logs", "logs", validate_logs,
                                           lambda t: state.store.insert_logs(table=t))
     if table is not None and table.num_rows:
-        ts = table.column("ts").to_numpy()
-        await state.pipeline.submit(BusMessage("logs", {"min_ts": float(ts.min()), "max_ts": float(ts.max())},
-                                               count=table.num_rows))
+        await state.publisher.logs(table)
     return response
 
 
 async def _ingest_changes(request: Request, state: State, kind: str, key: str) -> JSONResponse:
-    body = await read_body(request, state.settings.api.max_body_bytes)
+    body = await read_batch(request, state)
 
     def work() -> tuple[int, list[str], list[Any]]:
         items = parse_items(body, key, allow_single=True)
@@ -135,7 +218,7 @@ async def _ingest_changes(request: Request, state: State, kind: str, key: str) -
     except BatchError as exc:
         return _reject(state, kind, exc)
     if new:
-        await state.pipeline.submit(BusMessage("changes", new, count=len(new)))
+        await state.publisher.changes(new)
     state.metrics.ingested.labels(kind).inc(len(new))
     return _accepted(n, ids=ids)
 
@@ -143,37 +226,41 @@ async def _ingest_changes(request: Request, state: State, kind: str, key: str) -
 @router.post("/ingest/deployments", status_code=202, summary="Ingest deployments",
              openapi_extra=_body_doc(schemas.DeploymentIn, "deployments", schemas.DeploymentIn))
 async def ingest_deployments(request: Request, state: State) -> JSONResponse:
-    return await _ingest_changes(request, state, "deployment", "deployments")
+    return await idempotent(request, state, lambda: _ingest_changes(request, state, "deployment", "deployments"))
 
 
 @router.post("/ingest/config_changes", status_code=202, summary="Ingest config changes",
              openapi_extra=_body_doc(schemas.ConfigChangeIn, "config_changes", schemas.ConfigChangeIn))
 async def ingest_config_changes(request: Request, state: State) -> JSONResponse:
-    return await _ingest_changes(request, state, "config_change", "config_changes")
+    return await idempotent(request, state, lambda: _ingest_changes(request, state, "config_change", "config_changes"))
 
 
 @router.post("/ingest/flag_changes", status_code=202, summary="Ingest feature-flag changes",
              openapi_extra=_body_doc(schemas.FlagChangeIn, "flag_changes", schemas.FlagChangeIn))
 async def ingest_flag_changes(request: Request, state: State) -> JSONResponse:
-    return await _ingest_changes(request, state, "flag_change", "flag_changes")
+    return await idempotent(request, state, lambda: _ingest_changes(request, state, "flag_change", "flag_changes"))
 
 
 @router.post("/ingest/topology", status_code=202, summary="Add service call edges (source calls target)",
              openapi_extra=_body_doc(schemas.EdgeIn, "edges"))
 async def ingest_topology(request: Request, state: State) -> JSONResponse:
-    body = await read_body(request, state.settings.api.max_body_bytes)
+    return await idempotent(request, state, lambda: _topology(request, state))
 
-    def work() -> tuple[int, int]:
+
+async def _topology(request: Request, state: State) -> JSONResponse:
+    body = await read_batch(request, state)
+
+    def work() -> tuple[list[Edge], int]:
         items = parse_items(body, "edges")
         _too_many(state, len(items))
         edges = validate_edges(items)
-        return len(edges), state.store.add_edges(edges=edges)
+        return edges, state.store.add_edges(edges=edges)
 
     try:
-        n, new = await asyncio.to_thread(work)
+        edges, new = await asyncio.to_thread(work)
     except BatchError as exc:
         return _reject(state, "topology", exc)
     if new:
-        await state.pipeline.submit(BusMessage("topology", None, count=new))
-    return _accepted(n)
+        await state.publisher.topology(edges)
+    return _accepted(len(edges))
 

@@ -9,9 +9,10 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 
 from server.api import convert, schemas
+from server.api.auth import Principal, audit, require
 from server.api.deps import State, ts_param
-from server.bus.base import BusMessage
 from server.model import Label
+from server.rca.service import model_info_of_store
 from server.timeutil import iso
 
 router = APIRouter()
@@ -22,7 +23,7 @@ def _incident_or_404(state: State, incident_id: str) -> Any:
     seen = {incident_id}
     inc = state.store.get_incident(incident_id=incident_id)
     while inc is None:
-        target = state.store.get_meta(key=f"merged:{incident_id}")
+        target = state.store.merged_into(incident_id=incident_id)
         if target is None or target in seen:
             raise HTTPException(404, detail=f"incident {incident_id!r} not found")
         seen.add(target)
@@ -73,7 +74,8 @@ def get_labels(incident_id: str, state: State) -> Any:
 
 @router.post("/incidents/{incident_id}/label", response_model=schemas.LabelPublic, tags=["incidents"],
              summary="Label a change as the cause (or not) of an incident")
-async def post_label(incident_id: str, body: schemas.LabelIn, state: State) -> Any:
+async def post_label(incident_id: str, body: schemas.LabelIn, state: State,
+                     who: Annotated[Principal, require("label")]) -> Any:
     incident_id = _incident_or_404(state, incident_id).id
     change_id = body.change_id
     if body.suspect_id is not None:
@@ -96,15 +98,18 @@ async def post_label(incident_id: str, body: schemas.LabelIn, state: State) -> A
                   verdict=body.verdict, created_at=time.time(), suspect_id=body.suspect_id, author=body.author,
                   note=body.note)
     state.store.add_label(label=label)
-    await state.pipeline.submit(BusMessage("label", label, count=1))
+    audit(state, who, "label", incident_id, label_id=label.id, change_id=change_id, verdict=body.verdict,
+          author=body.author)
+    await state.publisher.label(label)
     return convert.label_public(label)
 
 
 @router.post("/incidents/{incident_id}/rerun_rca", status_code=202, tags=["incidents"],
              summary="Recompute suspects (reflects all labels so far)")
-async def rerun_rca(incident_id: str, state: State) -> JSONResponse:
+async def rerun_rca(incident_id: str, state: State, who: Annotated[Principal, require("label")]) -> JSONResponse:
     incident_id = _incident_or_404(state, incident_id).id
-    await state.pipeline.submit(BusMessage("rerun", incident_id, count=1))
+    audit(state, who, "rerun_rca", incident_id)
+    await state.publisher.rerun(incident_id)
     return JSONResponse({"accepted": 1, "incident_id": incident_id}, status_code=202)
 
 
@@ -157,4 +162,4 @@ def get_series(
 
 @router.get("/model", tags=["model"], summary="Ranking model: version, labels used, held-out accuracy (extension)")
 def get_model(state: State) -> dict[str, Any]:
-    return state.pipeline.rca.model_info()
+    return model_info_of_store(state.store)

@@ -25,6 +25,27 @@ Timestamp = Annotated[
         "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}),
 ]
 NonEmpty = Annotated[str, Field(min_length=1, max_length=512)]
+Short = Annotated[str, Field(max_length=512)]
+Text = Annotated[str, Field(max_length=16_384)]
+MAX_LOG_MESSAGE = 65_536
+MAX_ATTRIBUTES_BYTES = 65_536
+MAX_ATTRIBUTES_DEPTH = 16
+
+
+def _depth(v: Any, limit: int) -> int:
+    """Nesting depth of a JSON value, stopping as soon as it passes ``limit``."""
+    stack = [(v, 1)]
+    deepest = 0
+    while stack:
+        x, d = stack.pop()
+        deepest = max(deepest, d)
+        if deepest > limit:
+            return deepest
+        if isinstance(x, dict):
+            stack.extend((y, d + 1) for y in x.values())
+        elif isinstance(x, list):
+            stack.extend((y, d + 1) for y in x)
+    return deepest
 
 
 class _In(BaseModel):
@@ -47,8 +68,22 @@ class LogIn(_In):
     service: NonEmpty
     ts: Timestamp
     level: str = Field(description="DEBUG, INFO, WARN (or WARNING), ERROR, FATAL; case-insensitive")
-    message: str
-    attributes: dict[str, Any] | None = None
+    message: str = Field(max_length=MAX_LOG_MESSAGE)
+    attributes: dict[str, Any] | None = Field(
+        default=None, description=f"at most {MAX_ATTRIBUTES_DEPTH} levels deep and {MAX_ATTRIBUTES_BYTES} bytes as JSON")
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is None:
+            return v
+        if _depth(v, MAX_ATTRIBUTES_DEPTH) > MAX_ATTRIBUTES_DEPTH:
+            raise ValueError(f"attributes are nested deeper than {MAX_ATTRIBUTES_DEPTH} levels")
+        import orjson
+
+        if len(orjson.dumps(v)) > MAX_ATTRIBUTES_BYTES:
+            raise ValueError(f"attributes exceed {MAX_ATTRIBUTES_BYTES} bytes as JSON")
+        return v
 
     @field_validator("level")
     @classmethod
@@ -72,7 +107,7 @@ class DiffFileIn(_In):
 
 
 class DiffIn(_In):
-    files: list[DiffFileIn] = []
+    files: list[DiffFileIn] = Field(default=[], max_length=10_000)
 
 
 class DeploymentIn(_In):
@@ -80,10 +115,10 @@ class DeploymentIn(_In):
     service: NonEmpty
     ts: Timestamp
     version: NonEmpty
-    previous_version: str | None = None
-    commit: str | None = None
-    author: str | None = None
-    description: str | None = None
+    previous_version: Short | None = None
+    commit: Short | None = None
+    author: Short | None = None
+    description: Text | None = None
     diff: DiffIn | None = None
 
 
@@ -92,10 +127,10 @@ class ConfigChangeIn(_In):
     service: NonEmpty
     ts: Timestamp
     key: NonEmpty
-    old_value: str | None = None
-    new_value: str | None = None
-    author: str | None = None
-    description: str | None = None
+    old_value: Text | None = None
+    new_value: Text | None = None
+    author: Short | None = None
+    description: Text | None = None
 
     @field_validator("old_value", "new_value", mode="before")
     @classmethod
@@ -113,11 +148,11 @@ class FlagChangeIn(_In):
     flag: NonEmpty
     services: list[NonEmpty] = Field(min_length=1)
     ts: Timestamp
-    old_state: str | None = None
-    new_state: str | None = None
+    old_state: Short | None = None
+    new_state: Short | None = None
     rollout_percent: float | None = Field(default=None, ge=0, le=100)
-    author: str | None = None
-    description: str | None = None
+    author: Short | None = None
+    description: Text | None = None
 
     @field_validator("old_state", "new_state", mode="before")
     @classmethod
@@ -152,7 +187,7 @@ class LabelIn(_In):
     change_id: str | None = None
     suspect_id: str | None = None
     verdict: Literal["cause", "not_cause"]
-    author: str | None = None
+    author: Short | None = None
     note: str | None = None
 
 
@@ -250,9 +285,22 @@ class SeriesPublic(BaseModel):
     points: list[PointPublic]
 
 
+class StagePublic(BaseModel):
+    """Progress of one pipeline stage: messages published to its topic but not yet fully
+    processed (``lag``), over ``partitions`` partitions, by ``workers`` live workers."""
+
+    lag: int
+    partitions: int
+    workers: int
+    errors: int = 0
+    #: live worker -> the partitions it owns (detector)
+    assignments: dict[str, list[int]] = {}
+
+
 class HealthPublic(BaseModel):
     status: str
     pending: int
     components: dict[str, str]
     watermark: str | None = None
     late_points: int = 0
+    stages: dict[str, StagePublic] = {}

@@ -22,6 +22,9 @@ from server.model import Change, Edge
 from server.timeutil import parse_ts
 
 MAX_ERRORS = 100
+MAX_LABELS = 32  # labels per point
+MAX_LABEL_NAME = 128
+MAX_LABEL_VALUE = 1024
 
 
 class BatchError(Exception):
@@ -165,6 +168,11 @@ def validate_metrics(items: list[Any], key: str = "points") -> pa.Table:
             if type(lab) is not dict or not all(type(k) is str and type(v) is str for k, v in lab.items()):
                 errors.append(_err(["body", key, i, "labels"], "labels must be an object of string values",
                                    "dict_type"))
+            elif len(lab) > MAX_LABELS or any(not k or len(k) > MAX_LABEL_NAME or len(v) > MAX_LABEL_VALUE
+                                              for k, v in lab.items()):
+                errors.append(_err(["body", key, i, "labels"],
+                                   f"at most {MAX_LABELS} labels per point, names of 1 to {MAX_LABEL_NAME} and "
+                                   f"values of at most {MAX_LABEL_VALUE} characters", "too_long"))
             else:
                 labels[i] = orjson.dumps(lab, option=orjson.OPT_SORT_KEYS).decode()
     if errors:

@@ -15,7 +15,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ValidationError
 
-from server.detector.core import DetectorConfig
 from server.export.archive import MANIFEST
 from server.export.compare import Diff, Run, RunIncident, carry_causes, compare
 from server.export.tables import EXPORT_SCHEMA_VERSION
@@ -35,7 +34,7 @@ from server.sim.replay import post_changes, post_edges, post_logs, post_metrics,
 from server.timeutil import iso, parse_ts
 
 #: Settings that are infrastructure, not detection or ranking behaviour.
-NOT_TUNABLE = ("host", "port", "data_dir", "log_level", "store", "bus", "api")
+NOT_TUNABLE = ("role", "host", "port", "data_dir", "log_level", "store", "bus", "api", "auth")
 DB_FILE = "rca.duckdb"
 
 
@@ -53,28 +52,12 @@ def _value(raw: str) -> Any:
         return raw
 
 
-def _coerce(kind: type, raw: Any, key: str) -> Any:
-    try:
-        if kind is bool:
-            if isinstance(raw, str):
-                if raw.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(raw)
-                return raw.lower() in ("true", "1")
-            return bool(raw)
-        return kind(raw)
-    except (TypeError, ValueError) as exc:
-        raise BacktestError(f"--set {key}: {raw!r} is not a valid {kind.__name__}") from exc
-
-
-def detector_fields() -> dict[str, type]:
-    hints = {"float": float, "int": int, "bool": bool}
-    return {f.name: hints.get(str(f.type), float) for f in fields(DetectorConfig)}
-
-
 def tunable_keys() -> list[str]:
-    keys = [f"detector.{n}" for n in detector_fields()]
+    """Every ``group.field`` of the behaviour settings groups (``detector.<field>`` are the
+    RCA_DETECTOR__* settings, the fields of server.detector.core.DetectorConfig)."""
+    keys = []
     for name, info in Settings.model_fields.items():
-        if name in NOT_TUNABLE or name == "detector":
+        if name in NOT_TUNABLE:
             continue
         ann = info.annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel):
@@ -102,16 +85,9 @@ def apply_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
     ``overrides`` applied; raises :class:`BacktestError` naming a bad key or value."""
     merged: dict[str, Any] = json.loads(json.dumps(dict(base)))
     merged = {k: v for k, v in merged.items() if k in Settings.model_fields and k not in NOT_TUNABLE}
-    det_types = detector_fields()
     valid = tunable_keys()
     for key, raw in overrides.items():
         head, _, rest = key.partition(".")
-        if head == "detector":
-            if rest not in det_types:
-                raise BacktestError(f"--set {key}: no detector setting {rest!r}; known: "
-                                    + ", ".join(k for k in valid if k.startswith("detector.")))
-            merged.setdefault("detector", {})[rest] = _coerce(det_types[rest], raw, key)
-            continue
         if key not in valid:
             near = [k for k in valid if k.startswith(head + ".")] or valid
             raise BacktestError(f"--set {key}: not a detection or ranking setting; known: {', '.join(near)}")
@@ -121,7 +97,6 @@ def apply_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
             merged[head] = raw
     try:
         Settings(**merged)
-        DetectorConfig(**merged.get("detector", {}))
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(x) for x in first.get("loc", ()))

@@ -111,13 +111,14 @@ class IncidentManager:
             for m in moved:
                 m.incident_id = target
                 m.join_reason = f"merged from {other}: {m.join_reason or ''}".strip()
-            self.store.save_anomalies(anomalies=moved)
+            with self.store.unit_of_work() as tx:  # one transaction: a merge is never half done
+                tx.save_anomalies(anomalies=moved)
+                tx.reassign_labels(incident_id=other, to=target)  # its labels train as the survivor's
+                tx.delete_incident(incident_id=other)
+                tx.record_merge(merged=other, into=target)  # its id keeps answering
             for v in self.open_by_series.values():
                 if v.incident_id == other:
                     v.incident_id = target
-            self.store.reassign_labels(incident_id=other, to=target)  # its labels train as the survivor's
-            self.store.delete_incident(incident_id=other)
-            self.store.set_meta(key=f"merged:{other}", value=target)  # its id keeps answering
             del self.groups[other]
         self._refresh(target)
 

@@ -176,3 +176,35 @@ class LogWindow:
     @staticmethod
     def empty() -> LogWindow:
         return LogWindow(service=[], ts=[], level=[], message=[])
+
+
+Role = Literal["ingest", "read", "label", "admin"]
+ROLES: tuple[Role, ...] = ("ingest", "read", "label", "admin")
+
+
+@dataclass(slots=True)
+class ApiKey:
+    """An API key as stored: only the SHA-256 of the secret is kept."""
+
+    id: str  # the key's public prefix, e.g. ``rca_k3f9a2``: shown in listings and the audit trail
+    name: str
+    roles: list[str]
+    key_hash: str
+    created_at: float
+    revoked_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    """Who did what: labels, reruns, key creation and revocation."""
+
+    id: str
+    ts: float
+    actor: str  # the key's name (and id), or "anonymous" when the server runs open
+    action: str  # "label", "rerun_rca", "key_create", "key_revoke"
+    target: str | None = None  # incident or key id
+    detail: dict[str, Any] = field(default_factory=dict)

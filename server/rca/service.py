@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections import OrderedDict
 from typing import Any
 
@@ -34,7 +33,6 @@ from server.store.base import Store
 __all__ = ["RcaService", "candidate_window"]
 
 log = logging.getLogger(__name__)
-STORE_UID_KEY = "rca.store_uid"
 ROWS_CACHE = 512
 #: Suspects persisted per incident (best first); labelled changes are always candidates
 #: and are kept in memory for training even when they rank lower.
@@ -54,26 +52,32 @@ class RcaService:
         self._rows: OrderedDict[str, tuple[float, list[CandidateRow]]] = OrderedDict()  # LRU
         # Training records are keyed "<store uid>/<incident id>" so a model (with its
         # records) imported from another store never mixes up incidents with equal ids.
-        uid = store.get_meta(key=STORE_UID_KEY)
-        if not uid:
-            uid = uuid.uuid4().hex[:12]
-            store.set_meta(key=STORE_UID_KEY, value=uid)
-        self.uid = uid
-        loaded = store.load_latest_model()
-        if loaded is not None:
-            version, blob, info = loaded
-            try:
-                parsed = LearntModel.from_blob(version, blob)
-            except (ValueError, KeyError, TypeError):
-                parsed = None
+        self.uid = store.store_uid()
+        self._version = 0
+        self.reload_model()
+
+    def reload_model(self) -> bool:
+        """Load the newest stored model when it is newer than the one in memory (another
+        process may have trained it). Returns whether a model was loaded."""
+        loaded = self.store.load_latest_model()
+        if loaded is None:
+            return False
+        version, blob, info = loaded
+        with self._lock:
+            if version <= self._version:
+                return False
+        try:
+            parsed = LearntModel.from_blob(version, blob)
+        except (ValueError, KeyError, TypeError):
+            parsed = None
+        with self._lock:
             if parsed is not None:
                 self._model, self._records = parsed
                 sig = info.get("signature")
                 if isinstance(sig, list) and len(sig) == 2:
                     self._trained_signature = (int(sig[0]), str(sig[1]))
             self._version = version
-        else:
-            self._version = 0
+        return parsed is not None
 
     # ------------------------------------------------------------------ context
     def build_context(self, incident: Incident, *, watermark: float) -> RcaContext:
@@ -227,7 +231,8 @@ class RcaService:
         return self.run(incident, watermark=wm).rows
 
     # ------------------------------------------------------------------ GET /model
-    def _info_of(self, model: LearntModel | None) -> dict[str, Any]:
+    @staticmethod
+    def _info_of(model: LearntModel | None) -> dict[str, Any]:
         if model is None:
             return {"version": 0, "labels_used": 0, "labelled_incidents": 0, "trained_at": None,
                     "blend_weight": 0.0, "heldout": None, "features": list(FEATURES), "kind": "heuristic prior"}
@@ -257,3 +262,12 @@ def _dedupe(changes: list[Change]) -> list[Change]:
             seen.add(c.id)
             out.append(c)
     return out
+
+
+def model_info_of_store(store: Store) -> dict[str, Any]:
+    """``GET /model`` from the state store alone (the API holds no RCA worker)."""
+    loaded = store.load_latest_model()
+    if loaded is None:
+        return RcaService._info_of(None)
+    info = {k: v for k, v in loaded[2].items() if k != "signature"}
+    return info

@@ -46,7 +46,7 @@ def collect(seeds: list[int], *, org: str = "default", mix: dict[str, float] | N
             with httpx.Client(base_url=srv.url) as c:
                 incs = list_incidents(c)
             matched = {i["id"] for i in matching_incidents(incs, sc.truth)}
-            rca = srv.app.state.rca.pipeline.rca
+            rca = srv.app.state.workers.rca
             for inc in incs:
                 cached = rca._rows.get(inc["id"])
                 if cached is None:

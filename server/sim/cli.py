@@ -95,6 +95,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     from server.sim.replay import (
         ReplayError,
+        auth_headers,
         culprit_rank,
         get_suspects,
         list_incidents,
@@ -102,7 +103,7 @@ def _replay(args: argparse.Namespace) -> int:
         replay,
     )
 
-    with httpx.Client(base_url=args.server, timeout=60.0) as client:
+    with httpx.Client(base_url=args.server, timeout=60.0, headers=auth_headers()) as client:
         for f in args.files:
             sc = Scenario.from_dict(orjson.loads(Path(f).read_bytes()))
             try:

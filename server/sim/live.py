@@ -43,7 +43,7 @@ from server.sim.logs import (
     fault_templates,
     source_logs,
 )
-from server.sim.replay import CHANGE_ENDPOINTS
+from server.sim.replay import CHANGE_ENDPOINTS, auth_headers
 
 
 @dataclass(slots=True)
@@ -85,7 +85,7 @@ class LiveSim:
         self.benign_per_hour = benign_per_hour
         self.access_per_tick = access_per_tick
         self.server_url = server_url
-        self.client = client or (httpx.AsyncClient(base_url=server_url, timeout=30.0) if server_url else None)
+        self.client = client or (httpx.AsyncClient(base_url=server_url, timeout=30.0, headers=auth_headers()) if server_url else None)
         self.clock = clock
         self.versions = ch.VersionBook()
         self.faults: list[ActiveFault] = []
@@ -226,8 +226,13 @@ class LiveSim:
     async def _post(self, path: str, key: str, items: Sequence[dict[str, Any]]) -> None:
         if not items or self.client is None:
             return
-        resp = await self.client.post(path, content=orjson.dumps({key: list(items)}),
-                                      headers={"content-type": "application/json"})
+        body = orjson.dumps({key: list(items)})
+        resp = await self.client.post(path, content=body, headers={"content-type": "application/json"})
+        for _ in range(10):  # the server is behind: wait as its Retry-After asks, a few times
+            if resp.status_code not in (429, 503) or "retry-after" not in resp.headers:
+                break
+            await asyncio.sleep(min(float(resp.headers["retry-after"] or 1), 10.0))
+            resp = await self.client.post(path, content=body, headers={"content-type": "application/json"})
         if resp.status_code >= 400:
             raise httpx.HTTPStatusError(f"POST {path} -> {resp.status_code}: {resp.text[:300]}",
                                         request=resp.request, response=resp)

@@ -12,6 +12,7 @@ scenario's ground truth (used by tests and ``rca eval``).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -44,24 +45,44 @@ class ReplayStats:
     seconds: float = 0.0
 
 
+# How long one batch may wait on 429/503 answers before the replay gives up on it.
+BACKPRESSURE_BUDGET = 120.0
+
+
+def auth_headers() -> dict[str, str]:
+    """The API key from env RCA_API_KEY as a bearer header (empty when unset)."""
+    key = os.environ.get("RCA_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 def _post(client: httpx.Client, path: str, key: str, items: Sequence[dict[str, Any]], stats: ReplayStats) -> None:
-    """POST ``{key: items}``; halves the batch on 413 (body too large), retries twice on
-    429/503 and connection errors."""
+    """POST ``{key: items}``; halves the batch on 413 (body too large), waits out 429/503 as
+    their Retry-After asks (up to ``BACKPRESSURE_BUDGET``), retries connection errors twice."""
     if not items:
         return
     body = orjson.dumps({key: list(items)})
-    for attempt in range(3):
+    deadline = time.monotonic() + BACKPRESSURE_BUDGET
+    attempt = 0
+    while True:
         try:
             resp = client.post(path, content=body, headers={"content-type": "application/json"})
         except httpx.TransportError:
             if attempt == 2:
                 raise
-            time.sleep(0.5 * (attempt + 1))
+            attempt += 1
+            time.sleep(0.5 * attempt)
             continue
         stats.requests += 1
-        if resp.status_code not in (429, 503) or attempt == 2:
+        if resp.status_code not in (429, 503):
             break
-        time.sleep(0.5 * (attempt + 1))
+        # the server is behind: wait as long as it asks (Retry-After), within the budget
+        try:
+            wait = float(resp.headers.get("retry-after", 0.5 * (attempt + 1)))
+        except ValueError:
+            wait = 0.5 * (attempt + 1)
+        if time.monotonic() + wait > deadline:
+            break
+        time.sleep(min(wait, 10.0))
     if resp.status_code == 413 and len(items) > 1:
         mid = len(items) // 2
         _post(client, path, key, items[:mid], stats)
@@ -143,7 +164,7 @@ def replay(scenario: Scenario, server: str | httpx.Client, *, chunk_s: float = 6
            with_logs: bool = True, wait: bool = True, timeout: float = 120.0) -> ReplayStats:
     """Push ``scenario`` into the server at ``server`` (base URL or a ready client) in
     event-time order and, with ``wait``, block until the server has processed it all."""
-    client = httpx.Client(base_url=server, timeout=60.0) if isinstance(server, str) else server
+    client = httpx.Client(base_url=server, timeout=60.0, headers=auth_headers()) if isinstance(server, str) else server
     stats = ReplayStats()
     t0 = time.perf_counter()
     try:

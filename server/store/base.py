@@ -1,4 +1,13 @@
-"""The Store protocol every backend implements (DuckDB embedded; others in stack mode).
+"""The store protocols every backend implements, split by what they hold.
+
+- :class:`TelemetryStore`: raw metrics and logs, the series catalogue, range, bucketed
+  and before/after reads, log pattern counts (DuckDB embedded; PostgreSQL for moderate
+  scale; ClickHouse later for large fleets).
+- :class:`StateStore`: changes, topology, anomalies, incidents (and their merges),
+  suspects, labels, ranking models, id sequences and stage checkpoints with the offsets
+  they cover (DuckDB embedded; PostgreSQL in stack mode). Writes that belong together
+  run in one :meth:`StateStore.unit_of_work` (one transaction).
+- :class:`Store`: both at once (what the embedded server and most callers hold).
 
 All methods are synchronous and keyword-only; callers on the event loop run them in a
 worker thread. Times are epoch seconds. Driver errors are translated into
@@ -7,33 +16,95 @@ worker thread. Times are epoch seconds. Driver errors are translated into
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 
-from server.model import Anomaly, Change, Edge, Incident, Label, LogWindow, SeriesInfo, Suspect
+from server.model import (
+    Anomaly,
+    ApiKey,
+    AuditEntry,
+    Change,
+    Edge,
+    Incident,
+    Label,
+    LogWindow,
+    SeriesInfo,
+    Suspect,
+)
 
 
 class StoreError(Exception):
     """A storage backend failed (translated from the driver's own error)."""
 
 
-class Store(Protocol):
-    # ---- raw data -----------------------------------------------------------------
+LEVEL_RANK = {"DEBUG": 0, "INFO": 1, "WARN": 2, "ERROR": 3, "FATAL": 4}
+_PREFIX_RE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+
+
+def check_prefix(prefix: str) -> str:
+    """Id prefixes name sequences: lower-case letters, digits and ``_`` only."""
+    if not _PREFIX_RE.match(prefix):
+        raise StoreError(f"bad id prefix {prefix!r}: use lower-case letters, digits and '_'")
+    return prefix
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A stage's state for one partition, with the offset it covers: every message of the
+    partition before ``offset`` is reflected in ``state`` (so a restarted or newly
+    assigned worker resumes consuming at ``offset``)."""
+
+    stage: str
+    partition: int
+    offset: int
+    state: bytes
+    saved_at: float
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """Count, mean and (population) standard deviation of a series in one window."""
+
+    n: int
+    mean: float | None
+    std: float | None
+
+
+@dataclass(frozen=True)
+class BeforeAfter:
+    """One series around a time ``at``: ``before`` is [at - before, at), ``after`` [at, at + after]."""
+
+    service: str
+    metric: str
+    before: WindowStats
+    after: WindowStats
+
+
+@dataclass(frozen=True)
+class LogPatternCount:
+    """How often one message (a log pattern, after the ingest normalisation) occurred."""
+
+    service: str
+    level: str
+    message: str
+    count: int
+
+
+class TelemetryStore(Protocol):
+    """Metrics, logs and the series catalogue."""
+
     def insert_metrics(self, *, table: pa.Table) -> int:
         """Columns: service (str), metric (str), ts (float64 epoch s), value (float64),
         labels (str JSON or null). Returns rows inserted. All-or-nothing."""
 
     def insert_logs(self, *, table: pa.Table) -> int:
         """Columns: service, ts (float64), level (str, normalised), message, attributes (JSON str or null)."""
-
-    def upsert_changes(self, *, changes: list[Change]) -> list[str]:
-        """Stores changes whose id is new; returns the ids that were newly stored."""
-
-    def add_edges(self, *, edges: list[Edge]) -> int:
-        """Adds topology edges (re-adding is a no-op). Returns the number of new edges."""
 
     def get_series(
         self, *, service: str, metric: str, since: float | None = None, until: float | None = None,
@@ -46,10 +117,14 @@ class Store(Protocol):
     ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
         """Every metric of the given services in [since, until], keyed by (service, metric)."""
 
-    def list_series(self, *, service: str | None = None) -> list[SeriesInfo]: ...
+    def series_before_after(
+        self, *, services: list[str], at: float, before: float, after: float
+    ) -> list[BeforeAfter]:
+        """Per series of the given services: stats in [at - before, at) and [at, at + after],
+        sorted by (service, metric); series with no point in either window are left out."""
 
-    def list_services(self) -> list[dict[str, Any]]:
-        """[{"name", "metrics": [...], "last_seen": float}] over metrics, logs and changes."""
+    def list_series(self, *, service: str | None = None) -> list[SeriesInfo]:
+        """The series catalogue, sorted by (service, metric)."""
 
     def get_logs(
         self, *, services: list[str] | None, since: float, until: float, min_level: str = "WARN",
@@ -73,6 +148,36 @@ class Store(Protocol):
         """Raw log records (service, ts, level, message, attributes) as record batches, like
         :meth:`iter_metrics`."""
 
+    def log_pattern_counts(
+        self, *, services: list[str] | None, since: float, until: float, min_level: str = "WARN",
+        limit: int | None = None,
+    ) -> list[LogPatternCount]:
+        """Distinct (service, level, message) in the window with their counts, most frequent first."""
+
+    def ping(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class StateStore(Protocol):
+    """Changes, topology, pipeline state, labels, models, ids and checkpoints."""
+
+    def unit_of_work(self) -> AbstractContextManager[StateStore]:
+        """A transaction for writes that belong together::
+
+            with store.unit_of_work() as tx:
+                tx.save_anomalies(anomalies=moved)
+                tx.reassign_labels(incident_id=other, to=target)
+                tx.delete_incident(incident_id=other)
+                tx.record_merge(merged=other, into=target)
+
+        Every write through ``tx`` commits together when the block ends, or none does when
+        it raises. Reads through ``tx`` see the block's own writes."""
+
+    # ---- changes and topology ---------------------------------------------------------
+    def upsert_changes(self, *, changes: list[Change]) -> list[str]:
+        """Stores changes whose id is new; returns the ids that were newly stored."""
+
     def list_changes(
         self, *, service: str | None = None, since: float | None = None, until: float | None = None,
         kind: str | None = None, limit: int | None = None,
@@ -83,9 +188,15 @@ class Store(Protocol):
 
     def get_changes(self, *, change_ids: list[str]) -> list[Change]: ...
 
+    def change_services(self) -> dict[str, float]:
+        """Every service named by a change, with the time of its newest change."""
+
+    def add_edges(self, *, edges: list[Edge]) -> int:
+        """Adds topology edges (re-adding is a no-op). Returns the number of new edges."""
+
     def get_topology(self) -> list[Edge]: ...
 
-    # ---- pipeline state -------------------------------------------------------------
+    # ---- anomalies and incidents ------------------------------------------------------
     def save_anomalies(self, *, anomalies: list[Anomaly]) -> None:
         """Upsert by id."""
 
@@ -102,38 +213,105 @@ class Store(Protocol):
     ) -> list[Incident]:
         """Newest (by started_at) first; ``since``/``until`` bound started_at."""
 
+    def delete_incident(self, *, incident_id: str) -> None:
+        """Remove an incident and its suspects (after its anomalies were merged elsewhere)."""
+
+    def record_merge(self, *, merged: str, into: str) -> None:
+        """Remember that incident ``merged`` was merged into ``into`` (so its id keeps
+        answering as the survivor); earlier merges into ``merged`` now point at ``into``."""
+
+    def merged_into(self, *, incident_id: str) -> str | None:
+        """The incident a merged incident was merged into (None if it never was)."""
+
+    # ---- suspects, labels, models -----------------------------------------------------
     def replace_suspects(self, *, incident_id: str, suspects: list[Suspect]) -> None: ...
 
     def list_suspects(self, *, incident_id: str) -> list[Suspect]:
         """Ranked best first."""
 
-    def add_label(self, *, label: Label) -> None: ...
+    def get_suspect(self, *, suspect_id: str) -> Suspect | None: ...
+
+    def add_label(self, *, label: Label) -> Label:
+        """Stores a label (re-adding its id is a no-op). A label given to a merged incident
+        lands on the incident it was merged into, also when the merge commits concurrently;
+        returns the label as stored."""
 
     def list_labels(self, *, incident_id: str | None = None) -> list[Label]: ...
-
-    def save_model(self, *, version: int, blob: bytes, info: dict[str, Any]) -> None: ...
-
-    def load_latest_model(self) -> tuple[int, bytes, dict[str, Any]] | None: ...
-
-    def next_id(self, *, prefix: str) -> str:
-        """A new unique id such as ``inc-12`` (monotonic per prefix, survives restarts)."""
-
-    def next_ids(self, *, prefix: str, n: int) -> list[str]:
-        """``n`` new unique ids in one round trip."""
-
-    def delete_incident(self, *, incident_id: str) -> None:
-        """Remove an incident and its suspects (after its anomalies were merged elsewhere)."""
 
     def reassign_labels(self, *, incident_id: str, to: str) -> int:
         """Move the labels of an incident to another (the incident it was merged into);
         returns how many moved."""
 
-    def get_suspect(self, *, suspect_id: str) -> Suspect | None: ...
+    def save_model(self, *, version: int, blob: bytes, info: dict[str, Any]) -> None: ...
+
+    def load_latest_model(self) -> tuple[int, bytes, dict[str, Any]] | None: ...
+
+    # ---- ids, identity, checkpoints ---------------------------------------------------
+    def next_id(self, *, prefix: str) -> str:
+        """A new unique id such as ``inc-12`` (increasing per prefix, survives restarts,
+        unique across processes sharing the store)."""
+
+    def next_ids(self, *, prefix: str, n: int) -> list[str]:
+        """``n`` new unique ids in one round trip."""
+
+    def store_uid(self) -> str:
+        """A random id of this store, made once on first use (keys training records so
+        a model imported from another store never mixes up incidents with equal ids)."""
+
+    def save_checkpoint(self, *, stage: str, partition: int, offset: int, state: bytes) -> bool:
+        """Store a stage's state for a partition covering every message before ``offset``.
+        A checkpoint older than the stored one (a lower offset, e.g. from a worker that
+        lost the partition in a rebalance) is refused: returns False."""
+
+    def load_checkpoint(self, *, stage: str, partition: int) -> Checkpoint | None: ...
+
+    def list_checkpoints(self, *, stage: str) -> list[Checkpoint]:
+        """Every partition's checkpoint of a stage, by partition."""
+
+    # ---- security ---------------------------------------------------------------------
+    def save_api_key(self, *, key: ApiKey) -> None: ...
+
+    def list_api_keys(self) -> list[ApiKey]:
+        """Every key, active and revoked, oldest first (hashes only, never secrets)."""
+
+    def get_api_key(self, *, key_id: str) -> ApiKey | None: ...
+
+    def revoke_api_key(self, *, key_id: str, at: float) -> bool:
+        """True when an active key was revoked now."""
+
+    def count_active_api_keys(self) -> int: ...
+
+    def add_audit(self, *, entry: AuditEntry) -> None: ...
+
+    def list_audit(self, *, since: float | None = None, action: str | None = None,
+                   limit: int = 100) -> list[AuditEntry]:
+        """Newest first."""
+
+    def get_idempotent(self, *, key: str, endpoint: str) -> tuple[int, str] | None:
+        """The stored (status, body) of a batch already accepted under this idempotency key."""
+
+    def save_idempotent(self, *, key: str, endpoint: str, status: int, body: str, now: float) -> None: ...
 
     def ping(self) -> bool: ...
 
-    def get_meta(self, *, key: str) -> str | None: ...
-
-    def set_meta(self, *, key: str, value: str) -> None: ...
-
     def close(self) -> None: ...
+
+
+class Store(TelemetryStore, StateStore, Protocol):
+    """Both stores (one backend for both, or :class:`server.store.split.SplitStore`)."""
+
+    def list_services(self) -> list[dict[str, Any]]:
+        """[{"name", "metrics": [...], "last_seen": float}] over metrics and changes."""
+
+
+def services_summary(series: list[SeriesInfo], change_last: dict[str, float]) -> list[dict[str, Any]]:
+    """``list_services`` from the series catalogue and each service's newest change."""
+    out: dict[str, dict[str, Any]] = {}
+    for info in series:
+        d = out.setdefault(info.service, {"name": info.service, "metrics": [], "last_seen": None})
+        d["metrics"].append(info.metric)
+        d["last_seen"] = max(d["last_seen"] or info.last_ts, info.last_ts)
+    for svc, last in change_last.items():
+        d = out.setdefault(svc, {"name": svc, "metrics": [], "last_seen": None})
+        d["last_seen"] = max(d["last_seen"] or last, last)
+    return [out[k] for k in sorted(out)]

@@ -1,16 +1,20 @@
-"""DuckDB implementation of the Store protocol: one file under the data dir.
+"""DuckDB implementation of both store protocols (telemetry and state): one file under
+the data dir, the embedded default.
 
 Raw metrics and logs are appended column-wise from Arrow tables; a ``series``
 catalogue is maintained per batch so service/metric listings never scan the raw
-table. One connection guarded by a lock (DuckDB connections are not thread-safe);
-every driver error is translated into :class:`StoreError`.
+table. One connection guarded by a lock (DuckDB connections are not thread-safe, and
+one process owns the file); a unit of work holds the lock for its whole transaction.
+Every driver error is translated into :class:`StoreError`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -22,6 +26,8 @@ import pyarrow as pa
 
 from server.model import (
     Anomaly,
+    ApiKey,
+    AuditEntry,
     Change,
     Edge,
     Incident,
@@ -31,10 +37,18 @@ from server.model import (
     Suspect,
     SuspectRef,
 )
-from server.store.base import StoreError
+from server.store.base import (
+    LEVEL_RANK,
+    BeforeAfter,
+    Checkpoint,
+    LogPatternCount,
+    StoreError,
+    WindowStats,
+    check_prefix,
+    services_summary,
+)
 
-SCHEMA_VERSION = 1
-LEVEL_RANK = {"DEBUG": 0, "INFO": 1, "WARN": 2, "ERROR": 3, "FATAL": 4}
+SCHEMA_VERSION = 3
 
 _SCHEMA_V1 = [
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -74,8 +88,36 @@ _SUS_SCHEMA = pa.schema([("id", _S), ("incident_id", _S), ("rank", _I), ("kind",
 _CHANGE_SCHEMA = pa.schema([("id", _S), ("kind", _S), ("services", pa.list_(_S)), ("ts", _F64), ("author", _S),
                             ("description", _S), ("fields", _S), ("seq", pa.int64())])
 
+_SCHEMA_V2 = [
+    "CREATE TABLE IF NOT EXISTS id_counters (prefix VARCHAR PRIMARY KEY, value BIGINT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS incident_merges (merged_id VARCHAR PRIMARY KEY, into_id VARCHAR NOT NULL,
+        merged_at DOUBLE NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS store_identity (uid VARCHAR NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS checkpoints (stage VARCHAR NOT NULL, part INTEGER NOT NULL,
+        next_offset BIGINT NOT NULL, state BLOB NOT NULL, saved_at DOUBLE NOT NULL, PRIMARY KEY (stage, part))""",
+]
+
 # Migrations from version N to N+1; a newer release opens an older data dir by applying them.
-_MIGRATIONS: dict[int, list[str]] = {}
+# 1 -> 2: the meta table's string keys become tables (id counters, merges, the store uid).
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        *_SCHEMA_V2,
+        """INSERT INTO id_counters SELECT substr(key, 5), CAST(value AS BIGINT) FROM meta
+           WHERE key LIKE 'seq:%'""",
+        """INSERT INTO incident_merges SELECT substr(key, 8), value, 0.0 FROM meta WHERE key LIKE 'merged:%'""",
+        "INSERT INTO store_identity SELECT value FROM meta WHERE key = 'rca.store_uid'",
+        "DELETE FROM meta WHERE key LIKE 'seq:%' OR key LIKE 'merged:%' OR key = 'rca.store_uid'",
+    ],
+    # 2 -> 3: API keys (hashed), the audit trail, and idempotency keys of ingest batches
+    2: [
+        """CREATE TABLE IF NOT EXISTS api_keys (id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL,
+            roles VARCHAR[] NOT NULL, key_hash VARCHAR NOT NULL, created_at DOUBLE NOT NULL, revoked_at DOUBLE)""",
+        """CREATE TABLE IF NOT EXISTS audit (id VARCHAR PRIMARY KEY, ts DOUBLE NOT NULL, actor VARCHAR NOT NULL,
+            action VARCHAR NOT NULL, target VARCHAR, detail VARCHAR)""",
+        """CREATE TABLE IF NOT EXISTS idempotency (key VARCHAR PRIMARY KEY, endpoint VARCHAR NOT NULL,
+            status INTEGER NOT NULL, body VARCHAR NOT NULL, created_at DOUBLE NOT NULL)""",
+    ],
+}
 
 
 def _where(*filters: tuple[str, Any]) -> tuple[str, list[Any]]:
@@ -96,6 +138,7 @@ class DuckDBStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._in_uow = False  # a unit of work is open (only ever by the thread holding the lock)
         try:
             config: dict[str, Any] = {}
             if memory_limit:
@@ -116,6 +159,12 @@ class DuckDBStore:
     @contextmanager
     def _tx(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with self._lock:
+            if self._in_uow:  # part of the unit of work's transaction
+                try:
+                    yield self._con
+                except duckdb.Error as exc:
+                    raise StoreError(str(exc)) from exc
+                return
             try:
                 self._con.execute("BEGIN TRANSACTION")
                 yield self._con
@@ -126,6 +175,32 @@ class DuckDBStore:
             except BaseException:
                 self._con.execute("ROLLBACK")
                 raise
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[DuckDBStore]:
+        with self._lock:
+            if self._in_uow:  # nested: joins the open unit of work
+                yield self
+                return
+            try:
+                self._con.execute("BEGIN TRANSACTION")
+            except duckdb.Error as exc:
+                raise StoreError(str(exc)) from exc
+            self._in_uow = True
+            try:
+                yield self
+            except BaseException:
+                self._in_uow = False
+                with suppress(duckdb.Error):
+                    self._con.execute("ROLLBACK")
+                raise
+            self._in_uow = False
+            try:
+                self._con.execute("COMMIT")
+            except duckdb.Error as exc:
+                with suppress(duckdb.Error):
+                    self._con.execute("ROLLBACK")
+                raise StoreError(str(exc)) from exc
 
     def _q(self, sql: str, params: list[Any] | tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -138,12 +213,13 @@ class DuckDBStore:
         with self._tx() as con:
             con.execute(_SCHEMA_V1[0])
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
+            if row is None:  # a new data dir: version 1, then every migration
                 for stmt in _SCHEMA_V1[1:]:
                     con.execute(stmt)
-                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-                return
-            version = int(row[0])
+                con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+                version = 1
+            else:
+                version = int(row[0])
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"data dir was written by a newer release (schema {version} > {SCHEMA_VERSION}); upgrade rca"
@@ -181,28 +257,55 @@ class DuckDBStore:
         finally:
             con.unregister("_rows")
 
-    # ---- meta / ids --------------------------------------------------------------------
-    def get_meta(self, *, key: str) -> str | None:
-        rows = self._q("SELECT value FROM meta WHERE key = ?", [key])
-        return rows[0][0] if rows else None
-
-    def set_meta(self, *, key: str, value: str) -> None:
-        self._q("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
-
+    # ---- ids, identity, checkpoints ------------------------------------------------------
     def next_id(self, *, prefix: str) -> str:
-        with self._lock:
-            key = f"seq:{prefix}"
-            cur = self.get_meta(key=key)
-            n = int(cur) + 1 if cur else 1
-            self.set_meta(key=key, value=str(n))
-            return f"{prefix}-{n}"
+        return self.next_ids(prefix=prefix, n=1)[0]
 
     def next_ids(self, *, prefix: str, n: int) -> list[str]:
-        with self._lock:
-            key = f"seq:{prefix}"
-            cur = int(self.get_meta(key=key) or 0)
-            self.set_meta(key=key, value=str(cur + n))
-            return [f"{prefix}-{i}" for i in range(cur + 1, cur + n + 1)]
+        check_prefix(prefix)
+        if n <= 0:
+            return []
+        with self._tx() as con:
+            row = con.execute(
+                """INSERT INTO id_counters VALUES (?, ?) ON CONFLICT (prefix)
+                   DO UPDATE SET value = id_counters.value + EXCLUDED.value RETURNING value""", [prefix, n]
+            ).fetchone()
+        last = int(row[0]) if row else n
+        return [f"{prefix}-{i}" for i in range(last - n + 1, last + 1)]
+
+    def store_uid(self) -> str:
+        with self._tx() as con:
+            row = con.execute("SELECT uid FROM store_identity LIMIT 1").fetchone()
+            if row is not None:
+                return str(row[0])
+            uid = uuid.uuid4().hex[:12]
+            con.execute("INSERT INTO store_identity VALUES (?)", [uid])
+            return uid
+
+    def save_checkpoint(self, *, stage: str, partition: int, offset: int, state: bytes) -> bool:
+        with self._tx() as con:
+            row = con.execute("SELECT next_offset FROM checkpoints WHERE stage = ? AND part = ?",
+                              [stage, partition]).fetchone()
+            if row is not None and int(row[0]) > offset:
+                return False
+            con.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
+                        [stage, partition, offset, state, time.time()])
+        return True
+
+    @staticmethod
+    def _checkpoint(r: tuple[Any, ...]) -> Checkpoint:
+        return Checkpoint(stage=r[0], partition=int(r[1]), offset=int(r[2]), state=bytes(r[3]),
+                          saved_at=float(r[4]))
+
+    def load_checkpoint(self, *, stage: str, partition: int) -> Checkpoint | None:
+        rows = self._q("SELECT stage, part, next_offset, state, saved_at FROM checkpoints WHERE stage = ? "
+                       "AND part = ?", [stage, partition])
+        return self._checkpoint(rows[0]) if rows else None
+
+    def list_checkpoints(self, *, stage: str) -> list[Checkpoint]:
+        rows = self._q("SELECT stage, part, next_offset, state, saved_at FROM checkpoints WHERE stage = ? "
+                       "ORDER BY part", [stage])
+        return [self._checkpoint(r) for r in rows]
 
     # ---- raw data ---------------------------------------------------------------------
     def insert_metrics(self, *, table: pa.Table) -> int:
@@ -336,15 +439,42 @@ class DuckDBStore:
         return [SeriesInfo(k[0], k[1], int(v[0]), v[1], v[2]) for k, v in items if service is None or k[0] == service]
 
     def list_services(self) -> list[dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for info in self.list_series():
-            d = out.setdefault(info.service, {"name": info.service, "metrics": [], "last_seen": None})
-            d["metrics"].append(info.metric)
-            d["last_seen"] = max(d["last_seen"] or info.last_ts, info.last_ts)
-        for svc, last in self._q("SELECT unnest(services) AS s, max(ts) FROM changes GROUP BY 1"):
-            d = out.setdefault(svc, {"name": svc, "metrics": [], "last_seen": None})
-            d["last_seen"] = max(d["last_seen"] or last, last)
-        return [out[k] for k in sorted(out)]
+        return services_summary(self.list_series(), self.change_services())
+
+    def change_services(self) -> dict[str, float]:
+        rows = self._q("SELECT s, max(ts) FROM (SELECT unnest(services) AS s, ts FROM changes) GROUP BY 1 "
+                       "ORDER BY 1")
+        return {r[0]: float(r[1]) for r in rows}
+
+    def series_before_after(
+        self, *, services: list[str], at: float, before: float, after: float
+    ) -> list[BeforeAfter]:
+        if not services:
+            return []
+        rows = self._q(
+            """SELECT service, metric,
+                 count(*) FILTER (WHERE ts < ?), avg(value) FILTER (WHERE ts < ?),
+                 stddev_pop(value) FILTER (WHERE ts < ?),
+                 count(*) FILTER (WHERE ts >= ?), avg(value) FILTER (WHERE ts >= ?),
+                 stddev_pop(value) FILTER (WHERE ts >= ?)
+               FROM metrics WHERE service IN (SELECT unnest(?)) AND ts >= ? AND ts <= ?
+               GROUP BY 1, 2 ORDER BY 1, 2""",
+            [at, at, at, at, at, at, services, at - before, at + after])
+        return [BeforeAfter(r[0], r[1], WindowStats(int(r[2]), _num(r[3]), _num(r[4])),
+                            WindowStats(int(r[5]), _num(r[6]), _num(r[7]))) for r in rows]
+
+    def log_pattern_counts(
+        self, *, services: list[str] | None, since: float, until: float, min_level: str = "WARN",
+        limit: int | None = None,
+    ) -> list[LogPatternCount]:
+        where, params = _where(("ts >= ?", since), ("ts <= ?", until),
+                               ("level_rank >= ?", LEVEL_RANK.get(min_level.upper(), 2)),
+                               ("service IN (SELECT unnest(?))", services))
+        sql = (f"SELECT service, level, message, count(*) AS n FROM logs WHERE {where} GROUP BY 1, 2, 3 "
+               "ORDER BY n DESC, 1, 2, 3")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [LogPatternCount(r[0], r[1], r[2], int(r[3])) for r in self._q(sql, params)]
 
     def get_logs(
         self, *, services: list[str] | None, since: float, until: float, min_level: str = "WARN",
@@ -488,11 +618,21 @@ class DuckDBStore:
             self._insert_rows(con, "incidents", _INC_SCHEMA, rows, replace=True)
 
     def reassign_labels(self, *, incident_id: str, to: str) -> int:
-        rows = self._q("SELECT count(*) FROM labels WHERE incident_id = ?", [incident_id])
-        n = int(rows[0][0]) if rows else 0
-        if n:
-            self._q("UPDATE labels SET incident_id = ? WHERE incident_id = ?", [to, incident_id])
+        with self._tx() as con:
+            rows = con.execute("SELECT count(*) FROM labels WHERE incident_id = ?", [incident_id]).fetchall()
+            n = int(rows[0][0]) if rows else 0
+            if n:
+                con.execute("UPDATE labels SET incident_id = ? WHERE incident_id = ?", [to, incident_id])
         return n
+
+    def record_merge(self, *, merged: str, into: str) -> None:
+        with self._tx() as con:
+            con.execute("UPDATE incident_merges SET into_id = ? WHERE into_id = ?", [into, merged])
+            con.execute("INSERT OR REPLACE INTO incident_merges VALUES (?, ?, ?)", [merged, into, time.time()])
+
+    def merged_into(self, *, incident_id: str) -> str | None:
+        rows = self._q("SELECT into_id FROM incident_merges WHERE merged_id = ?", [incident_id])
+        return str(rows[0][0]) if rows else None
 
     def delete_incident(self, *, incident_id: str) -> None:
         with self._tx() as con:
@@ -544,10 +684,20 @@ class DuckDBStore:
             return None
         return next((s for s in self.list_suspects(incident_id=rows[0][0]) if s.id == suspect_id), None)
 
-    def add_label(self, *, label: Label) -> None:
-        self._q("INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [label.id, label.incident_id, label.change_id, label.suspect_id, label.verdict, label.author,
-                 label.note, label.created_at])
+    def add_label(self, *, label: Label) -> Label:
+        with self._tx() as con:
+            inc, seen = label.incident_id, {label.incident_id}
+            while not con.execute("SELECT 1 FROM incidents WHERE id = ?", [inc]).fetchall():
+                row = con.execute("SELECT into_id FROM incident_merges WHERE merged_id = ?", [inc]).fetchone()
+                if row is None or row[0] in seen:
+                    break
+                inc = str(row[0])
+                seen.add(inc)
+            stored = dataclasses.replace(label, incident_id=inc)
+            con.execute("INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        [stored.id, stored.incident_id, stored.change_id, stored.suspect_id, stored.verdict,
+                         stored.author, stored.note, stored.created_at])
+        return stored
 
     def list_labels(self, *, incident_id: str | None = None) -> list[Label]:
         where, params = _where(("incident_id = ?", incident_id))
@@ -568,6 +718,53 @@ class DuckDBStore:
 
     def counts(self) -> dict[str, int]:
         out = {}
-        for t in ("metrics", "logs", "changes", "topology", "anomalies", "incidents", "suspects", "labels"):
+        for t in ("metrics", "logs", "changes", "topology", "anomalies", "incidents", "suspects", "labels",
+                  "incident_merges"):
             out[t] = int(self._q(f"SELECT count(*) FROM {t}")[0][0])
         return out
+
+    # ---- security: API keys, audit trail, idempotency keys ------------------------------
+    def save_api_key(self, *, key: ApiKey) -> None:
+        self._q("INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?)",
+                [key.id, key.name, key.roles, key.key_hash, key.created_at, key.revoked_at])
+
+    @staticmethod
+    def _api_key(r: tuple[Any, ...]) -> ApiKey:
+        return ApiKey(id=r[0], name=r[1], roles=list(r[2]), key_hash=r[3], created_at=r[4], revoked_at=r[5])
+
+    def list_api_keys(self) -> list[ApiKey]:
+        rows = self._q("SELECT id, name, roles, key_hash, created_at, revoked_at FROM api_keys ORDER BY created_at, id")
+        return [self._api_key(r) for r in rows]
+
+    def get_api_key(self, *, key_id: str) -> ApiKey | None:
+        rows = self._q("SELECT id, name, roles, key_hash, created_at, revoked_at FROM api_keys WHERE id = ?", [key_id])
+        return self._api_key(rows[0]) if rows else None
+
+    def revoke_api_key(self, *, key_id: str, at: float) -> bool:
+        with self._lock:
+            rows = self._q("SELECT revoked_at FROM api_keys WHERE id = ?", [key_id])
+            if not rows or rows[0][0] is not None:
+                return False
+            self._q("UPDATE api_keys SET revoked_at = ? WHERE id = ?", [at, key_id])
+            return True
+
+    def count_active_api_keys(self) -> int:
+        return int(self._q("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL")[0][0])
+
+    def add_audit(self, *, entry: AuditEntry) -> None:
+        self._q("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?)",
+                [entry.id, entry.ts, entry.actor, entry.action, entry.target, json.dumps(entry.detail, default=str)])
+
+    def list_audit(self, *, since: float | None = None, action: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        where, params = _where(("ts >= ?", since), ("action = ?", action))
+        rows = self._q(f"SELECT id, ts, actor, action, target, detail FROM audit WHERE {where} "
+                       "ORDER BY ts DESC, id DESC LIMIT ?", [*params, limit])
+        return [AuditEntry(id=r[0], ts=r[1], actor=r[2], action=r[3], target=r[4], detail=json.loads(r[5] or "{}"))
+                for r in rows]
+
+    def get_idempotent(self, *, key: str, endpoint: str) -> tuple[int, str] | None:
+        rows = self._q("SELECT status, body FROM idempotency WHERE key = ? AND endpoint = ?", [key, endpoint])
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def save_idempotent(self, *, key: str, endpoint: str, status: int, body: str, now: float) -> None:
+        self._q("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?)", [key, endpoint, status, body, now])

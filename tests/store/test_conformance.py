@@ -1,4 +1,6 @@
-"""Store conformance: one suite, parametrised over every backend (DuckDB file today).
+"""Store conformance: one suite, parametrised over every backend (ibis-style: one
+fixture whose params are the backends). DuckDB runs on a file in tmp_path; PostgreSQL
+on the real server (tests/conftest.py starts it), one fresh database per test.
 
 A new backend joins by adding a factory to BACKENDS; it must pass every test here.
 """
@@ -9,6 +11,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -16,18 +19,32 @@ import pytest
 from server.model import Anomaly, Change, Edge, Incident, Label, Suspect, SuspectRef
 from server.store.base import Store, StoreError
 from server.store.duckdb import DuckDBStore
+from server.store.postgres import PostgresStore
 
-BACKENDS: dict[str, Callable[[Path], Store]] = {
-    "duckdb": lambda d: DuckDBStore(d / "rca.duckdb"),
+
+def _duckdb(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    return lambda: DuckDBStore(tmp_path / "rca.duckdb")
+
+
+def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    dsn = request.getfixturevalue("pg_database")
+    return lambda: PostgresStore(dsn, max_size=4)
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Callable[[], Store]]] = {
+    "duckdb": _duckdb,
+    "postgres": _postgres,
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """Opens the backend's store; calling it again reopens the same data."""
     opened: list[Store] = []
+    open_one = BACKENDS[request.param](request, tmp_path)
 
     def factory() -> Store:
-        s = BACKENDS[request.param](tmp_path)
+        s = open_one()
         opened.append(s)
         return s
 
@@ -163,9 +180,10 @@ def test_data_survives_reopen(make_store: Callable[[], Store], tmp_path: Path) -
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    s = DuckDBStore(tmp_path / "x.duckdb")
-    s.set_meta(key="schema_version", value="999")
-    s.close()
+    DuckDBStore(tmp_path / "x.duckdb").close()
+    con = duckdb.connect(str(tmp_path / "x.duckdb"))
+    con.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    con.close()
     with pytest.raises(StoreError, match="newer release"):
         DuckDBStore(tmp_path / "x.duckdb")
 
@@ -203,3 +221,169 @@ def test_telemetry_streams_in_bounded_batches(make_store: Callable[[], Store]) -
     assert got_logs.column_names == ["service", "ts", "level", "message", "attributes"]
     assert got_logs.column("message").to_pylist() == ["z"]
     assert list(s.iter_logs(since=10.0)) == []
+def test_failed_log_insert_stores_nothing(make_store: Callable[[], Store]) -> None:
+    s = make_store()
+    bad = pa.table({"service": ["a", "a"], "ts": [1.0, 2.0], "level": ["ERROR", None], "message": ["x", "y"],
+                    "attributes": pa.nulls(2, pa.string())})
+    with pytest.raises(StoreError):
+        s.insert_logs(table=bad)
+    assert s.count_logs(services=None, since=0, until=10) == 0
+
+
+def _incident(inc_id: str, started: float, services: list[str]) -> Incident:
+    return Incident(id=inc_id, status="OPEN", title=f"{inc_id} title", started_at=started, detected_at=started + 1,
+                    services=services, severity=0.5, anomaly_count=1)
+
+
+def _anomaly(an_id: str, inc_id: str, service: str, started: float) -> Anomaly:
+    return Anomaly(id=an_id, service=service, metric="lat", started_at=started, detected_at=started + 1,
+                   direction="up", score=5.0, baseline=1.0, observed=3.0, incident_id=inc_id, join_reason="first")
+
+
+def _merge(s: Store, other: str, target: str) -> None:
+    with s.unit_of_work() as tx:
+        moved = tx.list_anomalies(incident_id=other)
+        for m in moved:
+            m.incident_id = target
+        tx.save_anomalies(anomalies=moved)
+        tx.reassign_labels(incident_id=other, to=target)
+        tx.delete_incident(incident_id=other)
+        tx.record_merge(merged=other, into=target)
+
+
+def test_incident_merge_in_one_unit_of_work(make_store: Callable[[], Store]) -> None:
+    s = make_store()
+    s.save_incidents(incidents=[_incident("inc-1", 100, ["a"]), _incident("inc-2", 150, ["b"])])
+    s.save_anomalies(anomalies=[_anomaly("an-1", "inc-1", "a", 100), _anomaly("an-2", "inc-2", "b", 150)])
+    s.add_label(label=Label(id="lbl-1", incident_id="inc-2", change_id="dep-1", verdict="cause", created_at=1.0))
+    _merge(s, "inc-2", "inc-1")
+    assert s.get_incident(incident_id="inc-2") is None
+    assert [a.id for a in s.list_anomalies(incident_id="inc-1")] == ["an-1", "an-2"]
+    assert [lb.incident_id for lb in s.list_labels()] == ["inc-1"]
+    assert s.merged_into(incident_id="inc-2") == "inc-1"
+    assert s.merged_into(incident_id="inc-1") is None
+    # a label sent to the merged id lands on the survivor
+    got = s.add_label(label=Label(id="lbl-2", incident_id="inc-2", change_id="dep-2", verdict="not_cause",
+                                  created_at=2.0))
+    assert got.incident_id == "inc-1"
+    assert [lb.id for lb in s.list_labels(incident_id="inc-1")] == ["lbl-1", "lbl-2"]
+    # re-adding a label (a redelivery) stores it once
+    s.add_label(label=got)
+    assert len(s.list_labels()) == 2
+    # merging the survivor again: the first merged id follows to the newest survivor
+    s.save_incidents(incidents=[_incident("inc-0", 50, ["c"])])
+    _merge(s, "inc-1", "inc-0")
+    assert s.merged_into(incident_id="inc-2") == "inc-0"
+    assert s.merged_into(incident_id="inc-1") == "inc-0"
+    assert {lb.incident_id for lb in s.list_labels()} == {"inc-0"}
+
+
+def test_unit_of_work_rolls_back_every_write(make_store: Callable[[], Store]) -> None:
+    s = make_store()
+    s.save_incidents(incidents=[_incident("inc-1", 100, ["a"]), _incident("inc-2", 150, ["b"])])
+    s.save_anomalies(anomalies=[_anomaly("an-2", "inc-2", "b", 150)])
+    s.add_label(label=Label(id="lbl-1", incident_id="inc-2", change_id="dep-1", verdict="cause", created_at=1.0))
+    with pytest.raises(RuntimeError), s.unit_of_work() as tx:
+        tx.save_anomalies(anomalies=[_anomaly("an-2", "inc-1", "b", 150)])
+        tx.reassign_labels(incident_id="inc-2", to="inc-1")
+        tx.delete_incident(incident_id="inc-2")
+        tx.record_merge(merged="inc-2", into="inc-1")
+        assert tx.get_incident(incident_id="inc-2") is None  # the block sees its own writes
+        raise RuntimeError("crash mid-merge")
+    assert s.get_incident(incident_id="inc-2") is not None
+    assert s.list_anomalies(incident_id="inc-2")[0].id == "an-2"
+    assert s.list_labels()[0].incident_id == "inc-2"
+    assert s.merged_into(incident_id="inc-2") is None
+    # a driver error inside the block is a StoreError and rolls back too
+    with pytest.raises(StoreError), s.unit_of_work() as tx:
+        tx.delete_incident(incident_id="inc-2")
+        tx.add_edges(edges=[Edge(None, "b")])  # type: ignore[arg-type]  # a key column is NOT NULL
+    assert s.get_incident(incident_id="inc-2") is not None
+
+
+def test_ids_are_unique_increasing_and_named(make_store: Callable[[], Store]) -> None:
+    s = make_store()
+    ids = s.next_ids(prefix="sus", n=3) + [s.next_id(prefix="sus")] + s.next_ids(prefix="sus", n=2)
+    assert ids == [f"sus-{i}" for i in range(1, 7)]
+    assert s.next_ids(prefix="sus", n=0) == []
+    assert s.next_id(prefix="newkind") == "newkind-1"  # a prefix never seen before
+    with pytest.raises(StoreError, match="prefix"):
+        s.next_id(prefix="Bad Prefix;")
+
+
+def test_store_uid_is_stable(make_store: Callable[[], Store]) -> None:
+    s = make_store()
+    uid = s.store_uid()
+    assert uid and s.store_uid() == uid
+    s.close()
+    assert make_store().store_uid() == uid
+
+
+def test_checkpoints_keep_the_newest_offset(make_store: Callable[[], Store]) -> None:
+    s = make_store()
+    assert s.load_checkpoint(stage="detector", partition=0) is None
+    assert s.save_checkpoint(stage="detector", partition=0, offset=10, state=b"s10")
+    assert s.save_checkpoint(stage="detector", partition=1, offset=5, state=b"p1")
+    assert s.save_checkpoint(stage="detector", partition=0, offset=20, state=b"s20")
+    # a worker that lost the partition in a rebalance writes late: refused
+    assert not s.save_checkpoint(stage="detector", partition=0, offset=15, state=b"stale")
+    cp = s.load_checkpoint(stage="detector", partition=0)
+    assert cp is not None and (cp.offset, cp.state) == (20, b"s20") and cp.saved_at > 0
+    assert [(c.partition, c.offset) for c in s.list_checkpoints(stage="detector")] == [(0, 20), (1, 5)]
+    assert s.list_checkpoints(stage="rca") == []
+    s.close()
+    again = make_store().load_checkpoint(stage="detector", partition=1)
+    assert again is not None and again.state == b"p1"
+
+
+def test_before_after_and_log_patterns(make_store: Callable[[], Store]) -> None:
+    s = make_store()
+    s.insert_metrics(table=_metrics("a", "lat", [1.0, 2.0, 3.0, 4.0, 5.0], [10, 10, 30, 30, 50]))
+    s.insert_metrics(table=_metrics("b", "lat", [1.0], [7]))
+    ba = s.series_before_after(services=["a", "b"], at=3.0, before=2.0, after=1.0)
+    assert [(x.service, x.metric) for x in ba] == [("a", "lat"), ("b", "lat")]
+    a = ba[0]
+    assert (a.before.n, a.before.mean, a.before.std) == (2, 10.0, 0.0)
+    assert (a.after.n, a.after.mean, a.after.std) == (2, 30.0, 0.0)
+    assert ba[1].before.n == 1 and ba[1].after.n == 0 and ba[1].after.mean is None
+    assert s.series_before_after(services=["zzz"], at=3.0, before=1.0, after=1.0) == []
+    t = pa.table({"service": ["a", "a", "a", "b", "a"], "ts": [1.0, 2.0, 3.0, 4.0, 50.0],
+                  "level": ["ERROR", "ERROR", "INFO", "WARN", "ERROR"],
+                  "message": ["timeout", "timeout", "ok", "slow", "timeout"],
+                  "attributes": pa.nulls(5, pa.string())})
+    s.insert_logs(table=t)
+    pats = s.log_pattern_counts(services=None, since=0, until=10)
+    assert [(p.service, p.level, p.message, p.count) for p in pats] == [
+        ("a", "ERROR", "timeout", 2), ("b", "WARN", "slow", 1)]
+    assert [p.message for p in s.log_pattern_counts(services=["a"], since=0, until=100, min_level="INFO")] == [
+        "timeout", "ok"]
+
+
+def test_change_services_and_list_services(make_store: Callable[[], Store]) -> None:
+    s = make_store()
+    s.insert_metrics(table=_metrics("a", "lat", [5.0], [1]))
+    s.upsert_changes(changes=[Change(id="f", kind="flag_change", services=["a", "z"], ts=9.0, fields={}),
+                              Change(id="d", kind="deployment", services=["z"], ts=3.0, fields={})])
+    assert s.change_services() == {"a": 9.0, "z": 9.0}
+    assert s.list_services() == [{"name": "a", "metrics": ["lat"], "last_seen": 9.0},
+                                 {"name": "z", "metrics": [], "last_seen": 9.0}]
+
+
+def test_large_metric_batch_round_trips(make_store: Callable[[], Store]) -> None:
+    s = make_store()
+    rng = np.random.default_rng(3)
+    n = 20_000
+    svc = np.array(["s0", "s1", "s2"])[rng.integers(0, 3, n)]
+    ts = np.arange(n, dtype=np.float64)
+    vals = rng.normal(size=n)
+    labels = [None] * n
+    labels[7] = '{"pod": "p-1"}'
+    s.insert_metrics(table=pa.table({"service": svc.tolist(), "metric": ["m"] * n, "ts": ts, "value": vals,
+                                     "labels": pa.array(labels, pa.string())}))
+    got_ts, got_v = s.get_series(service=str(svc[7]), metric="m")
+    want = svc == svc[7]
+    assert np.array_equal(got_ts, ts[want]) and np.array_equal(got_v, vals[want])
+    assert sum(i.points for i in s.list_series()) == n
+    many = s.get_series_many(services=["s0", "s2"], since=100.0, until=199.0)
+    assert sorted(many) == [("s0", "m"), ("s2", "m")]
+    assert sum(len(v[0]) for v in many.values()) == int(((svc != "s1") & (ts >= 100) & (ts <= 199)).sum())

@@ -8,6 +8,7 @@ subclasses only (``ServerUnavailable`` for connection failures and timeouts).
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterable
 from types import TracebackType
@@ -33,6 +34,28 @@ from workbench.client.transport import DEFAULT_TIMEOUT, result, translate
 
 T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8000"
+# Total time a call may spend waiting on 429/503 answers that carry Retry-After.
+DEFAULT_RETRY_BUDGET = 30.0
+
+
+def _headers(headers: dict[str, str] | None, api_key: str | None) -> dict[str, str]:
+    """Request headers with the API key (argument, else env RCA_API_KEY) as a bearer token."""
+    out = dict(headers or {})
+    key = api_key if api_key is not None else os.environ.get("RCA_API_KEY")
+    if key:
+        out.setdefault("Authorization", f"Bearer {key}")
+    return out
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait before retrying a 429/503 answer that says so, else None."""
+    if response.status_code not in (429, 503):
+        return None
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, min(float(value), 60.0)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
@@ -47,9 +70,11 @@ class RcaClient:
     """Blocking client. Use as a context manager or call :meth:`close`."""
 
     def __init__(self, base_url: str = DEFAULT_URL, *, timeout: float | httpx.Timeout | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, api_key: str | None = None,
+                 retry_budget: float = DEFAULT_RETRY_BUDGET) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=_timeout(timeout), headers=headers)
+        self.retry_budget = retry_budget
+        self._http = httpx.Client(base_url=self.base_url, timeout=_timeout(timeout), headers=_headers(headers, api_key))
 
     def __enter__(self) -> RcaClient:
         return self
@@ -61,11 +86,16 @@ class RcaClient:
         self._http.close()
 
     def call(self, call: Call[T]) -> T:
-        try:
-            response = self._http.request(call.method, call.path, params=call.params, json=call.body)
-        except httpx.HTTPError as exc:
-            raise translate(exc, call, self.base_url) from exc
-        return result(call, response)
+        deadline = time.monotonic() + self.retry_budget
+        while True:
+            try:
+                response = self._http.request(call.method, call.path, params=call.params, json=call.body)
+            except httpx.HTTPError as exc:
+                raise translate(exc, call, self.base_url) from exc
+            wait = retry_after(response)
+            if wait is None or time.monotonic() + wait > deadline:
+                return result(call, response)
+            time.sleep(wait)
 
     # ---- ingestion -------------------------------------------------------------------
     def ingest_metrics(self, points: Iterable[Any]) -> int:
@@ -155,9 +185,12 @@ class AsyncRcaClient:
     """Non-blocking client with the same methods as :class:`RcaClient`."""
 
     def __init__(self, base_url: str = DEFAULT_URL, *, timeout: float | httpx.Timeout | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, api_key: str | None = None,
+                 retry_budget: float = DEFAULT_RETRY_BUDGET) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=_timeout(timeout), headers=headers)
+        self.retry_budget = retry_budget
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=_timeout(timeout),
+                                       headers=_headers(headers, api_key))
 
     async def __aenter__(self) -> AsyncRcaClient:
         return self
@@ -170,11 +203,16 @@ class AsyncRcaClient:
         await self._http.aclose()
 
     async def call(self, call: Call[T]) -> T:
-        try:
-            response = await self._http.request(call.method, call.path, params=call.params, json=call.body)
-        except httpx.HTTPError as exc:
-            raise translate(exc, call, self.base_url) from exc
-        return result(call, response)
+        deadline = time.monotonic() + self.retry_budget
+        while True:
+            try:
+                response = await self._http.request(call.method, call.path, params=call.params, json=call.body)
+            except httpx.HTTPError as exc:
+                raise translate(exc, call, self.base_url) from exc
+            wait = retry_after(response)
+            if wait is None or time.monotonic() + wait > deadline:
+                return result(call, response)
+            await asyncio.sleep(wait)
 
     # ---- ingestion -------------------------------------------------------------------
     async def ingest_metrics(self, points: Iterable[Any]) -> int:

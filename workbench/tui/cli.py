@@ -12,6 +12,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import os
 
 from workbench.client import DEFAULT_URL
 from workbench.tui.app import DEFAULT_WEB_URL, RcaTui
@@ -25,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="poll interval of the live views (default 2)")
     parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
                         help="per-request timeout before the server is reported slow (default 5)")
+    parser.add_argument("--key", default=None,
+                        help="API key sent as a bearer token when the server requires keys (default: env RCA_API_KEY)")
     parser.add_argument("--author", default=None, help="author recorded on labels (default: $USER)")
     parser.add_argument("--max-incidents", type=int, default=5000,
                         help="most incidents loaded into the list (default 5000)")
@@ -39,5 +42,7 @@ def run_tui(url: str = DEFAULT_URL, *, web_url: str = DEFAULT_WEB_URL, refresh: 
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.key:
+        os.environ["RCA_API_KEY"] = args.key  # workbench.client reads it for every request
     return run_tui(args.url, web_url=args.web_url, refresh=args.refresh, timeout=args.timeout,
                    author=args.author, max_incidents=args.max_incidents)

@@ -1,0 +1,129 @@
+"""Web safety at the edge: a Host allow-list (DNS rebinding), refusal of cross-origin
+writes from browsers, and a deadline for the request head (slow clients).
+
+Pure ASGI middleware (no per-request task like ``BaseHTTPMiddleware``), plus a uvicorn
+protocol that closes a connection whose request head does not arrive in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from server.auth import LOOPBACK_HOST_HEADERS, is_loopback
+
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def allowed_hosts(bind_host: str, configured: list[str]) -> frozenset[str] | None:
+    """The Host names to accept (None: any). Loopback binds accept loopback names only."""
+    if configured:
+        return None if "*" in configured else frozenset(h.lower() for h in configured)
+    if is_loopback(bind_host):
+        return frozenset(LOOPBACK_HOST_HEADERS | {bind_host.lower()})
+    return None
+
+
+def host_name(header: str) -> str:
+    """``example.com:8000`` -> ``example.com``; ``[::1]:8000`` -> ``::1``."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        return h[1:h.find("]")] if "]" in h else h
+    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+
+
+class GuardMiddleware:
+    def __init__(self, app: ASGIApp, *, hosts: frozenset[str] | None, origins: list[str]) -> None:
+        self.app = app
+        self.hosts = None if hosts is None else frozenset(host_name(h) for h in hosts)
+        self.origins = frozenset(o.rstrip("/").lower() for o in origins)
+
+    async def _refuse(self, send: Send, status: int, msg: str) -> None:
+        body = json.dumps({"detail": msg}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        host = headers.get("host", "")
+        if self.hosts is not None and host_name(host) not in self.hosts:
+            await self._refuse(send, 421, f"host {host!r} is not served here (set RCA_API__ALLOWED_HOSTS to allow it)")
+            return
+        if scope["method"] in _UNSAFE:
+            origin = headers.get("origin")
+            site = headers.get("sec-fetch-site", "")
+            if origin is not None and origin != "null":
+                o = origin.rstrip("/").lower()
+                same = host_name(urlsplit(o).netloc) == host_name(host) and urlsplit(o).port == _port(host)
+                if not same and o not in self.origins:
+                    await self._refuse(send, 403, f"cross-origin request from {origin} refused "
+                                                  "(allow it with RCA_API__CORS_ORIGINS)")
+                    return
+            elif origin == "null" or site == "cross-site":
+                await self._refuse(send, 403, "cross-site request refused")
+                return
+        await self.app(scope, receive, send)
+
+
+def _port(host: str) -> int | None:
+    try:
+        return urlsplit("//" + host).port
+    except ValueError:
+        return None
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    """Closes a connection whose request head has not fully arrived ``header_timeout`` s
+    after the connection opened or the request began (one byte a second holds nothing)."""
+
+    header_timeout = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._head_timer = self.loop.call_later(self.header_timeout, self._head_late)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+
+def uvicorn_options(header_timeout: float) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.Config`` / ``uvicorn.run`` shared by every entry point."""
+    proto = type("RcaHttpProtocol", (HeaderTimeoutProtocol,), {"header_timeout": header_timeout})
+    return {"http": proto, "timeout_keep_alive": 5, "h11_max_incomplete_event_size": 64 * 1024}

@@ -1,0 +1,45 @@
+"""Build the configured store from settings only (``RCA_STORE__*``); workers and the API
+call the same function, so a backend is never chosen by a branch in a handler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from server.settings import Settings
+from server.store.base import Store
+
+
+def _open(backend: str, settings: Settings) -> Store:
+    cfg = settings.store
+    if backend == "duckdb":
+        from server.store.duckdb import DuckDBStore
+
+        return DuckDBStore(Path(settings.data_dir) / "rca.duckdb", memory_limit=cfg.memory_limit)
+    if backend == "postgres":
+        if not cfg.postgres_dsn:
+            raise ValueError("RCA_STORE__BACKEND=postgres needs RCA_STORE__POSTGRES_DSN "
+                             "(e.g. postgresql://rca@127.0.0.1:55432/rca; `stack/lib/postgres.sh env` prints it)")
+        from server.store.postgres import PostgresStore
+
+        return PostgresStore(cfg.postgres_dsn, min_size=cfg.postgres_pool_min,
+                             max_size=max(cfg.postgres_pool_min, cfg.postgres_pool_max),
+                             timeout=cfg.postgres_timeout_seconds)
+    raise ValueError(f"unknown store backend {backend!r}")
+
+
+def build_store(settings: Settings) -> Store:
+    """The state store of ``RCA_STORE__BACKEND``; when ``RCA_STORE__TELEMETRY_BACKEND``
+    names another backend, metrics and logs go there (a :class:`SplitStore`)."""
+    state_backend = settings.store.backend
+    telemetry_backend = settings.store.telemetry_backend or state_backend
+    state = _open(state_backend, settings)
+    if telemetry_backend == state_backend:
+        return state
+    from server.store.split import SplitStore
+
+    try:
+        telemetry = _open(telemetry_backend, settings)
+    except BaseException:
+        state.close()
+        raise
+    return SplitStore(telemetry=telemetry, state=state)

@@ -1,0 +1,51 @@
+"""One bus fixture parametrised over every backend: the in-process bus and a real Kafka."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from server.bus.base import Bus
+from server.settings import BusSettings
+from tests.kafka_broker import kafka_bootstrap
+
+BusFactory = Callable[[], Awaitable[Bus]]
+
+
+@pytest.fixture(scope="session")
+def kafka_servers() -> str:
+    return kafka_bootstrap()
+
+
+@pytest.fixture(params=["memory", "kafka"])
+async def make_bus(request: Any) -> AsyncIterator[BusFactory]:
+    """Factory of bus handles sharing one broker (Kafka) or one process bus (memory):
+    every handle is like another process's connection."""
+    buses: list[Bus] = []
+    shared: list[Bus] = []
+
+    async def make() -> Bus:
+        if request.param == "memory":
+            from server.bus.memory import MemoryBus
+
+            if not shared:
+                shared.append(MemoryBus())
+            return shared[0]
+        from server.bus.kafka import KafkaBus
+
+        bus = KafkaBus(BusSettings(backend="kafka", bootstrap_servers=request.getfixturevalue("kafka_servers"),
+                                   session_timeout_ms=6000))
+        buses.append(bus)
+        return bus
+
+    yield make
+    for b in buses + shared:
+        await b.close()
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
