@@ -466,7 +466,8 @@ class PostgresStore:
     @staticmethod
     def _iter_where(services: list[str] | None, since: float | None, until: float | None,
                     svc_col: str) -> tuple[str, list[Any]]:
-        conds, params = ["TRUE"], []
+        conds: list[str] = ["TRUE"]
+        params: list[Any] = []
         if since is not None:
             conds.append("ts >= %s")
             params.append(float(since))
@@ -540,7 +541,8 @@ class PostgresStore:
         self, *, service: str | None = None, since: float | None = None, until: float | None = None,
         kind: str | None = None, limit: int | None = None,
     ) -> list[Change]:
-        conds, params = ["TRUE"], []
+        conds: list[str] = ["TRUE"]
+        params: list[Any] = []
         for cond, value in (("%s = ANY(services)", service), ("ts >= %s", since), ("ts <= %s", until),
                             ("kind = %s", kind)):
             if value is not None:
@@ -597,7 +599,8 @@ class PostgresStore:
                 f"ON CONFLICT (id) DO UPDATE SET {sets}", cols)
 
     def list_anomalies(self, *, incident_id: str | None = None, open_only: bool = False) -> list[Anomaly]:
-        conds, params = ["TRUE"], []
+        conds: list[str] = ["TRUE"]
+        params: list[Any] = []
         if incident_id is not None:
             conds.append("incident_id = %s")
             params.append(incident_id)
@@ -650,7 +653,8 @@ class PostgresStore:
         self, *, status: str | None = None, service: str | None = None, since: float | None = None,
         limit: int = 100, offset: int = 0, until: float | None = None,
     ) -> list[Incident]:
-        conds, params = ["TRUE"], []
+        conds: list[str] = ["TRUE"]
+        params: list[Any] = []
         for cond, value in (("status = %s", status), ("%s = ANY(services)", service),
                             ("started_at >= %s", since), ("started_at <= %s", until)):
             if value is not None:
