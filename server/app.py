@@ -17,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
 import server
-from server.api import auth, evidence, health, ingest, query, receivers, schemas
+from server.api import auth, evidence, export, health, ingest, query, receivers, schemas
 from server.api.auth import AUTH_RESPONSES, KeyRing, require
 from server.api.deps import AppState, Metrics
 from server.api.guard import GuardMiddleware, allowed_hosts
@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(query.router, dependencies=[require("read")], responses=AUTH_RESPONSES)
     app.include_router(health.router)
     app.include_router(evidence.router, dependencies=[require("read")], responses=AUTH_RESPONSES)
+    app.include_router(export.router, dependencies=[require("read")], responses=AUTH_RESPONSES)
     app.include_router(auth.router)
     if settings.api.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

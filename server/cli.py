@@ -1,4 +1,4 @@
-"""The ``rca`` command: serve, demo, sim, eval, tui.
+"""The ``rca`` command: serve, demo, sim, eval, tui, export, backtest.
 
 Each sub-command lives in its own module and is imported lazily so ``rca --help`` is
 fast and a missing optional dependency only affects the command that needs it.
@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tui": ("workbench.tui.cli", "terminal UI for live incident triage"),
     "ui": ("workbench.ui_cli", "Streamlit pages: incidents, evidence charts, explorer, changes, model"),
     "web": ("server.commands.web", "the web app (Next.js): install, build when needed, serve"),
+    "export": ("server.commands.export", "export incident history to Parquet files (GET /export) for analysis"),
+    "backtest": ("server.commands.backtest", "replay an export with changed settings; diff incidents and rankings"),
     "keys": ("server.commands.keys", "create, list and revoke API keys (roles ingest, read, label, admin)"),
 }
 

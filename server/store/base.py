@@ -17,7 +17,7 @@ worker thread. Times are epoch seconds. Driver errors are translated into
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -170,6 +170,21 @@ class TelemetryStore(Protocol):
     ) -> LogWindow: ...
 
     def count_logs(self, *, services: list[str] | None, since: float, until: float) -> int: ...
+
+    def iter_metrics(
+        self, *, services: list[str] | None = None, since: float | None = None, until: float | None = None,
+        batch_rows: int = 262_144,
+    ) -> Iterator[pa.RecordBatch]:
+        """Raw points (service, metric, ts, value, labels) as Arrow record batches of at most
+        ``batch_rows`` rows, in storage order, read from one consistent snapshot without
+        materialising the whole result (exports of any size in bounded memory)."""
+
+    def iter_logs(
+        self, *, services: list[str] | None = None, since: float | None = None, until: float | None = None,
+        batch_rows: int = 131_072,
+    ) -> Iterator[pa.RecordBatch]:
+        """Raw log records (service, ts, level, message, attributes) as record batches, like
+        :meth:`iter_metrics`."""
 
     def log_pattern_counts(
         self, *, services: list[str] | None, since: float, until: float, min_level: str = "WARN",

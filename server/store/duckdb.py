@@ -638,6 +638,49 @@ class DuckDBStore:
                                ("service IN (SELECT unnest(?))", services))
         return int(self._q(f"SELECT count(*) FROM logs WHERE {where}", params)[0][0])
 
+    def _iter_batches(self, sql: str, params: list[Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Stream a query's result as record batches from a cursor of its own (a duplicate
+        connection: one MVCC snapshot, and the store's lock is not held while the caller
+        consumes the batches, so ingest goes on during a long export)."""
+        with self._lock:
+            try:
+                cur = self._con.cursor()
+            except duckdb.Error as exc:
+                raise StoreError(str(exc)) from exc
+        try:
+            try:
+                reader = cur.sql(sql, params=params).to_arrow_reader(int(batch_rows))
+            except duckdb.Error as exc:
+                raise StoreError(str(exc)) from exc
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except duckdb.Error as exc:
+                    raise StoreError(str(exc)) from exc
+                if batch.num_rows:
+                    yield batch
+        finally:
+            with suppress(duckdb.Error):
+                cur.close()
+
+    def iter_metrics(
+        self, *, services: list[str] | None = None, since: float | None = None, until: float | None = None,
+        batch_rows: int = 262_144,
+    ) -> Iterator[pa.RecordBatch]:
+        where, params = _where(("ts >= ?", since), ("ts <= ?", until), ("service IN (SELECT unnest(?))", services))
+        return self._iter_batches(f"SELECT service, metric, ts, value, labels FROM metrics WHERE {where}",
+                                  params, batch_rows)
+
+    def iter_logs(
+        self, *, services: list[str] | None = None, since: float | None = None, until: float | None = None,
+        batch_rows: int = 131_072,
+    ) -> Iterator[pa.RecordBatch]:
+        where, params = _where(("ts >= ?", since), ("ts <= ?", until), ("service IN (SELECT unnest(?))", services))
+        return self._iter_batches(f"SELECT service, ts, level, message, attributes FROM logs WHERE {where}",
+                                  params, batch_rows)
+
     @staticmethod
     def _change(r: tuple[Any, ...]) -> Change:
         return Change(id=r[0], kind=r[1], services=list(r[2]), ts=float(r[3]), author=r[4],

@@ -471,6 +471,60 @@ class PostgresStore:
         where, params = self._log_where(services, since, until, None)
         return int(self._q(f"SELECT count(*) FROM logs WHERE {where}", params)[0][0])
 
+    def _iter_batches(self, sql: str, params: list[Any], schema: pa.Schema, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Rows of ``sql`` through a server-side cursor in one REPEATABLE READ, read-only
+        transaction (one snapshot; writers are not blocked), ``batch_rows`` at a time."""
+        try:
+            with self._pool.connection() as conn:
+                conn.commit()  # the pool hands out idle connections; start a fresh transaction
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                with conn.cursor(name=f"rca_iter_{uuid.uuid4().hex}") as cur:
+                    cur.itersize = batch_rows
+                    cur.execute(sql, params)
+                    while rows := cur.fetchmany(batch_rows):
+                        cols = list(zip(*rows, strict=True))
+                        yield pa.record_batch([pa.array(c, type=f.type) for c, f in zip(cols, schema, strict=True)],
+                                              schema=schema)
+                conn.rollback()
+        except _DB_ERRORS as exc:
+            raise StoreError(str(exc)) from exc
+
+    @staticmethod
+    def _iter_where(services: list[str] | None, since: float | None, until: float | None,
+                    svc_col: str) -> tuple[str, list[Any]]:
+        conds: list[str] = ["TRUE"]
+        params: list[Any] = []
+        if since is not None:
+            conds.append("ts >= %s")
+            params.append(float(since))
+        if until is not None:
+            conds.append("ts <= %s")
+            params.append(float(until))
+        if services is not None:
+            conds.append(f"{svc_col} = ANY(%s)")
+            params.append(list(services))
+        return " AND ".join(conds), params
+
+    def iter_metrics(
+        self, *, services: list[str] | None = None, since: float | None = None, until: float | None = None,
+        batch_rows: int = 262_144,
+    ) -> Iterator[pa.RecordBatch]:
+        where, params = self._iter_where(services, since, until, "s.service")
+        schema = pa.schema([("service", pa.string()), ("metric", pa.string()), ("ts", pa.float64()),
+                            ("value", pa.float64()), ("labels", pa.string())])
+        return self._iter_batches(f"SELECT s.service, s.metric, m.ts, m.value, m.labels FROM metrics m "
+                                  f"JOIN series s ON s.id = m.series_id WHERE {where}", params, schema, batch_rows)
+
+    def iter_logs(
+        self, *, services: list[str] | None = None, since: float | None = None, until: float | None = None,
+        batch_rows: int = 131_072,
+    ) -> Iterator[pa.RecordBatch]:
+        where, params = self._iter_where(services, since, until, "service")
+        schema = pa.schema([("service", pa.string()), ("ts", pa.float64()), ("level", pa.string()),
+                            ("message", pa.string()), ("attributes", pa.string())])
+        return self._iter_batches(f"SELECT service, ts, level, message, attributes FROM logs WHERE {where}",
+                                  params, schema, batch_rows)
+
     def log_pattern_counts(
         self, *, services: list[str] | None, since: float, until: float, min_level: str = "WARN",
         limit: int | None = None,
@@ -513,7 +567,8 @@ class PostgresStore:
         self, *, service: str | None = None, since: float | None = None, until: float | None = None,
         kind: str | None = None, limit: int | None = None,
     ) -> list[Change]:
-        conds, params = ["TRUE"], []
+        conds: list[str] = ["TRUE"]
+        params: list[Any] = []
         for cond, value in (("%s = ANY(services)", service), ("ts >= %s", since), ("ts <= %s", until),
                             ("kind = %s", kind)):
             if value is not None:
@@ -570,7 +625,8 @@ class PostgresStore:
                 f"ON CONFLICT (id) DO UPDATE SET {sets}", cols)
 
     def list_anomalies(self, *, incident_id: str | None = None, open_only: bool = False) -> list[Anomaly]:
-        conds, params = ["TRUE"], []
+        conds: list[str] = ["TRUE"]
+        params: list[Any] = []
         if incident_id is not None:
             conds.append("incident_id = %s")
             params.append(incident_id)
@@ -625,7 +681,8 @@ class PostgresStore:
         self, *, status: str | None = None, service: str | None = None, since: float | None = None,
         limit: int = 100, offset: int = 0, until: float | None = None,
     ) -> list[Incident]:
-        conds, params = ["TRUE"], []
+        conds: list[str] = ["TRUE"]
+        params: list[Any] = []
         for cond, value in (("status = %s", status), ("%s = ANY(services)", service),
                             ("started_at >= %s", since), ("started_at <= %s", until)):
             if value is not None:

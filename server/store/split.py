@@ -4,7 +4,7 @@ telemetry). Each call goes to the store that holds its data."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -98,6 +98,18 @@ class SplitStore:
 
     def count_logs(self, *, services: list[str] | None, since: float, until: float) -> int:
         return self.telemetry.count_logs(services=services, since=since, until=until)
+
+    def iter_metrics(
+        self, *, services: list[str] | None = None, since: float | None = None, until: float | None = None,
+        batch_rows: int = 262_144,
+    ) -> Iterator[pa.RecordBatch]:
+        return self.telemetry.iter_metrics(services=services, since=since, until=until, batch_rows=batch_rows)
+
+    def iter_logs(
+        self, *, services: list[str] | None = None, since: float | None = None, until: float | None = None,
+        batch_rows: int = 131_072,
+    ) -> Iterator[pa.RecordBatch]:
+        return self.telemetry.iter_logs(services=services, since=since, until=until, batch_rows=batch_rows)
 
     def log_pattern_counts(
         self, *, services: list[str] | None, since: float, until: float, min_level: str = "WARN",

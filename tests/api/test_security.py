@@ -69,6 +69,7 @@ def test_each_role_allowed_and_denied(keyed: tuple[EmbeddedServer, dict[str, str
             ("/incidents", "GET", None, {"read", "label", "admin"}),
             ("/services/metrics", "GET", None, {"read", "label", "admin"}),
             ("/changes", "GET", None, {"read", "label", "admin"}),
+            ("/export", "GET", None, {"read", "label", "admin"}),
             ("/metrics", "GET", None, {"read", "label", "admin"}),
             ("/admin/keys", "GET", None, {"admin"}),
             ("/audit", "GET", None, {"admin"}),

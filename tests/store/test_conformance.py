@@ -382,6 +382,30 @@ def test_schema_1_data_dir_is_migrated(tmp_path: Path) -> None:
     s.close()
 
 
+
+def test_telemetry_streams_in_bounded_batches(make_store: Callable[[], Store]) -> None:
+    s = make_store()
+    s.insert_metrics(table=_metrics("a", "lat", [float(i) for i in range(1000)], [float(i) for i in range(1000)]))
+    s.insert_metrics(table=_metrics("b", "lat", [float(i) for i in range(500)], [1.0] * 500))
+    batches = list(s.iter_metrics(batch_rows=128))
+    assert all(0 < b.num_rows <= 128 for b in batches)
+    got = pa.Table.from_batches(batches)
+    assert got.column_names == ["service", "metric", "ts", "value", "labels"] and got.num_rows == 1500
+    assert sorted(got.column("value").to_pylist()[:1000]) == sorted(float(i) for i in range(1000))
+    only = pa.Table.from_batches(list(s.iter_metrics(services=["b"], since=100.0, until=199.0)))
+    assert only.num_rows == 100 and set(only.column("service").to_pylist()) == {"b"}
+    # a writer is not blocked by an open reader (the reader keeps its snapshot)
+    it = s.iter_metrics(batch_rows=100)
+    first = next(it)
+    s.insert_metrics(table=_metrics("c", "lat", [1.0], [1.0]))
+    assert first.num_rows + sum(b.num_rows for b in it) == 1500
+    logs = pa.table({"service": ["a", "b", "a"], "ts": pa.array([1.0, 2.0, 3.0]), "level": ["INFO", "ERROR", "WARN"],
+                     "message": ["x", "y", "z"], "attributes": pa.nulls(3, pa.string())})
+    s.insert_logs(table=logs)
+    got_logs = pa.Table.from_batches(list(s.iter_logs(services=["a"], since=2.0)))
+    assert got_logs.column_names == ["service", "ts", "level", "message", "attributes"]
+    assert got_logs.column("message").to_pylist() == ["z"]
+    assert list(s.iter_logs(since=10.0)) == []
 def test_failed_log_insert_stores_nothing(make_store: Callable[[], Store]) -> None:
     s = make_store()
     bad = pa.table({"service": ["a", "a"], "ts": [1.0, 2.0], "level": ["ERROR", None], "message": ["x", "y"],

@@ -17,6 +17,7 @@ from workbench.client.errors import (
     ServerUnavailable,
     ValidationFailed,
 )
+from workbench.client.export import ExportError, download_export, load_duckdb, load_polars, read_manifest
 from workbench.client.models import (
     Anomaly,
     Change,
@@ -43,4 +44,5 @@ __all__ = [
     "Anomaly", "Change", "ChangeIncident", "Health", "Incident", "Label", "LogPattern", "LogPatterns",
     "ModelVersion", "Series", "SeriesInfo", "SeriesPoint", "Service",
     "Suspect", "SuspectRef", "parse_dt",
+    "ExportError", "download_export", "load_duckdb", "load_polars", "read_manifest",
 ]
