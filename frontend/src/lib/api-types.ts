@@ -531,6 +531,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export incidents, anomalies, suspects, labels, changes, topology, metrics and logs as a zip of Parquet */
+        get: operations["export_export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/keys": {
         parameters: {
             query?: never;
@@ -3582,6 +3599,56 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    export_export_get: {
+        parameters: {
+            query?: {
+                /** @description ISO 8601 or epoch seconds; rows at or after (each table's own time) */
+                since?: string | null;
+                /** @description ISO 8601 or epoch seconds; rows at or before */
+                until?: string | null;
+                /** @description keep rows of these services (repeatable) */
+                service?: string[] | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A zip (streamed) with one Parquet file per table (`incidents.parquet`, `anomalies.parquet`, `suspects.parquet`, `evidence.parquet`, `labels.parquet`, `changes.parquet`, `topology.parquet`, `metrics.parquet`, `logs.parquet`), `manifest.json` (schema version, counts, time range, server version) and, when the server has a trained ranking model, `model.bin`. See docs/export.md. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": string;
+                };
+            };
+            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the role this endpoint needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
             };
         };
     };
