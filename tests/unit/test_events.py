@@ -31,7 +31,8 @@ def test_every_event_round_trips() -> None:
     batch = MetricBatch.from_table(table)
     back = decode(encode(batch))
     assert isinstance(back, MetricBatch) and back.count == 2
-    assert back.table().equals(table.select(["service", "metric", "ts", "value"]))
+    # the label set travels with each point: a series is (service, metric, label set)
+    assert back.table().equals(table.select(["service", "metric", "ts", "value", "labels"]))
     events = [
         AnomalyEvents(events=(AnomalyEvent("a", "m", "open", 5.0, 4.0, "up", 0.9, 1.0, 2.0),), watermark=5.0,
                       partition=3, source_offset=17),
