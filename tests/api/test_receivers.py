@@ -197,7 +197,10 @@ def test_generic_alert_opens_incident_and_resolution_follows(http: httpx.Client)
     assert [a["id"] for a in inc["alerts"]] == ["al-x"] and inc["alerts"][0]["status"] == "firing"
     assert "HighLatency" in inc["title"]
     sus = http.get(f"/incidents/{inc['id']}/suspects").json()
-    assert sus and sus[0]["change_id"] == "dep-1"  # RCA ran on the alert's incident
+    # RCA ran on the alert's incident: the deploy leads the change suspects (the root-service suspect for
+    # checkout, the same service, may rank beside it: with no metrics it has no deviation to judge)
+    changes = [s for s in sus if s["kind"] != "service"]
+    assert changes and changes[0]["change_id"] == "dep-1"
     # a second alert on the same service joins; then both resolve -> the incident resolves
     r = http.post("/ingest/alerts", json=[{"name": "ErrorRate", "service": "checkout", "starts_at": T0 + 60}])
     new_id = r.json()["ids"][0]
