@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from server.api import schemas
 from server.api.deps import State
 from server.api.query import _incident_or_404
 from server.rca.drain import build_index
@@ -21,7 +22,8 @@ from server.rca.engine import CANDIDATE_AFTER_S, LOOKBACK_S
 from server.rca.log_patterns import pattern_counts
 from server.timeutil import iso
 
-router = APIRouter()
+router = APIRouter(responses={404: {"model": schemas.ErrorPublic, "description": "unknown incident or change"},
+                               422: {"model": schemas.ErrorPublic, "description": "invalid parameter"}})
 
 #: Incidents scanned for one change's suspects (incidents within the candidate window).
 MAX_SCANNED_INCIDENTS = 2000
