@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from server.embedded import EmbeddedServer, free_port
 from tests.streamlit.conftest import incident_with_change_suspect
@@ -83,8 +83,10 @@ def test_chromium_loads_the_incident_list(ui: UiProcess, browser: Browser, repla
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(ui.url, timeout=LOAD_TIMEOUT_MS)
     page.get_by_role("heading", name="Incidents").wait_for(timeout=LOAD_TIMEOUT_MS)
-    metric = page.locator('[data-testid="stMetricValue"]').first
-    metric.wait_for(timeout=LOAD_TIMEOUT_MS)
-    assert metric.inner_text().strip() == str(n)
+    # the metric labelled "Incidents" (not the first metric on the page: Streamlit may still
+    # show another page's elements while the script reruns), retried until it settles
+    label = page.get_by_test_id("stMetricLabel").get_by_text("Incidents", exact=True)
+    metric = page.get_by_test_id("stMetric").filter(has=label)
+    expect(metric.get_by_test_id("stMetricValue")).to_have_text(str(n), timeout=LOAD_TIMEOUT_MS)
     page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=LOAD_TIMEOUT_MS)
     page.close()

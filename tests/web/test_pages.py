@@ -149,8 +149,6 @@ def test_unknown_incident_shows_the_not_found_page(seeded_web: WebApp, page: Any
     assert page.get_by_role("link", name="incident list").get_attribute("href") == "/incidents"
 
 
-@pytest.mark.xfail(reason="known failure since the labelled-series and root-service merges: /services/<name> renders "
-                          "no chart; issue 13 stays open until it is found", strict=False)
 def test_services_and_change_log(seeded_web: WebApp, page: Any) -> None:
     services = _api(seeded_web, "/services")
     page.goto(seeded_web.url + "/services")
@@ -159,6 +157,8 @@ def test_services_and_change_log(seeded_web: WebApp, page: Any) -> None:
     page.get_by_role("link", name=name, exact=True).first.click()
     page.wait_for_url(re.compile(rf"/services/{name}$"))
     metrics = {s["metric"] for s in _api(seeded_web, "/services/metrics", service=name)}
+    # a client-side navigation changes the URL before the server component has streamed in
+    page.locator("figure.chart").first.wait_for()
     assert page.locator("figure.chart").count() == len(metrics)
     assert page.locator("path.line").count() == len(metrics)
 

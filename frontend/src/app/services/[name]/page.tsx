@@ -20,8 +20,23 @@ const WINDOW_S = 3600;
 export default async function ServicePage({ params }: Params) {
   const name = decodeURIComponent(params.name);
   const api = serverApi();
-  const series = await unwrap(api.GET("/services/metrics", { params: { query: { service: name } } }), "series");
-  if (series.length === 0) notFound();
+  const rows = await unwrap(api.GET("/services/metrics", { params: { query: { service: name } } }), "series");
+  if (rows.length === 0) notFound();
+  // one chart per metric: its label sets (pods, versions...) are averaged, as the series
+  // endpoint does without a `label` matcher
+  const byMetric = new Map<string, { metric: string; points: number; first_ts: string; last_ts: string; sets: number }>();
+  for (const r of rows) {
+    const m = byMetric.get(r.metric);
+    if (!m) {
+      byMetric.set(r.metric, { metric: r.metric, points: r.points, first_ts: r.first_ts, last_ts: r.last_ts, sets: 1 });
+    } else {
+      m.points += r.points;
+      m.sets += 1;
+      if ((parseTs(r.first_ts) ?? 0) < (parseTs(m.first_ts) ?? 0)) m.first_ts = r.first_ts;
+      if ((parseTs(r.last_ts) ?? 0) > (parseTs(m.last_ts) ?? 0)) m.last_ts = r.last_ts;
+    }
+  }
+  const series = [...byMetric.values()].sort((a, b) => a.metric.localeCompare(b.metric));
   const end = Math.max(...series.map((s) => parseTs(s.last_ts) ?? 0));
   const from = end - WINDOW_S;
   const [points, changes, incidents] = await Promise.all([
@@ -62,7 +77,10 @@ export default async function ServicePage({ params }: Params) {
         {series.map((s, i) => (
           <div className="panel" key={`${s.metric}-${i}`} id={s.metric}>
             <SeriesChart
-              title={`${s.metric} (${s.points.toLocaleString("en-US")} points since ${fmtTime(s.first_ts)})`}
+              title={
+                `${s.metric} (${s.points.toLocaleString("en-US")} points since ${fmtTime(s.first_ts)}` +
+                (s.sets > 1 ? `; ${s.sets} label sets averaged)` : ")")
+              }
               points={(points[i]?.points ?? []).map((p) => ({ t: parseTs(p.ts) ?? 0, v: p.value }))}
               markers={markers}
               from={from}
