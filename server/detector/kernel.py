@@ -162,7 +162,7 @@ def _min_prefix(s: np.ndarray, m: int) -> float:
 def _window_dist(ring: np.ndarray, i: int, t: int, xr: float, lag: int, dim: int, stride: int, m_slots: int) -> float:
     """Squared distance between the last ``dim`` values (the newest, ``xr``, not yet in
     the ring) and the window ``lag`` points earlier."""
-    acc = (xr - _at(ring, i, t - lag, stride, m_slots)) ** 2
+    acc: float = (xr - _at(ring, i, t - lag, stride, m_slots)) ** 2
     for m in range(1, dim):
         d = _at(ring, i, t - m, stride, m_slots) - _at(ring, i, t - m - lag, stride, m_slots)
         acc += d * d

@@ -103,7 +103,8 @@ class DetectorStage:
             self.last_ts = grown
         self.detector.ensure(n)
         codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        return mapping[codes]
+        out: np.ndarray = mapping[codes]
+        return out
 
     def process(self, table: pa.Table) -> list[SeriesEvent]:
         if table.num_rows == 0:

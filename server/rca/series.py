@@ -63,7 +63,8 @@ def zscore(x: np.ndarray) -> np.ndarray | None:
     sd = float(x.std())
     if sd < 1e-12:
         return None
-    return (x - x.mean()) / sd
+    z: np.ndarray = (x - x.mean()) / sd
+    return z
 
 
 class SeriesView:

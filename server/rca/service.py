@@ -16,7 +16,6 @@ from typing import Any
 from server.model import Change, Incident, Label, Suspect, SuspectRef
 from server.rca.engine import (
     CANDIDATE_AFTER_S,
-    CONVINCING,
     LOGS_AFTER_S,
     LOGS_BEFORE_S,
     SERIES_BEFORE_S,
@@ -36,6 +35,7 @@ from server.rca.learning import (
     service_records_for_incident,
     train,
 )
+from server.rca.ranking import CONVINCING
 from server.rca.roots import ServiceRow
 from server.rca.topology import Topology
 from server.store.base import Store
