@@ -64,6 +64,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--release-seeds", default=None,
                    help="simultaneous-release scenarios for change HR@1/HR@3 beside time proximity "
                         "(default 81000-81029)")
+    p.add_argument("--root-styles", default="sim,no-topology,real",
+                   help="recording styles of the root-service scenarios, comma-separated: sim (the simulator's "
+                        "own output), no-topology (no call graph posted), real (no call graph, metrics named as "
+                        "real recordings name them, sparse error metrics, often no logs); default all three")
     p.add_argument("--skip-root", action="store_true", help="skip the root-service and release evaluations")
     p.add_argument("--json", type=Path, default=None, help="also write all figures to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no per-scenario progress lines")
@@ -317,9 +321,18 @@ def run(args: argparse.Namespace) -> int:
             root_seeds = parse_seeds(args.root_seeds or rc.DEFAULT_ROOT_SEEDS)
             rel_seeds = parse_seeds(args.release_seeds or rc.DEFAULT_RELEASE_SEEDS)
             _check_disjoint(root_seeds, rel_seeds)
-            log(f"root services on seeds {root_seeds[0]}-{root_seeds[-1]} ...")
-            report["root_services"] = rc.root_services(root_seeds, work, log)
-            rc.print_root(report["root_services"])
+            styles = [x.strip() for x in str(args.root_styles).split(",") if x.strip()]
+            from server.sim.recording import RECORDING_STYLES
+
+            bad = [x for x in styles if x not in RECORDING_STYLES]
+            if bad:
+                raise SystemExit(f"--root-styles: unknown style {bad[0]!r}; known: {', '.join(RECORDING_STYLES)}")
+            for style in styles:
+                log(f"root services ({style}) on seeds {root_seeds[0]}-{root_seeds[-1]} ...")
+                key = "root_services" if style == "sim" else f"root_services_{style.replace('-', '_')}"
+                report[key] = rc.root_services(root_seeds, work, log, style=style)
+                rc.print_root(report[key])
+                sys.stdout.flush()
             log(f"simultaneous releases on seeds {rel_seeds[0]}-{rel_seeds[-1]} ...")
             report["releases"] = rc.releases(rel_seeds, work, log)
             rc.print_releases(report["releases"])

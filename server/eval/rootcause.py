@@ -41,12 +41,19 @@ def short_history(seed: int) -> bool:
     return seed % 3 == 0
 
 
-def make_root_scenario(seed: int) -> Any:
+def make_root_scenario(seed: int, style: str = "sim") -> Any:
+    """The infrastructure-fault scenario of ``seed`` as a recording of ``style``
+    (``sim``, ``no-topology``: no call graph posted, ``real``: no call graph, metrics
+    named and scaled as real recordings name them, sparse error metrics, often no logs;
+    see :mod:`server.sim.recording`)."""
+    from server.sim.recording import as_recording
     from server.sim.scenario import generate_scenario
 
     if short_history(seed):
-        return generate_scenario(seed, kind=root_kind(seed), history_minutes=10.5, resolution_s=60.0)
-    return generate_scenario(seed, kind=root_kind(seed))
+        sc = generate_scenario(seed, kind=root_kind(seed), history_minutes=10.5, resolution_s=60.0)
+    else:
+        sc = generate_scenario(seed, kind=root_kind(seed))
+    return as_recording(sc, style)
 
 
 def _series_of(scenario: Any) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
@@ -118,17 +125,18 @@ def _replay_and_read(scenario: Any, data_dir: Path) -> tuple[dict[str, Any] | No
         return inc, (get_suspects(c, inc["id"]) if inc is not None else [])
 
 
-def alert_only_rank(scenario: Any, *, delay_s: float = 180.0) -> int | None:
-    """Rank of the root service when an alert on the entry service, ``delay_s`` after the
-    fault, opens the incident and nothing else is known (no anomaly)."""
+def alert_only_context(scenario: Any, *, delay_s: float = 180.0) -> Any:
+    """The engine's input when an alert on the entry service, ``delay_s`` after the fault,
+    opens the incident and nothing else is known (no anomaly): what a receiver-opened
+    incident is analysed from."""
     from server.api.validation import validate_changes
     from server.model import Change, Edge, Incident, LogWindow
-    from server.rca.engine import RcaContext, analyse
+    from server.rca.engine import RcaContext
 
     t = scenario.truth
     callers = {e["source"] for e in scenario.edges}
     callees = {e["target"] for e in scenario.edges}
-    entry = sorted(callers - callees)[0] if callers - callees else t.fault_service
+    entry = sorted(callers - callees)[0] if callers - callees else _entry_by_traffic(scenario)
     start = float(t.onset or 0.0) + delay_s
     inc = Incident(id="alert-1", status="OPEN", title="alert", started_at=start, detected_at=start,
                    services=[entry], severity=0.5, anomaly_count=0)
@@ -137,20 +145,41 @@ def alert_only_rank(scenario: Any, *, delay_s: float = 180.0) -> int | None:
     for c in scenario.changes:
         body = {k: v for k, v in c.items() if k != "kind"}
         changes += [ch for ch, _ in validate_changes([body], c["kind"], "changes")]
-    ctx = RcaContext(incident=inc, anomalies=[], changes=changes,
-                     edges=[Edge(e["source"], e["target"]) for e in scenario.edges],
-                     series={k: v for k, v in _series_of(scenario).items()},
-                     logs=LogWindow(service=[lg["service"] for lg in logs], ts=[lg["ts"] for lg in logs],
-                                    level=[lg["level"] for lg in logs], message=[lg["message"] for lg in logs]),
-                     watermark=start + 900.0)
-    res = analyse(ctx)
+    return RcaContext(incident=inc, anomalies=[], changes=changes,
+                      edges=[Edge(e["source"], e["target"]) for e in scenario.edges],
+                      series={k: v for k, v in _series_of(scenario).items()},
+                      logs=LogWindow(service=[lg["service"] for lg in logs], ts=[lg["ts"] for lg in logs],
+                                     level=[lg["level"] for lg in logs], message=[lg["message"] for lg in logs]),
+                      watermark=start + 900.0)
+
+
+def _entry_by_traffic(scenario: Any) -> str:
+    """Without a topology: the service with the most traffic (the front door)."""
+    from server.rca.deviation import metric_class
+
+    tot: dict[str, float] = {}
+    for p in scenario.metrics:
+        if metric_class(p["metric"]) == "traffic":
+            tot[p["service"]] = tot.get(p["service"], 0.0) + float(p["value"])
+    return max(sorted(tot), key=lambda s: tot[s]) if tot else str(scenario.truth.fault_service)
+
+
+def alert_only_rank(scenario: Any, *, delay_s: float = 180.0) -> int | None:
+    """Rank of the root service when an alert on the entry service, ``delay_s`` after the
+    fault, opens the incident and nothing else is known (no anomaly)."""
+    from server.rca.engine import analyse
+
+    res = analyse(alert_only_context(scenario, delay_s=delay_s))
     for s in res.services:
-        if s.service == t.fault_service:
+        if s.service == scenario.truth.fault_service:
             return s.rank
     return None
 
 
-def root_services(seeds: list[int], workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+def root_services(seeds: list[int], workdir: Path, log: Callable[[str], None], style: str = "sim") -> dict[str, Any]:
+    """Root-service figures on ``seeds`` for recordings of ``style``; the alert-only
+    incidents are opened 3 minutes after the fault (at the injection time for ``real``,
+    as public recordings give it)."""
     ours: list[int | None] = []
     ns: list[int | None] = []
     cands: list[int] = []
@@ -161,15 +190,15 @@ def root_services(seeds: list[int], workdir: Path, log: Callable[[str], None]) -
     detected = 0
     for seed in seeds:
         t0 = time.perf_counter()
-        sc = make_root_scenario(seed)
-        inc, sus = _replay_and_read(sc, workdir / f"root-{seed}")
+        sc = make_root_scenario(seed, style)
+        inc, sus = _replay_and_read(sc, workdir / f"root-{style}-{seed}")
         n_svc = len({p["service"] for p in sc.metrics})
         r = _service_rank(sus, sc.truth.fault_service) if inc is not None else None
         detected += int(inc is not None)
         start = float(sc.truth.onset or 0.0) if inc is None else _iso_ts(inc["started_at"])
         order = nsigma_order(sc, start)
         rn = order.index(sc.truth.fault_service) + 1 if sc.truth.fault_service in order else None
-        ra = alert_only_rank(sc)
+        ra = alert_only_rank(sc, delay_s=0.0 if style == "real" else 180.0)
         alert.append(ra)
         ns_all.append(rn)
         key = f"{sc.kind}{' short' if short_history(seed) else ''}"
@@ -184,7 +213,7 @@ def root_services(seeds: list[int], workdir: Path, log: Callable[[str], None]) -
             groups.setdefault(sc.kind, []).append(r)
         log(f"  seed {seed} {key:10s} root={sc.truth.fault_service:15s} detected={inc is not None!s:5s} "
             f"rank={r} nsigma={rn} alert-only={ra} {time.perf_counter() - t0:.1f}s")
-    return {"seeds": [seeds[0], seeds[-1]], "scenarios": len(seeds), "detected": detected,
+    return {"style": style, "seeds": [seeds[0], seeds[-1]], "scenarios": len(seeds), "detected": detected,
             "ours": ac_metrics(ours), "nsigma": ac_metrics(ns), "random": ac_metrics(ours, cands),
             "alert_only": ac_metrics(alert), "nsigma_all": ac_metrics(ns_all), "change_shown": change_shown,
             "by_kind": {k: ac_metrics(v) for k, v in sorted(groups.items())}}
@@ -230,16 +259,28 @@ def releases(seeds: list[int], workdir: Path, log: Callable[[str], None]) -> dic
     return {"seeds": [seeds[0], seeds[-1]], "ours": hr(ours), "time_proximity": hr(tp)}
 
 
+STYLE_TITLES = {
+    "sim": "root service, infrastructure faults with no culprit change",
+    "no-topology": "root service, the same faults with NO call graph posted",
+    "real": "root service, the same faults as real recordings come: no call graph, metrics named and scaled as "
+            "real recordings name them (latency-90 in s, mem in bytes, container_cpu_usage_cores, "
+            "http.server.duration.p95, CPUUtilization ...), error metrics on ~40% of services, no latency on "
+            "datastores, no logs in half",
+}
+
+
 def print_root(res: dict[str, Any]) -> None:
-    print(f"root service, infrastructure faults with no culprit change (seeds {res['seeds'][0]}-{res['seeds'][1]}, "
-          f"never used for tuning; fault detected in {res['detected']} of {res['scenarios']})")
+    style = res.get("style", "sim")
+    alert_at = "at the fault's injection time" if style == "real" else "3 min after the fault"
+    print(f"{STYLE_TITLES.get(style, style)} (seeds {res['seeds'][0]}-{res['seeds'][1]}, never used for tuning; "
+          f"fault detected in {res['detected']} of {res['scenarios']})")
     print("  incidents opened by the detector:")
     print(f"    ours      {_fmt(res['ours'])}")
     print(f"    NSigma    {_fmt(res['nsigma'])}")
     print(f"    random    {_fmt(res['random'])}")
     print(f"    a change shown as the convincing top suspect (there is none): {res['change_shown']} of "
           f"{res['ours']['n']}")
-    print("  every scenario as an alert-opened incident (alert on the entry service 3 min after the fault, no "
+    print(f"  every scenario as an alert-opened incident (alert on the entry service {alert_at}, no "
           "anomaly; engine on the same data):")
     print(f"    ours      {_fmt(res['alert_only'])}")
     print(f"    NSigma    {_fmt(res['nsigma_all'])}")

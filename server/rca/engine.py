@@ -116,6 +116,8 @@ class RcaResult:
     timings: dict[str, float] = field(default_factory=dict)
     services: list[RankedService] = field(default_factory=list)
     service_rows: list[ServiceRow] = field(default_factory=list)
+    #: the incident's onset estimated from the data (time evidence is measured against it)
+    onset: float | None = None
 
     @property
     def top_service(self) -> RankedService | None:
@@ -136,16 +138,25 @@ class RcaResult:
     def top(self) -> RankedSuspect | None:
         return self.suspects[0] if self.suspects and not self.no_convincing_change else None
 
+    def top_item(self) -> RankedSuspect | RankedService | None:
+        """The suspect the incident presents as its likely cause (see :meth:`top_kind`)."""
+        kind = self.top_kind()
+        return self.top if kind == "change" else self.top_service if kind == "service" else None
 
-def robust_onset(anomalies: Sequence[Anomaly], *, fallback: float, early_s: float = 600.0) -> float:
-    """The incident's onset for time evidence: the median onset of the anomalies that
-    started within ``early_s`` of the first one (one early change-point estimate, or a
-    late joiner, does not move it)."""
-    if not anomalies:
-        return fallback
-    first = min(a.started_at for a in anomalies)
-    early = sorted(a.started_at for a in anomalies if a.started_at <= first + early_s)
-    return float(early[(len(early) - 1) // 2])
+    def combined(self) -> list[RankedSuspect | RankedService]:
+        """Change and root-service suspects in one list, best first, by score (a change
+        before a service when they tie). A service whose convincing change is a suspect
+        follows that change: the change is what to act on, the service where it acts."""
+        support: dict[str, float] = {}
+        for s in self.suspects:
+            for svc in s.change.services:
+                support[svc] = max(support.get(svc, 0.0), s.score)
+        items: list[tuple[float, int, int, RankedSuspect | RankedService]] = [
+            (s.score, 0, i, s) for i, s in enumerate(self.suspects)]
+        items += [(min(s.score, support[s.service]) if support.get(s.service, 0.0) >= CONVINCING else s.score, 1, i, s)
+                  for i, s in enumerate(self.services)]
+        items.sort(key=lambda t: (-t[0], t[1], t[2]))
+        return [t[3] for t in items]
 
 
 def relevant_services(incident: Incident, anomalies: Sequence[Anomaly], topo: Topology) -> set[str]:
@@ -155,9 +166,10 @@ def relevant_services(incident: Incident, anomalies: Sequence[Anomaly], topo: To
 
 
 def select_candidates(
-    changes: Sequence[Change], *, onset: float, services: set[str], include: frozenset[str] = frozenset()
+    changes: Sequence[Change], *, onset: float, services: set[str], include: frozenset[str] = frozenset(),
+    until: float | None = None,
 ) -> list[Change]:
-    lo, hi = onset - LOOKBACK_S, onset + CANDIDATE_AFTER_S
+    lo, hi = onset - LOOKBACK_S, (onset + CANDIDATE_AFTER_S) if until is None else until
     seen: set[str] = set()
     out: list[Change] = []
     for c in sorted(changes, key=lambda c: (c.ts, c.id)):
@@ -183,12 +195,14 @@ def analyse(ctx: RcaContext) -> RcaResult:
                               incident_services=inc.services)
     if not ctx.anomalies:
         onset = onset_svc
-    onset_est = robust_onset(ctx.anomalies, fallback=onset)
-    cands = select_candidates(ctx.changes, onset=onset, services=services, include=ctx.include_change_ids)
+    # time evidence is measured against the onset found in the data (the time most series
+    # departed together): anomaly starts include bursts grouped into the incident earlier
+    onset_est = onset_svc
     t1 = time.perf_counter()
     index = ctx.log_index
     if index is None:
-        index = build_index(ctx.logs, since=onset - LOGS_BEFORE_S, until=min(ctx.watermark, onset + LOGS_AFTER_S))
+        index = build_index(ctx.logs, since=min(onset, onset_est) - LOGS_BEFORE_S,
+                            until=min(ctx.watermark, max(onset, onset_est) + LOGS_AFTER_S))
     t2 = time.perf_counter()
     timings["logs"] = t2 - t1
     # ---- root services first, without the changes (the changes read their verdict) ----
@@ -202,9 +216,17 @@ def analyse(ctx: RcaContext) -> RcaResult:
         p0 = probabilities(service_prior_logits(np.vstack([r.values for r in srows])))
         top0 = float(p0.max()) if p0.size else 0.0
         root_scores = {r.service: (float(p0[i]) / top0 if top0 > 0 else 0.0) for i, r in enumerate(srows)}
+    # ---- changes: candidates on the incident's services and their neighbours; without a
+    # call graph covering them (real recordings often come without one), also on every
+    # service whose own metrics clearly deviate ----
+    if not any(s in topo.callees or s in topo.callers for s in services):
+        services = services | sdata.deviating
+    # the window spans both the incident's first anomaly and the onset found in the data
+    # (a burst grouped into the incident long before the fault must not cut the culprit off)
+    cands = select_candidates(ctx.changes, onset=min(onset, onset_est), services=services,
+                              include=ctx.include_change_ids, until=max(onset, onset_est) + CANDIDATE_AFTER_S)
     t3 = time.perf_counter()
     timings["services"] = t3 - t2
-    # ---- changes ----
     rows = build_rows(
         candidates=cands, all_changes=ctx.changes, onset=onset_est, anomalies=ctx.anomalies, topo=topo,
         series=ctx.series, logs=index, watermark=ctx.watermark,
@@ -240,7 +262,7 @@ def analyse(ctx: RcaContext) -> RcaResult:
     timings["total"] = time.perf_counter() - t0
     convincing = bool(suspects) and suspects[0].score >= CONVINCING
     return RcaResult(suspects=suspects, no_convincing_change=not convincing, rows=rows, timings=timings,
-                     services=ranked_services, service_rows=srows)
+                     services=ranked_services, service_rows=srows, onset=onset_est)
 
 
 def rank_services(rows: Sequence[ServiceRow], scorer: ScorerLike | None = None) -> list[RankedService]:

@@ -62,9 +62,13 @@ def change_subject(change: Change) -> str:
 #: how long after a change its effect may take to show without any penalty (rolling
 #: deploys and partial rollouts ramp up; config reloads are fast).
 RAMP_S: dict[str, float] = {"deployment": 300.0, "config_change": 120.0, "flag_change": 180.0}
-#: allowed error of the estimated onset (change-point estimates are often a few minutes
-#: early), so changes this little after the onset are not penalised.
-ONSET_SLACK_S = 240.0
+#: allowed error of the estimated onset (estimated from the data: the time most series
+#: departed together, see server.rca.deviation.consensus_onset), so changes this little
+#: after the onset are not penalised.
+ONSET_SLACK_S = 120.0
+#: a change's effect may show this long after its ramp (a cache expiring, pools recycling,
+#: a leak filling memory); beyond it, a change with no shift at its own time is stale.
+DELAYED_S = 900.0
 
 
 def time_proximity(*, change_ts: float, onset: float, kind: str, tau_s: float = 1200.0) -> Signal:
@@ -83,6 +87,22 @@ def time_proximity(*, change_ts: float, onset: float, kind: str, tau_s: float = 
     if late <= ONSET_SLACK_S:
         return Signal(0.8, f"{fmt_duration(late)} after the estimated onset (within its error)")
     return Signal(_clip(0.4 * math.exp(-(late - ONSET_SLACK_S) / 120.0)), f"{fmt_duration(late)} after onset")
+
+
+def fresh(*, change_ts: float, onset: float, tau_s: float = 120.0) -> float:
+    """1 for a change at the onset (or within the onset's error after it), decaying with
+    the lead before it (time constant ``tau_s``); 0 for changes clearly after the onset."""
+    lead = onset - change_ts
+    if lead < -ONSET_SLACK_S:
+        return 0.0
+    return _clip(math.exp(-max(lead, 0.0) / tau_s))
+
+
+def long_before(*, change_ts: float, onset: float, kind: str) -> float:
+    """0 while the change is within its kind's ramp plus :data:`DELAYED_S` before the onset,
+    then rising to 1 over 5 minutes."""
+    excess = (onset - change_ts) - RAMP_S.get(kind, 180.0) - DELAYED_S
+    return _clip(1.0 - math.exp(-excess / 300.0)) if excess > 0 else 0.0
 
 
 def after_onset(*, change_ts: float, onset: float) -> float:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from server.model import Anomaly
-from server.rca.deviation import MIN_BASELINE_POINTS, estimate_onset
+from server.rca.deviation import MIN_BASELINE_POINTS, consensus_onset, estimate_onset, metric_class
 from server.rca.drain import LogIndex
 from server.rca.series import Series
 from server.rca.signals import SERVICE_SIGNALS
@@ -41,21 +41,40 @@ class ServiceRow:
 
 def service_onset(*, anomalies: Sequence[Anomaly], started_at: float, series: Series,
                   incident_services: Sequence[str], before_s: float = 900.0) -> float:
-    """Onset for per-service deviations, estimated from the incident services' own series
-    around the median anomaly onset, or the alert's start for an incident opened by an
-    alert (an unrelated anomaly grouped into the incident earlier does not move it)."""
-    around = float(np.median([a.started_at for a in anomalies])) if anomalies else started_at
+    """The incident's onset estimated from the data: the time most series shifted together
+    (:func:`server.rca.deviation.consensus_onset`) between 10 minutes before the first
+    anomaly and 10 minutes after the median one, or in the 30 minutes before an external
+    alert's start (an incident opened by an alert has no anomaly). An unrelated burst
+    grouped into the incident earlier does not move it. Falls back to the incident
+    services' own change points around the median anomaly onset (or the alert's start)."""
+    starts = [a.started_at for a in anomalies]
+    around = float(np.median(starts)) if starts else started_at
+    if starts:
+        lo, hi, cap = min(starts) - 300.0, around + 600.0, max(starts) + 60.0
+    else:
+        lo, hi, cap = started_at - 1800.0, started_at + 300.0, started_at
+    seen: dict[tuple[str, str], float] = {}
+    for a in anomalies:
+        seen[(a.service, a.metric)] = min(seen.get((a.service, a.metric), a.started_at), a.started_at)
+    est: float | None = None
+    # traffic follows the daily load and the incident's consequences: it does not vote
+    voters = {k: v for k, v in series.items() if metric_class(k[1], k[0]) != "traffic"}
+    found = consensus_onset(voters, lo=lo, hi=hi)
+    if found is not None and found[1] >= 0.75:
+        est = found[0]
     svcs = set(incident_services) | {a.service for a in anomalies}
     own = [v for (s, _), v in series.items() if s in svcs] or list(series.values())
-    est = estimate_onset(own, around=around, before_s=before_s)
+    if est is None:
+        est = estimate_onset(own, around=around, before_s=before_s)
     if est is None:
         return around
     # leave the minimum baseline before the onset (a shift found at the recording's start is noise)
-    firsts = [float(np.min(ts)) for ts, _ in own if len(ts)]
-    steps = [float(np.median(np.diff(np.unique(ts)))) for ts, _ in own if len(np.unique(ts)) > 2]
+    every = list(series.values())
+    firsts = [float(np.min(ts)) for ts, _ in every if len(ts)]
+    steps = [float(np.median(np.diff(np.unique(ts)))) for ts, _ in every[:50] if len(np.unique(ts)) > 2]
     if firsts and steps:
-        est = max(est, min(firsts) + MIN_BASELINE_POINTS * float(np.median(steps)))
-    return min(est, around)
+        est = max(est, float(np.median(firsts)) + MIN_BASELINE_POINTS * float(np.median(steps)))
+    return min(est, cap)
 
 
 def build_service_data(*, services: Sequence[str], onset: float, anomalies: Sequence[Anomaly], topo: Topology,

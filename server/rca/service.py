@@ -19,6 +19,7 @@ from server.rca.engine import (
     LOGS_AFTER_S,
     LOGS_BEFORE_S,
     SERIES_BEFORE_S,
+    RankedService,
     RcaContext,
     RcaResult,
     analyse,
@@ -35,7 +36,6 @@ from server.rca.learning import (
     service_records_for_incident,
     train,
 )
-from server.rca.ranking import CONVINCING
 from server.rca.roots import ServiceRow
 from server.rca.topology import Topology
 from server.store.base import Store
@@ -47,6 +47,9 @@ ROWS_CACHE = 512
 #: Suspects persisted per incident (best first); labelled changes are always candidates
 #: and are kept in memory for training even when they rank lower.
 MAX_SUSPECTS = 50
+#: every active service is a root candidate in fleets up to this size (else the incident's
+#: services, their dependencies and callers only)
+MAX_ROOT_SERVICES = 200
 
 
 class RcaService:
@@ -108,11 +111,21 @@ class RcaService:
         services = relevant_services(incident, anomalies, topo)
         services |= {s for c in changes if since <= c.ts <= onset + CANDIDATE_AFTER_S for s in c.services
                      if any(x in services for x in c.services)}
-        svc_list = sorted(services)
         data_until = max(min(watermark, onset + 3 * 3600.0), onset)
+        # every service can be the root: without a call graph (real recordings often come
+        # without one) the neighbourhood is just the incident's services, so the series of
+        # all services active around the onset are read (fleets up to MAX_ROOT_SERVICES)
+        active = self._active_services(since=onset - SERIES_BEFORE_S, until=data_until)
+        if len(active | services) <= MAX_ROOT_SERVICES:
+            services |= active
+        svc_list = sorted(services)
         series = self.store.get_series_many(services=svc_list, since=onset - SERIES_BEFORE_S, until=data_until)
+        # logs up to LOGS_AFTER_S after the bulk of the anomalies (a burst grouped into the
+        # incident long before the fault must not cut the fault's logs off)
+        starts = sorted(a.started_at for a in anomalies)
+        anchor = max(onset, starts[len(starts) // 2] if starts else incident.started_at)
         logs = self.store.get_logs(services=svc_list, since=onset - LOGS_BEFORE_S,
-                                   until=min(data_until, onset + LOGS_AFTER_S), min_level="WARN")
+                                   until=min(data_until, anchor + LOGS_AFTER_S), min_level="WARN")
         labelled_series = self._labelled_series(changes, series, since=onset - SERIES_BEFORE_S, until=data_until)
         with self._lock:
             model = self._model
@@ -122,6 +135,10 @@ class RcaService:
             scorer=model if model is not None and model.weight > 0 else None,
             include_change_ids=frozenset(labelled), history_key=self.key(incident.id), labelled=labelled_series,
         )
+
+    def _active_services(self, *, since: float, until: float) -> set[str]:
+        """Services with a series that has points in [since, until] (from the catalogue)."""
+        return {i.service for i in self.store.list_series() if i.last_ts >= since and i.first_ts <= until}
 
     def _labelled_series(self, changes: list[Change], series: dict[tuple[str, str], Any], *, since: float,
                          until: float) -> dict[tuple[str, str], list[tuple[dict[str, str], Any, Any]]]:
@@ -134,7 +151,7 @@ class RcaService:
         if getter is None:
             return out
         for svc, metric in sorted(series):
-            if svc in deployed and metric_class(metric) in ("latency", "error"):
+            if svc in deployed and metric_class(metric, svc) in ("latency", "error"):
                 sets = getter(service=svc, metric=metric, since=since, until=until)
                 if sum(1 for lab, _, _ in sets if lab) >= 2:
                     out[(svc, metric)] = sets
@@ -156,44 +173,33 @@ class RcaService:
         if incident is None:
             return
         result = self.run(incident, watermark=watermark)
-        # one list, best first: change suspects and root-service suspects by score (a change
-        # before the service it acts on when they tie); the best MAX_SUSPECTS are persisted
-        # a service whose convincing change is a suspect follows that change (the change is
-        # what to act on; the service is where it acts)
-        support: dict[str, float] = {}
-        for s in result.suspects:
-            for svc in s.change.services:
-                support[svc] = max(support.get(svc, 0.0), s.score)
-        items: list[tuple[float, int, Any]] = [(s.score, 0, s) for s in result.suspects]
-        items += [(min(s.score, support[s.service]) if support.get(s.service, 0.0) >= CONVINCING else s.score, 1, s)
-                  for s in result.services]
-        items.sort(key=lambda t: (-t[0], t[1]))
-        ranked = items[:MAX_SUSPECTS]
+        # one list, best first: change suspects and root-service suspects (see RcaResult.combined)
+        ranked = result.combined()[:MAX_SUSPECTS]
         ids = self._new_ids(len(ranked))
         suspects: list[Suspect] = []
-        for rank, ((_, is_service, s), sid) in enumerate(zip(ranked, ids, strict=True), start=1):
-            if is_service:
-                suspects.append(Suspect(
+        top_item = result.top_item()
+        top: Suspect | None = None
+        for rank, (s, sid) in enumerate(zip(ranked, ids, strict=True), start=1):
+            if isinstance(s, RankedService):
+                sus = Suspect(
                     id=sid, incident_id=incident_id, rank=rank, kind="service", change_id=None, service=s.service,
                     ts=s.row.first_ts, score=s.score, evidence=s.evidence, explanation=s.explanation,
-                ))
+                )
             else:
                 c = s.change
-                suspects.append(Suspect(
+                sus = Suspect(
                     id=sid, incident_id=incident_id, rank=rank, kind=c.kind,
                     change_id=c.id, service=", ".join(c.services), ts=c.ts, score=s.score, evidence=s.evidence,
                     explanation=s.explanation,
-                ))
+                )
+            suspects.append(sus)
+            if s is top_item:
+                top = sus
         self.store.replace_suspects(incident_id=incident_id, suspects=suspects)
         # re-read just before writing to keep concurrent grouping updates
         current = self.store.get_incident(incident_id=incident_id) or incident
         # the top suspect: the convincing change (it is what to roll back) unless a more
         # convincing root service disagrees with it, else the convincing root service
-        changes_ = [x for x in suspects if x.change_id is not None]
-        services_ = [x for x in suspects if x.change_id is None]
-        kind = result.top_kind()
-        top = changes_[0] if kind == "change" and changes_ else services_[0] if kind == "service" and services_ \
-            else None
         current.top_suspect = SuspectRef(id=top.id, kind=top.kind, change_id=top.change_id, score=top.score,
                                          service=top.service) if top else None
         current.no_convincing_change = result.no_convincing_change

@@ -6,10 +6,15 @@ truth, and fits the prior's weights by maximum likelihood of the "one cause or n
 model (see :mod:`server.rca.ranking`), regularised towards the hand-set weights.
 
 Only *tuning* seeds may be used here (see docs/ranking.md); evaluation seeds are
-disjoint. Usage::
+disjoint. Incidents with no culprit (infrastructure faults) teach the prior that "none of
+these changes" is an answer too: that is what keeps a benign change from being presented
+as the convincing cause of a CPU hog. Usage::
 
-    python -m server.rca.tune collect --seeds 1000-1119 --out /tmp/rca_rows.json
-    python -m server.rca.tune fit /tmp/rca_rows.json
+    python -m server.rca.tune collect --seeds 1000-1119 --out culprits.json
+    python -m server.rca.tune collect --family root --seeds 1300-1419 --out root.json
+    python -m server.rca.tune collect --family releases --seeds 1500-1559 --out releases.json
+    python -m server.rca.tune fit culprits.json root.json releases.json
+    python -m server.rca.tune fit-services root.json releases.json
 """
 
 from __future__ import annotations
@@ -23,43 +28,62 @@ from typing import Any
 
 import numpy as np
 
-from server.rca.features import FEATURES
+from server.rca.features import BASE_FEATURES, FEATURES
 from server.rca.ranking import PRIOR_BIAS, PRIOR_WEIGHTS
+from server.rca.signals import CHANGE_SIGNALS
 from server.sim.scenario import parse_seeds
 
 
+def _scenario(seed: int, *, org: str, mix: dict[str, float] | None, mixed: bool, family: str,
+              recording: str) -> Any:
+    from server.eval.rootcause import make_root_scenario
+    from server.sim.scenario import generate_scenario, pick_kind
+
+    if family == "root":  # infrastructure faults with no culprit change (as `rca eval rca` builds them)
+        return make_root_scenario(seed, recording)
+    if family == "releases":
+        return generate_scenario(seed, kind="releases", org=org)
+    return generate_scenario(seed, kind="mixed" if mixed else pick_kind(seed, mix), org=org)
+
+
 def collect(seeds: list[int], *, org: str = "default", mix: dict[str, float] | None = None,
-            mixed: bool = False) -> list[dict[str, Any]]:
+            mixed: bool = False, family: str = "culprits", recording: str = "sim") -> list[dict[str, Any]]:
+    """Change rows (``x``, the culprit's index; None = no culprit, "none of them" is the
+    answer) and root-service rows (``sx``, the root's index) of every incident of each
+    scenario, as the server ranked them last."""
     import httpx
 
     from server.embedded import EmbeddedServer
     from server.sim.replay import list_incidents, matching_incidents, replay
-    from server.sim.scenario import generate_scenario, pick_kind
 
     out: list[dict[str, Any]] = []
     for seed in seeds:
-        kind = "mixed" if mixed else pick_kind(seed, mix)
-        sc = generate_scenario(seed, kind=kind, org=org)
+        sc = _scenario(seed, org=org, mix=mix, mixed=mixed, family=family, recording=recording)
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as d, EmbeddedServer(data_dir=d) as srv:
             replay(sc, srv.url)
             with httpx.Client(base_url=srv.url) as c:
                 incs = list_incidents(c)
-            matched = {i["id"] for i in matching_incidents(incs, sc.truth)}
+            before = 1200.0 if family != "culprits" else 600.0
+            matched = {i["id"] for i in matching_incidents(incs, sc.truth, before_s=before)}
             rca = srv.app.state.workers.rca
             for inc in incs:
                 cached = rca._rows.get(inc["id"])
                 if cached is None:
                     continue
-                rows = cached[1]
+                rows, srows = cached[1], cached[2]
                 ids = [r.change.id for r in rows]
                 culprit = sc.truth.culprit_id if inc["id"] in matched else None
+                root = (sc.truth.culprit_service or sc.truth.fault_service) if inc["id"] in matched else None
+                names = [r.service for r in srows]
                 out.append({
                     "seed": seed, "kind": sc.kind, "org": org, "incident": inc["id"], "matched": inc["id"] in matched,
                     "culprit": culprit, "culprit_index": ids.index(culprit) if culprit in ids else None,
                     "ids": ids, "x": [[round(float(v), 5) for v in r.values] for r in rows],
                     "kinds": [r.change.kind for r in rows], "services": [r.change.services for r in rows],
                     "decoys": [i for i in ids if i in set(sc.truth.decoy_ids)],
+                    "root": root, "root_index": names.index(root) if root in names else None,
+                    "sx": [[round(float(v), 5) for v in r.values] for r in srows],
                 })
         print(f"seed {seed} {sc.kind:13s} incidents={len(incs)} matched={len(matched)} "
               f"{time.perf_counter() - t0:.1f}s", file=sys.stderr)
@@ -77,31 +101,51 @@ def _nll(params: np.ndarray, data: list[tuple[np.ndarray, int | None]], anchor: 
     return total + lam * float(((params - anchor) ** 2).sum())
 
 
-def fit(records: list[dict[str, Any]], *, lam: float = 0.05) -> tuple[dict[str, float], float]:
+def fit(records: list[dict[str, Any]], *, lam: float = 0.3) -> tuple[dict[str, float], float]:
     from scipy.optimize import minimize
 
     data: list[tuple[np.ndarray, int | None]] = []
     for r in records:
         if not r["x"]:
             continue
-        if r["matched"] and r["culprit_index"] is None:
+        if r.get("culprit") is not None and r["culprit_index"] is None:
             continue  # culprit not among candidates: nothing to learn about weights
+        # incidents with no culprit (infrastructure faults, unmatched incidents) teach "none"
         data.append((np.array(r["x"], dtype=np.float64), r["culprit_index"]))
     anchor = np.array([PRIOR_WEIGHTS.get(n, 0.0) for n in FEATURES] + [PRIOR_BIAS])
-    free = [i for i, n in enumerate(FEATURES) if n in PRIOR_WEIGHTS and not n.startswith("hist")] + [len(FEATURES)]
+    # every evidence signal is free (a weight fitted to 0 once may come back), history and
+    # kind columns stay with the learnt model
+    free = [i for i, n in enumerate(FEATURES) if n in BASE_FEATURES] + [len(FEATURES)]
 
     def f(p: np.ndarray) -> float:
         full = anchor.copy()
         full[free] = p
         return _nll(full, data, anchor, lam)
 
-    negative = {"after_onset", "is_rollback"}
+    negative = {s.name for s in CHANGE_SIGNALS if s.weight < 0}  # penalties stay penalties
     bounds = [((None, 0.0) if FEATURES[i] in negative else (0.0, None)) if i < len(FEATURES) else (None, None)
               for i in free]
     res = minimize(f, anchor[free], method="L-BFGS-B", bounds=bounds)
     full = anchor.copy()
     full[free] = res.x
-    return {n: round(float(full[i]), 2) for i, n in enumerate(FEATURES) if n in PRIOR_WEIGHTS}, round(float(full[-1]), 2)
+    return {n: round(float(full[i]), 2) for i, n in enumerate(FEATURES) if n in BASE_FEATURES}, round(float(full[-1]), 2)
+
+
+def fit_services(records: list[dict[str, Any]], *, lam: float = 0.3) -> tuple[dict[str, float], float]:
+    """Root-service prior weights by maximum likelihood of "one root or none" over the
+    matched incidents whose root is among the candidates, L2 towards the current weights."""
+    from scipy.optimize import minimize
+
+    from server.rca.roots import SERVICE_FEATURES, SERVICE_PRIOR_BIAS, SERVICE_PRIOR_WEIGHTS
+
+    data = [(np.array(r["sx"], dtype=np.float64), int(r["root_index"])) for r in records
+            if r.get("sx") and r.get("root_index") is not None]
+    anchor = np.array([SERVICE_PRIOR_WEIGHTS.get(n, 0.0) for n in SERVICE_FEATURES] + [SERVICE_PRIOR_BIAS])
+    bounds = [(0.0, None)] * len(SERVICE_FEATURES) + [(None, None)]
+    res = minimize(lambda p: _nll(p, data, anchor, lam), anchor, method="L-BFGS-B",  # type: ignore[arg-type]
+                   bounds=bounds)
+    return ({n: round(float(v), 2) for n, v in zip(SERVICE_FEATURES, res.x[:-1], strict=True)},
+            round(float(res.x[-1]), 2))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,18 +156,31 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--org", default="default")
     c.add_argument("--out", required=True)
     c.add_argument("--mixed", action="store_true", help="kind drawn from the organisation's profile")
-    f = sub.add_parser("fit")
-    f.add_argument("path")
-    f.add_argument("--lam", type=float, default=0.05)
+    c.add_argument("--family", choices=["culprits", "root", "releases"], default="culprits",
+                   help="culprit changes (default), infrastructure faults with no culprit (root), or "
+                        "simultaneous releases")
+    c.add_argument("--recording", default="sim", help="recording style of root scenarios: sim, no-topology, real")
+    f = sub.add_parser("fit", help="fit the change prior on collected rows (several files may be given)")
+    f.add_argument("paths", nargs="+")
+    f.add_argument("--lam", type=float, default=0.3)
+    fs = sub.add_parser("fit-services", help="fit the root-service prior on collected rows")
+    fs.add_argument("paths", nargs="+")
+    fs.add_argument("--lam", type=float, default=0.3)
     args = p.parse_args(argv)
     if args.cmd == "collect":
-        recs = collect(parse_seeds(args.seeds), org=args.org, mixed=args.mixed)
+        bad = [x for x in parse_seeds(args.seeds) if x not in range(1000, 2000)]
+        if bad:
+            raise SystemExit(f"seeds {bad[:3]}... are not tuning seeds (1000-1999): evaluation seeds stay unseen")
+        recs = collect(parse_seeds(args.seeds), org=args.org, mixed=args.mixed, family=args.family,
+                       recording=args.recording)
         with open(args.out, "w") as fh:
             json.dump(recs, fh)
         return 0
-    with open(args.path) as fh:
-        recs = json.load(fh)
-    weights, bias = fit(recs, lam=args.lam)
+    recs = []
+    for path in args.paths:
+        with open(path) as fh:
+            recs += json.load(fh)
+    weights, bias = fit(recs, lam=args.lam) if args.cmd == "fit" else fit_services(recs, lam=args.lam)
     print(json.dumps({"weights": weights, "bias": bias}, indent=1))
     return 0
 

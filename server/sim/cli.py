@@ -26,6 +26,7 @@ from pathlib import Path
 
 import orjson
 
+from server.sim.recording import RECORDING_STYLES, as_recording
 from server.sim.scenario import KINDS, ORGS, Scenario, generate_scenario
 
 
@@ -44,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sc.add_argument("--drift", type=float, default=0.0,
                     help="slow autocorrelated latency wander (log-space std, e.g. 0.05; default off)")
     sc.add_argument("--magnitude", type=float, default=1.0, help="scale of the fault (default 1)")
+    sc.add_argument("--recording", choices=RECORDING_STYLES, default="sim",
+                    help="present the scenario as: sim (default), no-topology (no call graph), real (no call "
+                         "graph, metrics named as real recordings name them, sparse error metrics, often no logs)")
     sc.add_argument("--out", required=True, help="output JSON file ('-' for stdout)")
     rp = sub.add_parser("replay", help="replay scenario files into a running server")
     rp.add_argument("--server", required=True, help="base URL of the RCA server")
@@ -78,6 +82,7 @@ def _scenario(args: argparse.Namespace) -> int:
     sc = generate_scenario(args.seed, kind=args.kind, org=args.org, history_hours=args.hours,
                            n_services=args.services, rollback=rollback, drift=args.drift,
                            magnitude=args.magnitude)
+    sc = as_recording(sc, args.recording)
     data = orjson.dumps(sc.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY)
     if args.out == "-":
         sys.stdout.buffer.write(data + b"\n")

@@ -9,6 +9,7 @@ See :mod:`server.sim.faults` for what the faults do.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -135,6 +136,9 @@ def generate_rootcause_scenario(
             continue
         blips.append(Blip(str(r_time.choice(fleet.names)), "p95_latency_ms", t_b, float(r_time.uniform(2.5, 5.0))))
     truth.blips = [{"service": b.service, "metric": b.metric, "ts": b.ts} for b in blips]
+    renamed = versions_in_time_order(changes, rollouts)
+    for src in log_sources:  # lines that name a version name the renumbered one
+        src.templates = [(lvl, _rename_versions(txt, renamed)) for lvl, txt in src.templates]
 
     # ---- series and logs ---------------------------------------------------------------------
     state = r_metrics.bit_generator.state
@@ -166,3 +170,41 @@ def generate_rootcause_scenario(
     changes = sorted((c for c in changes if start <= c["ts"] < end), key=lambda c: c["ts"])
     return Scenario(seed=int(seed), kind=kind, org=org, start=start, end=end, edges=fleet.edge_dicts(),
                     metrics=points, logs=logs, changes=changes, truth=truth, step=max(resolution_s, STEP_S))
+
+
+def _semver(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.lstrip("v").split("."))
+
+
+def versions_in_time_order(changes: list[dict[str, Any]], rollouts: list[Any]) -> dict[str, str]:
+    """Deployments of one service get their versions in time order (changes are generated
+    culprit first, background later, so a later-generated earlier deploy could otherwise
+    carry a newer version than the release after it); rollouts follow their change.
+    Returns ``"<service> <old version>" -> "<service> <new version>"`` for the versions that moved."""
+    renamed: dict[str, str] = {}
+    by_svc: dict[str, list[dict[str, Any]]] = {}
+    for c in changes:
+        if c["kind"] == "deployment":
+            by_svc.setdefault(str(c["service"]), []).append(c)
+    for deps in by_svc.values():
+        chain = sorted({str(v) for c in deps for v in (c["previous_version"], c["version"])}, key=_semver)
+        if len(chain) != len(deps) + 1:
+            continue  # not a simple chain of bumps (e.g. a rollback): leave it
+        for i, c in enumerate(sorted(deps, key=lambda c: (float(c["ts"]), str(c["id"])))):
+            if c["version"] != chain[i + 1]:
+                renamed[f"{c['service']} {c['version']}"] = f"{c['service']} {chain[i + 1]}"
+            c["previous_version"], c["version"] = chain[i], chain[i + 1]
+    by_id = {str(c["id"]): c for c in changes}
+    for ro in rollouts:
+        dep = by_id.get(ro.change_id)
+        if dep is not None:
+            ro.old, ro.new = str(dep["previous_version"]), str(dep["version"])
+    return renamed
+
+
+def _rename_versions(text: str, renamed: dict[str, str]) -> str:
+    if not renamed:
+        return text
+    pat = re.compile("|".join(re.escape(k) + r"(?![0-9.])" for k in sorted(renamed, key=len, reverse=True)))
+    return pat.sub(lambda m: renamed[m.group(0)], text)
+

@@ -28,3 +28,25 @@ def test_eval_prints_accuracy_and_a_learning_curve(tmp_path: Path, capsys: pytes
 def test_eval_refuses_tuning_seeds() -> None:
     with pytest.raises(SystemExit, match="tuning seeds"):
         main(["eval", "rca", "--seeds", "1000-1001", "--skip-curve"])
+
+
+@pytest.mark.slow
+def test_eval_reports_root_services_without_a_call_graph_and_as_real_recordings(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "root.json"
+    rc = main(["eval", "rca", "--skip-accuracy", "--skip-curve", "--root-seeds", "80000-80001",
+               "--release-seeds", "81000", "--root-styles", "no-topology,real", "--json", str(out), "--quiet"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "with NO call graph posted" in text and "as real recordings come" in text
+    assert "NSigma" in text and "time proximity" in text
+    report = json.loads(out.read_text())
+    for key in ("root_services_no_topology", "root_services_real"):
+        assert report[key]["scenarios"] == 2 and {"ours", "nsigma", "alert_only"} <= set(report[key])
+    assert "root_services" not in report  # only the styles asked for
+
+
+def test_eval_refuses_an_unknown_recording_style() -> None:
+    with pytest.raises(SystemExit, match="unknown style"):
+        main(["eval", "rca", "--skip-accuracy", "--skip-curve", "--root-seeds", "80000", "--release-seeds", "81000",
+              "--root-styles", "csv"])

@@ -123,3 +123,51 @@ def test_labels_retrain_a_stored_model_that_learns_the_organisation(store: DuckD
 def test_candidate_window_brackets_the_onset() -> None:
     since, until = candidate_window(T0)
     assert since < T0 < until
+
+
+def test_an_alert_opened_incident_without_a_call_graph_names_the_root_service(tmp_path: Path) -> None:
+    """Real recordings often post no topology: the incident (opened by an alert on the
+    front door) names only frontend, yet every active service is a root candidate."""
+    store = DuckDBStore(tmp_path / "rca.duckdb")  # no edges at all
+    try:
+        rng = np.random.default_rng(3)
+        start, onset = T0, T0 + 1800.0
+        ts = start + 10.0 * np.arange(300)
+        after = ts >= onset
+        svc, met, t_col, v_col = [], [], [], []
+
+        def add(service: str, metric: str, values: np.ndarray) -> None:
+            svc.extend([service] * len(ts))
+            met.extend([metric] * len(ts))
+            t_col.append(ts)
+            v_col.append(values)
+
+        base = {"frontend": 200.0, "checkout": 120.0, "payments": 80.0, "search": 90.0}
+        for s, b in base.items():
+            lat = b * (1 + 0.05 * rng.standard_normal(len(ts)))
+            if s == "payments":
+                lat[after] *= 2.0  # a CPU hog: its own latency doubles ...
+            elif s in ("checkout", "frontend"):
+                lat = lat + np.where(after, 0.6 * base["payments"], 0.0)  # ... its callers wait on it
+            cpu = 0.4 * (1 + 0.05 * rng.standard_normal(len(ts)))
+            if s == "payments":
+                cpu[after] += 1.5
+            add(s, f"{s}_latency-90", lat / 1000.0)  # as recordings name them, in seconds
+            add(s, f"{s}_cpu", cpu * 1000.0)
+        store.insert_metrics(table=pa.table({
+            "service": pa.array(svc, pa.string()), "metric": pa.array(met, pa.string()),
+            "ts": pa.array(np.concatenate(t_col)), "value": pa.array(np.concatenate(v_col)),
+            "labels": pa.nulls(len(svc), pa.string())}))
+        store.save_incidents(incidents=[Incident(id="inc-a", status="OPEN", title="HighLatency", started_at=onset,
+                                                 detected_at=onset, services=["frontend"], severity=0.5,
+                                                 anomaly_count=0)])
+        RcaService(store).analyse_incident("inc-a", watermark=start + 3000.0)
+        services = [s for s in store.list_suspects(incident_id="inc-a") if s.kind == "service"]
+        assert services[0].service == "payments" and services[0].change_id is None
+        assert {s.service for s in services} >= set(base)
+        inc = store.get_incident(incident_id="inc-a")
+        assert inc is not None and inc.top_suspect is not None
+        assert inc.top_suspect.kind == "service" and inc.top_suspect.service == "payments"
+        assert inc.top_suspect.id == services[0].id
+    finally:
+        store.close()

@@ -20,6 +20,7 @@ from server.rca.signals.risk import ChangeRisk, Rollout
 from server.rca.signals.rollback import IsRollback, RollbackRecovery
 from server.rca.signals.rollout import RolloutAlike, RolloutCompare
 from server.rca.signals.service_base import ServiceSignal
+from server.rca.signals.service_cascade import CascadeOrigin
 from server.rca.signals.service_change import ChangeSupport, InIncident
 from server.rca.signals.service_deviation import Deviation
 from server.rca.signals.service_first import FirstChange
@@ -27,13 +28,13 @@ from server.rca.signals.service_logs import LogBlame, OwnErrors
 from server.rca.signals.service_persistence import Persistence
 from server.rca.signals.service_resource import Resource
 from server.rca.signals.service_topology import TopologyRoot
-from server.rca.signals.time import AfterOnset, TimeProximity
+from server.rca.signals.time import AfterOnset, Fresh, LongBefore, TimeProximity
 
 #: Signals computed from the incident's data, in feature-table order.
 BASE_SIGNALS: tuple[ChangeSignal, ...] = (
     TimeProximity(), AfterOnset(), ChangePointAlignment(), BlastRadius(), MetricCorrelation(), ErrorLogs(),
     LogMentions(), ChangeRisk(), Rollout(), RollbackRecovery(), IsRollback(), AnomalyMagnitude(),
-    RolloutCompare(), RolloutAlike(), RootService(),
+    RolloutCompare(), RolloutAlike(), RootService(), LongBefore(), Fresh(),
 )
 #: Signals learnt from labels of other incidents (see learning.HistoryStats).
 HISTORY_SIGNALS: tuple[ChangeSignal, ...] = (
@@ -44,7 +45,7 @@ CHANGE_SIGNALS: tuple[ChangeSignal, ...] = BASE_SIGNALS + HISTORY_SIGNALS + KIND
 #: Root-service signals, in the column order of the service table.
 SERVICE_SIGNALS: tuple[ServiceSignal, ...] = (
     Deviation(), FirstChange(), TopologyRoot(), Resource(), LogBlame(), OwnErrors(), ChangeSupport(), InIncident(),
-    Persistence(),
+    Persistence(), CascadeOrigin(),
 )
 
 __all__ = ["BASE_SIGNALS", "CHANGE_SIGNALS", "HISTORY_SIGNALS", "KIND_SIGNALS", "SERVICE_SIGNALS", "Candidate",

@@ -12,7 +12,7 @@ class ChangePointAlignment(ChangeSignal):
     its raw series at the change time (15 min before vs 10 min after)."""
 
     name = "change_point_alignment"
-    weight = 0.65
+    weight = 0.0
     explain_rank = 1
     inputs = ("onsets_by_service", "view")
 
@@ -29,4 +29,5 @@ class ChangePointAlignment(ChangeSignal):
                 if sh > best_shift:
                     best_shift, best_metric, best_svc = sh, m, s
         sig = ev.change_point_alignment(onset_match=om, shift=best_shift, metric=best_metric, service=best_svc)
+        cand.memo["alignment"] = sig.value
         return Evidence(sig.value, sig.sentence, shown_as=self.name)

@@ -30,16 +30,27 @@ def _split(change: Change, sets: Sequence[tuple[dict[str, str], np.ndarray, np.n
     """Indices of new-version and old-version label sets (by version label, else by pods
     that appeared after the change)."""
     new_v = str(change.fields.get("version") or "")
+    prev_v = str(change.fields.get("previous_version") or "")
     new: list[int] = []
     old: list[int] = []
     versioned = [i for i, (lab, _, _) in enumerate(sets) if any(k in lab for k in VERSION_KEYS)]
+
+    def same(a: str, b: str) -> bool:
+        return bool(a) and bool(b) and (a == b or a.endswith(b) or b.endswith(a))
+
     if new_v and versioned:
+        seen: set[str] = set()
         for i in versioned:
             lab = sets[i][0]
             vals = {lab[k] for k in VERSION_KEYS if k in lab}
-            (new if any(new_v == v or v.endswith(new_v) or new_v.endswith(v) for v in vals) else old).append(i)
+            seen |= vals
+            (new if any(same(new_v, v) for v in vals) else old).append(i)
         if new and old:
             return new, old
+        if any(same(prev_v, v) for v in seen):
+            # the series name versions, just not this one: its pods are not (yet) there, or
+            # they belong to another release of the service; nothing to compare
+            return [], []
     new, old = [], []
     for i, (lab, ts, _) in enumerate(sets):
         if not lab or len(ts) == 0:
@@ -67,7 +78,7 @@ def compare_rollout(change: Change, labelled: Labelled) -> tuple[float, str] | N
         for (svc, metric), sets in sorted(labelled.items()):
             if svc != s or len(sets) < 2:
                 continue
-            cls = metric_class(metric)
+            cls = metric_class(metric, svc)
             if cls not in ("latency", "error"):
                 continue
             new, old = _split(change, sets)
@@ -94,7 +105,7 @@ class RolloutCompare(ChangeSignal):
     (z = 3 -> ~0.5, z = 8 -> ~0.9); 0 without version- or pod-labelled series."""
 
     name = "rollout_compare"
-    weight = 3.0
+    weight = 4.2
     explain_rank = 0
     inputs = ("extra['labelled']",)
 
@@ -116,7 +127,7 @@ class RolloutAlike(ChangeSignal):
     release whose pods all behave alike did not cause the incident)."""
 
     name = "rollout_alike"
-    weight = -2.0
+    weight = -2.01
     inputs = ("extra['labelled']",)
 
     def compute(self, data: IncidentData, cand: Candidate) -> Evidence:

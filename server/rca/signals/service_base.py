@@ -7,6 +7,7 @@ mined logs and, once changes are ranked, each service's best change probability.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ class ServiceData:
         for (svc, metric), (ts, vals) in sorted(self.series.items()):
             d = deviation(ts, vals, self.onset, after_s=max(AFTER_S, self.until - self.onset))
             if d is not None:
-                out.setdefault(svc, []).append((metric, metric_class(metric), d))
+                out.setdefault(svc, []).append((metric, metric_class(metric, svc), d))
         return out
 
     def best(self, service: str, classes: set[str] | None = None,
@@ -98,12 +99,49 @@ class ServiceData:
     def propagating(self) -> set[str]:
         """Services whose latency or errors deviate clearly (what travels up a call graph:
         a neighbour's CPU or network burst alone does not make its callers slow)."""
-        out = {a.service for a in self.anomalies if metric_class(a.metric) in ("latency", "error")
+        out = {a.service for a in self.anomalies if metric_class(a.metric, a.service) in ("latency", "error")
                and a.service not in self.deviations}
         for s in self.services:
             b = self.best(s, classes={"latency", "error"})
             if b is not None and b[2].sustained_z >= max(SIGNIFICANT_Z, 0.15 * self.max_z):
                 out.add(s)
+        return out
+
+    def significant(self, d: Deviation) -> bool:
+        return d.sustained_z >= max(SIGNIFICANT_Z, 0.15 * self.max_z)
+
+    @cached_property
+    def rises(self) -> dict[str, dict[str, float]]:
+        """service -> {"latency": log of the largest sustained latency ratio, "error": the
+        largest sustained rise of an error metric} over its clearly deviating series; error
+        rises are absolute for ratios (values in [0, 1]) and relative otherwise."""
+        out: dict[str, dict[str, float]] = {}
+        for s, rows in self.deviations.items():
+            for _, cls, d in rows:
+                if cls not in ("latency", "error") or d.direction <= 0 or not self.significant(d):
+                    continue
+                if cls == "latency":
+                    r = d.ratio
+                    v = math.log(r) if 0.0 < r < float("inf") else 0.0
+                elif 0.0 <= d.baseline <= 1.0 and 0.0 <= d.observed <= 1.0:
+                    v = d.observed - d.baseline
+                else:
+                    v = math.log(max(d.observed, 1e-12) / max(d.baseline, 1e-12)) / 10.0 if d.baseline > 0 else 0.1
+                if v > 0.0:
+                    cur = out.setdefault(s, {})
+                    cur[cls] = max(cur.get(cls, 0.0), v)
+        return out
+
+    @cached_property
+    def coverage(self) -> dict[str, float]:
+        """metric class -> share of the judgeable services that report a metric of it (real
+        recordings often report errors for a few services only)."""
+        judged = [rows for rows in self.deviations.values() if rows]
+        if not judged:
+            return {}
+        out: dict[str, float] = {}
+        for cls in ("latency", "error", "resource", "traffic"):
+            out[cls] = sum(1 for rows in judged if any(c == cls for _, c, _ in rows)) / len(judged)
         return out
 
     @cached_property

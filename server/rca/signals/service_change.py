@@ -10,7 +10,7 @@ class ChangeSupport(ServiceSignal):
     """The best cause probability of a change on this service."""
 
     name = "change_support"
-    weight = 3.0
+    weight = 2.45
     explain_rank = 6
     inputs = ("change_support",)
 
@@ -25,7 +25,7 @@ class InIncident(ServiceSignal):
     """The service is one of the incident's services (it has an anomaly or the alert names it)."""
 
     name = "in_incident"
-    weight = 0.5
+    weight = 0.37
     inputs = ("incident_services",)
 
     def compute(self, data: ServiceData, cand: ServiceCandidate) -> Evidence:

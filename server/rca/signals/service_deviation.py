@@ -12,7 +12,7 @@ class Deviation(ServiceSignal):
     metrics, relative to the incident's largest (1 = the most deviating service)."""
 
     name = "deviation"
-    weight = 3.0
+    weight = 2.71
     explain_rank = 1
     inputs = ("deviations",)
 

@@ -14,7 +14,7 @@ class FirstChange(ServiceSignal):
     delay behind it (time constant 3 samples, at least 2 minutes)."""
 
     name = "first_change"
-    weight = 1.5
+    weight = 0.26
     explain_rank = 3
     inputs = ("first_times", "step")
 

@@ -13,7 +13,7 @@ class LogBlame(ServiceSignal):
     (``timeout calling payments``, ``connection reset by payments``)."""
 
     name = "log_blame"
-    weight = 2.0
+    weight = 3.92
     explain_rank = 4
     inputs = ("blame",)
 
@@ -29,7 +29,7 @@ class OwnErrors(ServiceSignal):
     """New WARN/ERROR patterns on the service itself after the onset."""
 
     name = "own_errors"
-    weight = 1.0
+    weight = 0.78
     explain_rank = 5
     inputs = ("own_errors",)
 

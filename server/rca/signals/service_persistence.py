@@ -12,7 +12,7 @@ class Persistence(ServiceSignal):
     stay beyond it, for the service's most deviating metric."""
 
     name = "persistence"
-    weight = 1.5
+    weight = 0.0
     inputs = ("deviations",)
 
     def compute(self, data: ServiceData, cand: ServiceCandidate) -> Evidence:

@@ -14,7 +14,7 @@ class Resource(ServiceSignal):
     mem, disk, fs, net, rx/tx, io ...): z = 3 -> 0, z = 8 -> ~0.63."""
 
     name = "resource"
-    weight = 1.5
+    weight = 3.81
     explain_rank = 0
     inputs = ("deviations",)
 
@@ -24,6 +24,6 @@ class Resource(ServiceSignal):
             return Evidence(0.0)
         metric, _, d = b
         v = 1.0 - math.exp(-max(0.0, d.sustained_z - 3.0) / 5.0)
-        kind = resource_kind(metric) or "resource"
+        kind = resource_kind(metric, cand.service) or "resource"
         word = "up" if d.direction > 0 else "down"
         return Evidence(v, f"{kind} ({metric}) {word} {d.z:.1f}σ on {cand.service}", shown_as=self.name)

@@ -13,7 +13,7 @@ class TopologyRoot(ServiceSignal):
     0.5 for every service when no topology is known."""
 
     name = "topology_root"
-    weight = 3.0
+    weight = 3.79
     explain_rank = 2
     inputs = ("deviating", "topo")
 
