@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from server.model import Change
-from server.rca.deviation import consensus_onset, deviation, estimate_onset, metric_class, nsigma, resource_kind
+from server.rca.deviation import (
+    consensus_onset,
+    deviation,
+    estimate_onset,
+    metric_class,
+    nsigma,
+    resource_kind,
+)
 from server.rca.signals.rollout import compare_rollout
 
 
