@@ -46,14 +46,9 @@ def make_root_scenario(seed: int, style: str = "sim") -> Any:
     (``sim``, ``no-topology``: no call graph posted, ``real``: no call graph, metrics
     named and scaled as real recordings name them, sparse error metrics, often no logs;
     see :mod:`server.sim.recording`)."""
-    from server.sim.recording import as_recording
-    from server.sim.scenario import generate_scenario
+    from server.sim.recording import root_scenario
 
-    if short_history(seed):
-        sc = generate_scenario(seed, kind=root_kind(seed), history_minutes=10.5, resolution_s=60.0)
-    else:
-        sc = generate_scenario(seed, kind=root_kind(seed))
-    return as_recording(sc, style)
+    return root_scenario(seed, style)
 
 
 def _series_of(scenario: Any) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:

@@ -36,11 +36,11 @@ from server.sim.scenario import parse_seeds
 
 def _scenario(seed: int, *, org: str, mix: dict[str, float] | None, mixed: bool, family: str,
               recording: str) -> Any:
-    from server.eval.rootcause import make_root_scenario
+    from server.sim.recording import root_scenario
     from server.sim.scenario import generate_scenario, pick_kind
 
     if family == "root":  # infrastructure faults with no culprit change (as `rca eval rca` builds them)
-        return make_root_scenario(seed, recording)
+        return root_scenario(seed, recording)
     if family == "releases":
         return generate_scenario(seed, kind="releases", org=org)
     return generate_scenario(seed, kind="mixed" if mixed else pick_kind(seed, mix), org=org)

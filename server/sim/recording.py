@@ -88,4 +88,22 @@ def as_recording(scenario: Scenario, style: str = "real") -> Scenario:
     return replace(scenario, edges=[], metrics=metrics, logs=logs)
 
 
-__all__ = ["NAMING", "RECORDING_STYLES", "as_recording"]
+INFRA_BY_SEED: tuple[str, ...] = ("cpu", "mem", "disk", "delay", "loss")
+
+
+def root_scenario(seed: int, style: str = "sim") -> Scenario:
+    """The infrastructure-fault scenario of ``seed`` as ``rca eval rca`` and the tuning
+    tool build it: the fault kind cycles with the seed (cpu, mem, disk, delay, loss); one
+    seed in three is a short, coarse recording (10.5 minutes of history at 60 s); then
+    presented as a recording of ``style``."""
+    from server.sim.scenario import generate_scenario
+
+    kind = INFRA_BY_SEED[seed % len(INFRA_BY_SEED)]
+    if seed % 3 == 0:
+        sc = generate_scenario(seed, kind=kind, history_minutes=10.5, resolution_s=60.0)
+    else:
+        sc = generate_scenario(seed, kind=kind)
+    return as_recording(sc, style)
+
+
+__all__ = ["INFRA_BY_SEED", "NAMING", "RECORDING_STYLES", "as_recording", "root_scenario"]
