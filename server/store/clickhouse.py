@@ -173,9 +173,15 @@ class ClickHouseStore:
         return f"ClickHouse at {redact_url(self.url)}" if self.url else f"chDB at {self.path}"
 
     def _connect(self) -> Any:
-        import clickhouse_connect
-        from clickhouse_connect.driver.exceptions import ClickHouseError
+        try:
+            import clickhouse_connect
+            from clickhouse_connect.driver.exceptions import ClickHouseError
 
+            if self.url is None:
+                import chdb  # noqa: F401  (clickhouse-connect's chdb interface needs it)
+        except ImportError as exc:
+            raise StoreError(f"the ClickHouse telemetry store needs the clickhouse extra: "
+                             f"pip install 'rca-workbench[clickhouse]' ({exc})") from exc
         try:
             if self.url is not None:
                 return clickhouse_connect.get_client(dsn=self.url, autogenerate_session_id=False,
