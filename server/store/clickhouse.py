@@ -446,16 +446,20 @@ class ClickHouseStore:
             "ts": pc.cast(pc.round(pc.multiply(ts, 1000.0)), pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
             "value": pc.cast(table.column("value"), pa.float64()),
         })
-        keys = batch.group_by(["service", "metric", "labels"]).aggregate([])
-        batch_keys = set(zip(*(keys.column(c).to_pylist() for c in ("service", "metric", "labels")), strict=True))
-        with self._known_lock:
-            unknown = batch_keys - self._known
-        if unknown and limits is not None:
-            self._check_limits(unknown, limits)
+        batch_keys: set[SeriesKey] = set()
+        if limits is not None:  # (the catalogue is in ClickHouse; this process only caches known series)
+            keys = batch.group_by(["service", "metric", "labels"]).aggregate([])
+            batch_keys = set(zip(*(keys.column(c).to_pylist() for c in ("service", "metric", "labels")),
+                                 strict=True))
+            with self._known_lock:
+                unknown = batch_keys - self._known
+            if unknown:
+                self._check_limits(unknown, limits)
         with self._client() as c:
             c.insert_arrow("metrics", batch, database=self.db)
-        with self._known_lock:
-            self._known |= batch_keys
+        if batch_keys:
+            with self._known_lock:
+                self._known |= batch_keys
         return n
 
     def _check_limits(self, unknown: set[SeriesKey], limits: SeriesLimits) -> None:
