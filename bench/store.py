@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +77,8 @@ def fmt(ms: list[float]) -> str:
     return f"median {statistics.median(ms):7.2f} ms  p95 {q[18]:7.2f} ms"
 
 
-def run(name: str, store: Store, args: argparse.Namespace) -> dict[str, float]:
+def run(name: str, store: Store, args: argparse.Namespace, settle: Callable[[], object] | None = None,
+        settle_what: str = "") -> dict[str, float]:
     print(f"== {name}: inserting {args.points:,} points of {args.series} series in batches of {args.batch:,}",
           flush=True)
     inserted, spent, t_wall = 0, 0.0, time.perf_counter()
@@ -92,6 +94,10 @@ def run(name: str, store: Store, args: argparse.Namespace) -> dict[str, float]:
     rate = inserted / spent
     print(f"   insert: {inserted:,} points in {spent:.1f} s of store time ({wall:.1f} s wall): "
           f"{rate:,.0f} points/s", flush=True)
+    if settle is not None:  # what the engine does by itself soon after a bulk load
+        t = time.perf_counter()
+        settle()
+        print(f"   {settle_what} in {time.perf_counter() - t:.1f} s (before the reads)", flush=True)
     rng = np.random.default_rng(1)
     n_services = args.series // 3
     t_end = T0 + STEP * (args.points // args.series)
@@ -200,9 +206,10 @@ def main() -> None:
 
             with tempfile.TemporaryDirectory(dir=args.tmp) as d:
                 path = Path(d) / "bench.duckdb"
-                store: Store = DuckDBStore(path)
-                results[backend] = res = run("duckdb", store, args)
-                store.close()  # checkpoints the WAL into the file
+                duck = DuckDBStore(path)
+                results[backend] = res = run("duckdb", duck, args, partial(duck._q, "CHECKPOINT"),
+                                             "checkpoint (WAL into the file)")
+                duck.close()
                 size = dir_bytes(Path(d))
                 disk("duckdb", res, size, size, "one file, catalogue in memory")
         elif backend == "postgres":
@@ -210,7 +217,8 @@ def main() -> None:
 
             with postgres(args.dsn) as dsn:
                 pg = PostgresStore(dsn)
-                results[backend] = res = run("postgres", pg, args)
+                results[backend] = res = run("postgres", pg, args, partial(pg._q, "ANALYZE metrics"),
+                                             "ANALYZE (as autovacuum does)")
                 raw = int(pg._q("SELECT pg_total_relation_size('metrics')")[0][0])
                 total = raw + int(pg._q("SELECT pg_total_relation_size('series')")[0][0])
                 pg.close()
@@ -220,10 +228,8 @@ def main() -> None:
 
             with tempfile.TemporaryDirectory(dir=args.tmp) as d:
                 ch = ClickHouseStore(path=Path(d) / "chdb")
-                results[backend] = res = run("clickhouse (chDB)", ch, args)
-                t = time.perf_counter()
-                ch.optimize()  # merge the parts, as the background merges eventually do
-                print(f"   merged parts in {time.perf_counter() - t:.1f} s", flush=True)
+                results[backend] = res = run("clickhouse (chDB)", ch, args, ch.optimize,
+                                             "OPTIMIZE ... FINAL (merges parts, as background merges do)")
                 usage = ch.disk_usage()
                 raw = usage.get("metrics", (0, 0))[0]
                 total = sum(v[0] for k, v in usage.items() if k != "meta")

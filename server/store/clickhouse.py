@@ -380,9 +380,12 @@ class ClickHouseStore:
         return raw_from, min(m1_from, raw_from)
 
     def _points(self, p: _Params, conds: list[str], lo: float | None, hi: float | None) -> tuple[str, bool]:
-        """A subquery of the points in [lo, hi] matching ``conds`` (SQL on service, metric,
-        labels): columns service, metric, labels, t (Float64 epoch s), n (points), s (sum
-        of values), ss (sum of squares). Returns the SQL and whether it reads raw points only."""
+        """What to read FROM for the points in [lo, hi] matching ``conds`` (SQL on service,
+        metric, labels), and whether that is raw points only. Raw only (the usual case, and
+        always without retention): the raw table with its WHERE clause (columns service,
+        metric, labels, ts, value), so a read is one plain statement on the table's key.
+        Else a subquery over the tiers with columns service, metric, labels, t (Float64
+        epoch s), n (points), s (sum of values), ss (sum of squares)."""
         lo_ms = None if lo is None else _lo_ms(lo)
         hi_ms = None if hi is None else _hi_ms(hi)
         raw_from, m1_from = self._tier_bounds()
@@ -407,22 +410,22 @@ class ClickHouseStore:
             return lo_sql, hi_sql
 
         raw = seg(raw_from, None, raw=True)
+        if raw_from is None or (lo_ms is not None and lo_ms >= raw_from):  # raw points only
+            return f"{self._t('metrics')} WHERE {where}{raw[0] + raw[1] if raw else ' AND 0'}", True
         if raw is not None:
             parts.append("SELECT service, metric, labels, toUnixTimestamp64Milli(ts) / 1000 AS t, toUInt64(1) AS n, "
                          f"value AS s, value * value AS ss FROM {self._t('metrics')} WHERE {where}{raw[0]}{raw[1]}")
-        if raw_from is not None:
-            for table, start, end in (("metrics_1m", m1_from, raw_from), ("metrics_1h", None, m1_from)):
-                if table == "metrics_1h" and m1_from is None:
-                    continue
-                b = seg(start, end, raw=False)
-                if b is not None:
-                    parts.append(f"SELECT service, metric, labels, toFloat64(toUnixTimestamp(ts)) AS t, sum(n) AS n, "
-                                 f"sum(s) AS s, sum(ss) AS ss FROM {self._t(table)} WHERE {where}{b[0]}{b[1]} "
-                                 "GROUP BY service, metric, labels, ts")
+        for table, start, end in (("metrics_1m", m1_from, raw_from), ("metrics_1h", None, m1_from)):
+            if end is None:  # no 1-hour tier without a 1-minute retention
+                continue
+            b = seg(start, end, raw=False)
+            if b is not None:
+                parts.append(f"SELECT service, metric, labels, toFloat64(toUnixTimestamp(ts)) AS t, sum(n) AS n, "
+                             f"sum(s) AS s, sum(ss) AS ss FROM {self._t(table)} WHERE {where}{b[0]}{b[1]} "
+                             "GROUP BY service, metric, labels, ts")
         if not parts:  # an empty window
-            return ("SELECT '' AS service, '' AS metric, '' AS labels, 0.0 AS t, toUInt64(0) AS n, 0.0 AS s, "
-                    "0.0 AS ss WHERE 0"), True
-        return " UNION ALL ".join(parts), raw_from is None or (len(parts) == 1 and raw is not None)
+            return f"{self._t('metrics')} WHERE 0", True
+        return f"({' UNION ALL '.join(parts)})", False
 
     # ---- writes ----------------------------------------------------------------------
     def insert_metrics(self, *, table: pa.Table, limits: SeriesLimits | None = None) -> int:
@@ -553,12 +556,17 @@ class ClickHouseStore:
                 return np.empty(0), np.empty(0)
             if len(chosen) < len(every):
                 conds.append(f"labels IN {p.add(chosen, 'Array(String)')}")
-        src, _ = self._points(p, conds, since, until)
-        if step:
-            st = p.add(float(step), "Float64")
-            sql = f"SELECT floor(t / {st}) * {st} AS b, sum(s) / sum(n) AS v FROM ({src}) GROUP BY b ORDER BY b"
-        else:  # several label sets: their average per timestamp
-            sql = f"SELECT t, sum(s) / sum(n) AS v FROM ({src}) GROUP BY t ORDER BY t"
+        src, raw = self._points(p, conds, since, until)
+        st = p.add(float(step), "Float64") if step else ""
+        if raw and step:
+            sql = (f"SELECT floor(toUnixTimestamp64Milli(ts) / 1000 / {st}) * {st} AS b, avg(value) FROM {src} "
+                   "GROUP BY b ORDER BY b")
+        elif raw:  # several label sets: their average per timestamp
+            sql = f"SELECT toUnixTimestamp64Milli(ts) / 1000, avg(value) FROM {src} GROUP BY ts ORDER BY ts"
+        elif step:
+            sql = f"SELECT floor(t / {st}) * {st} AS b, sum(s) / sum(n) AS v FROM {src} GROUP BY b ORDER BY b"
+        else:
+            sql = f"SELECT t, sum(s) / sum(n) AS v FROM {src} GROUP BY t ORDER BY t"
         tbl = self._arrow(sql, p.values)
         if tbl.num_rows == 0:
             return np.empty(0), np.empty(0)
@@ -570,10 +578,13 @@ class ClickHouseStore:
         if not services:
             return {}
         p = _Params()
-        src, _ = self._points(p, [f"service IN {p.add(list(services), 'Array(String)')}"], since, until)
+        src, raw = self._points(p, [f"service IN {p.add(list(services), 'Array(String)')}"], since, until)
         # the label sets of a metric are averaged per timestamp (the service-level view)
-        tbl = self._arrow(f"SELECT service, metric, t, sum(s) / sum(n) AS v FROM ({src}) GROUP BY service, metric, t "
-                          "ORDER BY service, metric, t", p.values)
+        tbl = self._arrow(
+            f"SELECT service, metric, toUnixTimestamp64Milli(ts) / 1000, avg(value) FROM {src} "
+            "GROUP BY service, metric, ts ORDER BY service, metric, ts" if raw else
+            f"SELECT service, metric, t, sum(s) / sum(n) AS v FROM {src} GROUP BY service, metric, t "
+            "ORDER BY service, metric, t", p.values)
         out: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         if tbl.num_rows == 0:
             return out
@@ -592,10 +603,12 @@ class ClickHouseStore:
         self, *, service: str, metric: str, since: float, until: float
     ) -> list[tuple[dict[str, str], np.ndarray, np.ndarray]]:
         p = _Params()
-        src, _ = self._points(p, [f"service = {p.add(service, 'String')}", f"metric = {p.add(metric, 'String')}"],
-                              since, until)
-        tbl = self._arrow(f"SELECT labels, t, sum(s) / sum(n) AS v FROM ({src}) GROUP BY labels, t ORDER BY labels, t",
-                          p.values)
+        src, raw = self._points(p, [f"service = {p.add(service, 'String')}", f"metric = {p.add(metric, 'String')}"],
+                                since, until)
+        tbl = self._arrow(
+            f"SELECT labels, toUnixTimestamp64Milli(ts) / 1000, avg(value) FROM {src} GROUP BY labels, ts "
+            "ORDER BY labels, ts" if raw else
+            f"SELECT labels, t, sum(s) / sum(n) AS v FROM {src} GROUP BY labels, t ORDER BY labels, t", p.values)
         if tbl.num_rows == 0:
             return []
         labs = tbl.column(0).combine_chunks().dictionary_encode()
@@ -625,11 +638,12 @@ class ClickHouseStore:
         p = _Params()
         src, raw_only = self._points(p, [f"service IN {p.add(list(services), 'Array(String)')}"],
                                      at - before, at + after)
-        a = p.add(float(at), "Float64")
         if raw_only:  # every point is raw: numerically stable per-window statistics
-            sql = f"""SELECT service, metric, countIf(t < {a}), avgIf(s, t < {a}), stddevPopStableIf(s, t < {a}),
-                             countIf(t >= {a}), avgIf(s, t >= {a}), stddevPopStableIf(s, t >= {a})
-                      FROM ({src}) GROUP BY service, metric ORDER BY service, metric"""
+            a = f"fromUnixTimestamp64Milli({p.add(_lo_ms(at), 'Int64')}, 'UTC')"
+            sql = f"""SELECT service, metric, countIf(ts < {a}), avgIf(value, ts < {a}),
+                             stddevPopStableIf(value, ts < {a}), countIf(ts >= {a}), avgIf(value, ts >= {a}),
+                             stddevPopStableIf(value, ts >= {a})
+                      FROM {src} GROUP BY service, metric ORDER BY service, metric"""
             out = []
             for r in self._rows(sql, p.values):
                 nb, na = int(r[2]), int(r[5])
@@ -637,9 +651,10 @@ class ClickHouseStore:
                                        WindowStats(nb, _num(r[3]) if nb else None, _num(r[4]) if nb else None),
                                        WindowStats(na, _num(r[6]) if na else None, _num(r[7]) if na else None)))
             return out
+        a = p.add(float(at), "Float64")
         sql = f"""SELECT service, metric, sumIf(n, t < {a}), sumIf(s, t < {a}), sumIf(ss, t < {a}),
                          sumIf(n, t >= {a}), sumIf(s, t >= {a}), sumIf(ss, t >= {a})
-                  FROM ({src}) GROUP BY service, metric ORDER BY service, metric"""
+                  FROM {src} GROUP BY service, metric ORDER BY service, metric"""
 
         def stats(n: Any, s: Any, ss: Any) -> WindowStats:
             k = int(n)
