@@ -58,6 +58,9 @@ class StoreSettings(BaseModel):
     clickhouse_logs_days: float | None = Field(default=None, gt=0)
     # Connections per process (a chDB connection runs one statement at a time).
     clickhouse_pool_size: int = Field(default=4, ge=1)
+    # Server only: many small inserts (one per ingest request) are batched by the server
+    # (async_insert, waiting until written, so an acknowledged batch is stored).
+    clickhouse_async_insert: bool = True
 
     @model_validator(mode="after")
     def _rollups_outlive_raw(self) -> StoreSettings:

@@ -142,7 +142,8 @@ class ClickHouseStore:
     """The telemetry store on ClickHouse: ``url`` for a server, else a chDB ``path``."""
 
     def __init__(self, *, url: str | None = None, path: Path | str | None = None, database: str = "rca",
-                 retention: Retention | None = None, pool_size: int = 4, timeout: float = 30.0) -> None:
+                 retention: Retention | None = None, pool_size: int = 4, timeout: float = 30.0,
+                 async_insert: bool = True) -> None:
         if (url is None) == (path is None):
             raise ValueError("ClickHouseStore needs exactly one of url (a ClickHouse server) or path (chDB)")
         if not _DB_RE.match(database):
@@ -156,6 +157,11 @@ class ClickHouseStore:
         self._all: list[Any] = []
         self._all_lock = threading.Lock()
         self._closed = False
+        # A server batches many small inserts (one per API request) into one part with
+        # async_insert, and answers once the batch is written (wait_for_async_insert=1), so an
+        # acknowledged batch is stored. chDB inserts from a file, where it has no effect.
+        self._insert_settings: dict[str, Any] | None = (
+            {"async_insert": 1, "wait_for_async_insert": 1} if async_insert and url is not None else None)
         self._known: set[SeriesKey] = set()  # series this process has seen stored (never forgotten)
         self._known_lock = threading.Lock()
         if self.path is not None:
@@ -459,7 +465,7 @@ class ClickHouseStore:
             if unknown:
                 self._check_limits(unknown, limits)
         with self._client() as c:
-            c.insert_arrow("metrics", batch, database=self.db)
+            c.insert_arrow("metrics", batch, database=self.db, settings=self._insert_settings)
         if batch_keys:
             with self._known_lock:
                 self._known |= batch_keys

@@ -40,7 +40,7 @@ def open_clickhouse(settings: Settings) -> TelemetryStore:
                           rollup_1h_days=cfg.clickhouse_rollup_1h_days, logs_days=cfg.clickhouse_logs_days)
     if cfg.clickhouse_url:
         return ClickHouseStore(url=cfg.clickhouse_url, database=cfg.clickhouse_database, retention=retention,
-                               pool_size=cfg.clickhouse_pool_size)
+                               pool_size=cfg.clickhouse_pool_size, async_insert=cfg.clickhouse_async_insert)
     path = cfg.clickhouse_path or Path(settings.data_dir) / "clickhouse"
     return ClickHouseStore(path=path, database=cfg.clickhouse_database, retention=retention,
                            pool_size=cfg.clickhouse_pool_size)
