@@ -159,7 +159,7 @@ class ClickHouseStore:
         self._closed = False
         # A server batches many small inserts (one per API request) into one part with
         # async_insert, and answers once the batch is written (wait_for_async_insert=1), so an
-        # acknowledged batch is stored. chDB inserts from a file, where it has no effect.
+        # acknowledged batch is stored. Not on chDB: its client inserts from a file (no gain measured).
         self._insert_settings: dict[str, Any] | None = (
             {"async_insert": 1, "wait_for_async_insert": 1} if async_insert and url is not None else None)
         self._known: set[SeriesKey] = set()  # series this process has seen stored (never forgotten)
@@ -673,7 +673,7 @@ class ClickHouseStore:
                 for r in self._rows(sql, p.values)]
 
     # ---- logs --------------------------------------------------------------------------
-    def _log_where(self, p: _Params, services: list[str] | None, since: float | None, until: float | None,
+    def _time_where(self, p: _Params, services: list[str] | None, since: float | None, until: float | None,
                    min_level: str | None) -> str:
         conds: list[str] = []
         if since is not None:
@@ -691,7 +691,7 @@ class ClickHouseStore:
         limit: int | None = None,
     ) -> LogWindow:
         p = _Params()
-        where = self._log_where(p, services, since, until, min_level)
+        where = self._time_where(p, services, since, until, min_level)
         sql = (f"SELECT service, toUnixTimestamp64Milli(ts) / 1000 AS t, level, message FROM {self._t('logs')} "
                f"WHERE {where} ORDER BY ts, service, message")
         if limit is not None:
@@ -709,7 +709,7 @@ class ClickHouseStore:
 
     def count_logs(self, *, services: list[str] | None, since: float, until: float) -> int:
         p = _Params()
-        where = self._log_where(p, services, since, until, None)
+        where = self._time_where(p, services, since, until, None)
         return int(self._rows(f"SELECT count() FROM {self._t('logs')} WHERE {where}", p.values)[0][0])
 
     def log_pattern_counts(
@@ -717,7 +717,7 @@ class ClickHouseStore:
         limit: int | None = None,
     ) -> list[LogPatternCount]:
         p = _Params()
-        where = self._log_where(p, services, since, until, min_level)
+        where = self._time_where(p, services, since, until, min_level)
         sql = (f"SELECT service, level, message, count() AS c FROM {self._t('logs')} WHERE {where} "
                "GROUP BY service, level, message ORDER BY c DESC, service, level, message")
         if limit is not None:
@@ -754,7 +754,7 @@ class ClickHouseStore:
         batch_rows: int = 262_144,
     ) -> Iterator[pa.RecordBatch]:
         p = _Params()
-        where = self._log_where(p, services, since, until, None)
+        where = self._time_where(p, services, since, until, None)
         schema = pa.schema([("service", pa.string()), ("metric", pa.string()), ("ts", pa.float64()),
                             ("value", pa.float64()), ("labels", pa.string())])
         return self._iter_batches(f"SELECT service, metric, toUnixTimestamp64Milli(ts) / 1000 AS t_s, value, "
@@ -768,7 +768,7 @@ class ClickHouseStore:
         batch_rows: int = 131_072,
     ) -> Iterator[pa.RecordBatch]:
         p = _Params()
-        where = self._log_where(p, services, since, until, None)
+        where = self._time_where(p, services, since, until, None)
         schema = pa.schema([("service", pa.string()), ("ts", pa.float64()), ("level", pa.string()),
                             ("message", pa.string()), ("attributes", pa.string())])
         return self._iter_batches(f"SELECT service, toUnixTimestamp64Milli(ts) / 1000 AS t_s, level, message, "
