@@ -185,3 +185,28 @@ def test_unreachable_server_is_a_clear_error_without_the_password() -> None:
         ClickHouseStore(url="http://rca:s3cret@127.0.0.1:9/", timeout=2.0)
     assert "cannot connect to ClickHouse at http://rca:***@127.0.0.1:9/" in str(err.value)
     assert "s3cret" not in str(err.value)
+
+
+def test_stack_env_keeps_postgres_telemetry_unless_a_server_is_given() -> None:
+    """`stack/local.sh env` (separate processes) cannot use chDB; `env-single` (one process) does."""
+    import os
+
+    script = Path(__file__).resolve().parents[2] / "stack" / "local.sh"
+    env = {k: v for k, v in os.environ.items() if k != "RCA_CLICKHOUSE_URL"}
+
+    def settings(*args: str, **extra: str) -> dict[str, str]:
+        out = subprocess.run(["bash", str(script), *args], capture_output=True, text=True, timeout=60,
+                             env={**env, **extra}, check=True).stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    multi = settings("env")
+    assert multi["RCA_STORE__BACKEND"] == "postgres" and multi["RCA_STORE__TELEMETRY_BACKEND"] == "postgres"
+    server = settings("env", RCA_CLICKHOUSE_URL="http://rca:pw@ch:8123")
+    assert server["RCA_STORE__TELEMETRY_BACKEND"] == "clickhouse"
+    assert server["RCA_STORE__CLICKHOUSE_URL"] == "http://rca:pw@ch:8123"
+    single = settings("env-single")
+    assert single["RCA_STORE__TELEMETRY_BACKEND"] == "clickhouse" and "RCA_STORE__POSTGRES_DSN" in single
+    assert single["RCA_STORE__CLICKHOUSE_PATH"].endswith(".cache/stack/chdb")
+    s = Settings(store={k.removeprefix("RCA_STORE__").lower(): v for k, v in single.items()
+                        if k.startswith("RCA_STORE__")})
+    assert s.store.telemetry_backend == "clickhouse" and s.store.backend == "postgres"
