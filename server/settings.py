@@ -2,7 +2,8 @@
 
 Examples: ``RCA_DATA_DIR=/var/lib/rca``, ``RCA_PORT=8000``,
 ``RCA_STORE__BACKEND=duckdb`` (or ``postgres`` with ``RCA_STORE__POSTGRES_DSN``),
-``RCA_STORE__TELEMETRY_BACKEND`` (defaults to the state backend), ``RCA_BUS__BACKEND=memory``,
+``RCA_STORE__TELEMETRY_BACKEND`` (defaults to the state backend; ``clickhouse`` with
+``RCA_STORE__CLICKHOUSE_URL`` or a chDB ``RCA_STORE__CLICKHOUSE_PATH``), ``RCA_BUS__BACKEND=memory``,
 ``RCA_GROUPING__GAP_SECONDS=300``, ``RCA_API__MAX_BODY_BYTES=67108864``,
 ``RCA_API__CORS_ORIGINS='["http://localhost:3000"]'`` (or a comma-separated list).
 ``RCA_WEBHOOKS__GITHUB_SECRET=...``, ``RCA_RECEIVERS__SERVICE_LABELS='["service","job"]'``.
@@ -14,19 +15,21 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from server.detector.core import DetectorConfig
 
 StoreBackend = Literal["duckdb", "postgres"]
+# ClickHouse holds telemetry only (metrics, logs, the series catalogue)
+TelemetryBackend = Literal["duckdb", "postgres", "clickhouse"]
 
 
 class StoreSettings(BaseModel):
     # The state store (changes, topology, incidents, suspects, labels, models, checkpoints).
     backend: StoreBackend = "duckdb"
     # The telemetry store (metrics, logs, series catalogue); None: the same as ``backend``.
-    telemetry_backend: StoreBackend | None = None
+    telemetry_backend: TelemetryBackend | None = None
     # DuckDB memory limit for the embedded store (None lets DuckDB decide).
     memory_limit: str | None = None
     # DuckDB worker threads (None: the CPUs this process may run on, its affinity mask).
@@ -39,6 +42,36 @@ class StoreSettings(BaseModel):
     postgres_pool_max: int = Field(default=8, ge=1)
     # Seconds to wait for a connection (at start-up and from the pool) before a StoreError.
     postgres_timeout_seconds: float = Field(default=10.0, gt=0)
+    # ClickHouse telemetry (RCA_STORE__TELEMETRY_BACKEND=clickhouse, docs/clickhouse.md): a server
+    # URL for clickhouse-connect (http[s]://user:password@host:8123), or else chDB, the
+    # in-process engine, on a data directory (default: <data_dir>/clickhouse). Only one
+    # process may open a chDB directory: separate API and worker processes need a server.
+    clickhouse_url: str | None = None
+    clickhouse_path: Path | None = None
+    clickhouse_database: str = Field(default="rca", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    # Retention in days (None: keep forever). Raw points older than clickhouse_raw_days are
+    # read from the 1-minute roll-up (kept clickhouse_rollup_1m_days), older than that from
+    # the 1-hour roll-up (clickhouse_rollup_1h_days); each at least the one before it.
+    clickhouse_raw_days: float | None = Field(default=None, gt=0)
+    clickhouse_rollup_1m_days: float | None = Field(default=None, gt=0)
+    clickhouse_rollup_1h_days: float | None = Field(default=None, gt=0)
+    clickhouse_logs_days: float | None = Field(default=None, gt=0)
+    # Connections per process (a chDB connection runs one statement at a time).
+    clickhouse_pool_size: int = Field(default=4, ge=1)
+    # Server only: many small inserts (one per ingest request) are batched by the server
+    # (async_insert, waiting until written, so an acknowledged batch is stored).
+    clickhouse_async_insert: bool = True
+
+    @model_validator(mode="after")
+    def _rollups_outlive_raw(self) -> StoreSettings:
+        order = [("clickhouse_raw_days", self.clickhouse_raw_days),
+                 ("clickhouse_rollup_1m_days", self.clickhouse_rollup_1m_days),
+                 ("clickhouse_rollup_1h_days", self.clickhouse_rollup_1h_days)]
+        for (n1, v1), (n2, v2) in zip(order, order[1:], strict=False):
+            if v1 is not None and v2 is not None and v2 < v1:
+                raise ValueError(f"{n2} ({v2}) must be at least {n1} ({v1}): a roll-up outlives the finer "
+                                 "data it summarises")
+        return self
 
 
 class BusSettings(BaseModel):

@@ -2,7 +2,7 @@
 
 - :class:`TelemetryStore`: raw metrics and logs, the series catalogue, range, bucketed
   and before/after reads, log pattern counts (DuckDB embedded; PostgreSQL for moderate
-  scale; ClickHouse later for large fleets).
+  scale; ClickHouse for large fleets, :mod:`server.store.clickhouse`).
 - :class:`StateStore`: changes, topology, anomalies, incidents (and their merges),
   suspects, labels, ranking models, id sequences and stage checkpoints with the offsets
   they cover (DuckDB embedded; PostgreSQL in stack mode). Writes that belong together

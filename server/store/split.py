@@ -1,6 +1,6 @@
 """A :class:`Store` made of a telemetry store and a state store on different backends
-(e.g. metrics and logs in one database, incidents in PostgreSQL; later ClickHouse under
-telemetry). Each call goes to the store that holds its data."""
+(e.g. metrics and logs in ClickHouse, incidents in PostgreSQL). Each call goes to the
+store that holds its data."""
 
 from __future__ import annotations
 
