@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
@@ -25,6 +26,18 @@ from server.obs import count_shared_error
 from server.shared.base import SharedStateError
 
 log = logging.getLogger("rca.api")
+
+_warned: dict[str, float] = {}
+
+
+def _warn(component: str, state: AppState, msg: str, exc: Exception) -> None:
+    """Counted every time, logged at most every 10 s per component (Redis down: no log flood)."""
+    count_shared_error(state.metrics, component)
+    now = time.monotonic()
+    if now - _warned.get(component, -1e9) >= 10.0:
+        _warned[component] = now
+        log.warning("%s: %s", msg, exc)
+
 
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {
     429: {"description": "this client's request rate is over the limit (RCA_LIMITS__*); retry after the "
@@ -47,8 +60,7 @@ def rate_limit(scope: str) -> Any:
         try:
             decision = await limiter.hit(scope, client_of(request, who))
         except SharedStateError as exc:
-            log.warning("rate limiter unavailable, request let through: %s", exc)
-            count_shared_error(state.metrics, "limits")
+            _warn("limits", state, "rate limiter unavailable, requests are let through", exc)
             return
         if not decision.allowed:
             state.metrics.refused.labels("rate_limit").inc()
@@ -72,8 +84,7 @@ def cached(state: AppState, namespaces: Sequence[str], key: str, compute: Callab
     try:
         token, hit = cache.lookup(namespaces, key)
     except SharedStateError as exc:
-        log.warning("cache unavailable: %s", exc)
-        count_shared_error(state.metrics, "cache")
+        _warn("cache", state, "query cache unavailable, answers are computed", exc)
         return compute()
     if hit is not None:
         state.metrics.cache.labels("hit").inc()
@@ -83,6 +94,5 @@ def cached(state: AppState, namespaces: Sequence[str], key: str, compute: Callab
     try:
         cache.store(token, key, orjson.dumps(value))
     except SharedStateError as exc:
-        log.warning("cache unavailable: %s", exc)
-        count_shared_error(state.metrics, "cache")
+        _warn("cache", state, "query cache unavailable, answers are computed", exc)
     return value
