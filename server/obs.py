@@ -94,13 +94,14 @@ class Metrics:
                                  registry=r)
         self.model_heldout = Gauge("rca_model_heldout", "held-out accuracy of the newest model (ac1, ac3, mrr)",
                                    ["measure"], registry=r)
-        for kind in INGEST_KINDS:
-            self.ingested.labels(kind)
-            self.rejected.labels(kind)
-        for reason in REFUSAL_REASONS:
-            self.refused.labels(reason)
-        for result in ("hit", "miss"):
-            self.cache.labels(result)
+        if role in ("all", "api"):  # series a worker process never changes stay out of its scrape
+            for kind in INGEST_KINDS:
+                self.ingested.labels(kind)
+                self.rejected.labels(kind)
+            for reason in REFUSAL_REASONS:
+                self.refused.labels(reason)
+            for result in ("hit", "miss"):
+                self.cache.labels(result)
         for stage in STAGE_NAMES:
             self.stage_seconds.labels(stage)
             self.stage_messages.labels(stage)
