@@ -20,6 +20,7 @@ import orjson
 from fastapi import Depends, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 
+from server.api import schemas
 from server.api.auth import Principal, principal
 from server.api.deps import AppState, State
 from server.obs import count_shared_error
@@ -40,7 +41,7 @@ def _warn(component: str, state: AppState, msg: str, exc: Exception) -> None:
 
 
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {
-    429: {"description": "this client's request rate is over the limit (RCA_LIMITS__*); retry after the "
+    429: {"model": schemas.ErrorPublic, "description": "this client's request rate is over the limit (RCA_LIMITS__*); retry after the "
                          "seconds in Retry-After"}}
 
 
