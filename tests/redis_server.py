@@ -40,10 +40,11 @@ class RedisServer:
             try:
                 client.ping()
                 break
-            except redis.RedisError:
+            except redis.RedisError as exc:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"redis-server did not start:\n{self.log.read_text() if self.log.exists() else ''}")
+                    log = self.log.read_text() if self.log.exists() else ""
+                    raise RuntimeError(f"redis-server did not start:\n{log}") from exc
                 time.sleep(0.05)
         client.close()
 
