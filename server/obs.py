@@ -42,6 +42,8 @@ INGEST_KINDS = ("metrics", "logs", "deployment", "config_change", "flag_change",
 #: reasons a request is refused before processing (label ``reason``)
 REFUSAL_REASONS = ("backpressure", "rate_limit")
 STAGE_NAMES = ("detector", "grouping", "rca", "retrain")
+#: held-out measures of the ranking model, and of the prior beside it (label ``measure``)
+HELDOUT_MEASURES = ("ac1", "ac3", "mrr", "prior_ac1", "prior_ac3", "prior_mrr")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -92,8 +94,9 @@ class Metrics:
                                   registry=r)
         self.model_blend = Gauge("rca_model_blend_weight", "weight of the learnt model against the prior",
                                  registry=r)
-        self.model_heldout = Gauge("rca_model_heldout", "held-out accuracy of the newest model (ac1, ac3, mrr)",
-                                   ["measure"], registry=r)
+        self.model_heldout = Gauge("rca_model_heldout", "held-out accuracy of the newest model (ac1, ac3, mrr) "
+                                   "and of the heuristic prior on the same folds (prior_ac1 ...)", ["measure"],
+                                   registry=r)
         if role in ("all", "api"):  # series a worker process never changes stay out of its scrape
             for kind in INGEST_KINDS:
                 self.ingested.labels(kind)
@@ -112,7 +115,7 @@ class Metrics:
             self.shared_errors.labels(component)
         for status in ("OPEN", "RESOLVED"):
             self.incidents.labels(status)
-        for measure in ("ac1", "ac3", "mrr"):
+        for measure in HELDOUT_MEASURES:
             self.model_heldout.labels(measure)
 
 
@@ -167,19 +170,10 @@ def sample_store(metrics: Metrics, store: Store) -> None:
     metrics.model_labels.set(float(info.get("labels_used") or 0))
     metrics.model_blend.set(float(info.get("blend_weight") or 0.0))
     heldout = info.get("heldout") or {}
-    for measure in ("ac1", "ac3", "mrr"):
-        value = _heldout_value(heldout, measure)
-        if value is not None:
-            metrics.model_heldout.labels(measure).set(value)
-
-
-def _heldout_value(heldout: dict[str, Any], measure: str) -> float | None:
-    for key in (measure, measure.upper(), {"ac1": "AC@1", "ac3": "AC@3", "mrr": "MRR"}[measure],
-                {"ac1": "ac@1", "ac3": "ac@3", "mrr": "mrr"}[measure]):
-        v = heldout.get(key)
-        if isinstance(v, int | float):
-            return float(v)
-    return None
+    for measure in HELDOUT_MEASURES:
+        value = heldout.get(measure)
+        if isinstance(value, int | float):
+            metrics.model_heldout.labels(measure).set(float(value))
 
 
 # ---- worker processes ----------------------------------------------------------------------

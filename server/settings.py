@@ -195,8 +195,9 @@ class CacheSettings(BaseModel):
     # writers live in other processes); redis: shared by every process (RCA_REDIS__URL); off.
     backend: Literal["memory", "redis", "off"] = "memory"
     ttl_seconds: float = Field(default=5.0, gt=0)
-    # memory backend: at most this many answers are kept (least recently used dropped).
+    # memory backend: at most this many answers and bytes are kept (least recently used dropped).
     max_entries: int = Field(default=1024, ge=1)
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
 
 
 def _detector_settings() -> type[BaseModel]:

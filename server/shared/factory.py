@@ -34,7 +34,7 @@ def build_cache(settings: Settings) -> Cache:
     from server.shared.memory import MemoryCache, NullCache
 
     if c.backend == "memory" and settings.role == "all":
-        return MemoryCache(ttl_seconds=c.ttl_seconds, max_entries=c.max_entries)
+        return MemoryCache(ttl_seconds=c.ttl_seconds, max_entries=c.max_entries, max_bytes=c.max_bytes)
     if c.backend == "memory" and settings.role == "api":
         log.info("query cache off: the in-process cache cannot see the workers' writes (set RCA_CACHE__BACKEND=redis)")
     return NullCache()

@@ -24,9 +24,11 @@ class MemoryRateLimiter(WindowLimiter):
 class MemoryCache:
     shared = False
 
-    def __init__(self, *, ttl_seconds: float, max_entries: int = 1024) -> None:
+    def __init__(self, *, ttl_seconds: float, max_entries: int = 1024, max_bytes: int = 64 << 20) -> None:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._lock = threading.Lock()
         self._gens: dict[str, int] = {}
         self._entries: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
@@ -39,17 +41,25 @@ class MemoryCache:
                 return token, None
             expires, value = entry
             if expires < time.monotonic():
-                del self._entries[(token, key)]
+                self._drop((token, key))
                 return token, None
             self._entries.move_to_end((token, key))
             return token, value
 
+    def _drop(self, k: tuple[str, str]) -> None:
+        _, value = self._entries.pop(k)
+        self._bytes -= len(value)
+
     def store(self, token: str, key: str, value: bytes) -> None:
+        if len(value) > self.max_bytes:
+            return
         with self._lock:
+            if (token, key) in self._entries:
+                self._drop((token, key))
             self._entries[(token, key)] = (time.monotonic() + self.ttl, value)
-            self._entries.move_to_end((token, key))
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            self._bytes += len(value)
+            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+                self._drop(next(iter(self._entries)))  # least recently used first
 
     def bump(self, namespaces: Sequence[str]) -> None:
         with self._lock:
@@ -59,6 +69,7 @@ class MemoryCache:
     def close(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._bytes = 0
 
 
 class NullCache:

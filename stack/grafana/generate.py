@@ -150,10 +150,12 @@ def incidents_and_model() -> dashboard.Dashboard:
         'sum(clamp_min(delta(rca_incidents{status="OPEN"}[1h]), 0) + clamp_min(delta(rca_incidents{status="RESOLVED"}[1h]), 0))',
         "incidents")], span=12, description="growth of the stored incidents (merges and deletions not subtracted)"))
     d.with_row(dashboard.Row("Model quality"))
-    d.with_panel(series("Held-out accuracy of the newest model", [Q("max by (measure) (rca_model_heldout)",
-                                                                     "{{measure}}")],
-                        unit="percentunit", span=12,
-                        description="AC@1, AC@3 and MRR on labelled incidents held out of training"))
+    d.with_panel(series("Held-out accuracy: learnt model and the prior", [
+        Q('max by (measure) (rca_model_heldout{measure!~"prior_.*"})', "model {{measure}}"),
+        Q('max by (measure) (rca_model_heldout{measure=~"prior_.*"})', "{{measure}}")],
+        unit="percentunit", span=12,
+        description="AC@1, AC@3 and MRR on labelled incidents held out of training, the heuristic prior beside "
+                    "the learnt model on the same folds"))
     d.with_panel(series("Labels used and model version", [Q("max(rca_model_labels_used)", "labels used"),
                                                           Q("max(rca_model_version)", "version")], span=6))
     d.with_panel(series("Blend weight of the learnt model", [Q("max(rca_model_blend_weight)", "weight")],

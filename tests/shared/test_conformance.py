@@ -159,3 +159,17 @@ async def test_an_unreachable_redis_is_a_shared_state_error(tmp_path: Path) -> N
         RedisCache(url, timeout=0.2).lookup([STATE], "k")
     with pytest.raises(SharedStateError):
         await RedisRateLimiter(url, {"ingest": "1/second"}, timeout=0.2).hit("ingest", "a")
+
+
+def test_the_in_process_cache_keeps_within_its_entry_and_byte_bounds() -> None:
+    cache = MemoryCache(ttl_seconds=60, max_entries=3, max_bytes=100)
+    for i in range(5):
+        token, _ = cache.lookup([STATE], f"k{i}")
+        cache.store(token, f"k{i}", b"x" * 10)
+    assert [cache.lookup([STATE], f"k{i}")[1] is not None for i in range(5)] == [False, False, True, True, True]
+    token, _ = cache.lookup([STATE], "big")
+    cache.store(token, "big", b"y" * 60)
+    cache.store(token, "big2", b"z" * 60)  # 120 bytes over the bound: the least recently used go
+    assert cache.lookup([STATE], "big")[1] is None and cache.lookup([STATE], "big2")[1] == b"z" * 60
+    cache.store(token, "huge", b"h" * 101)  # larger than the whole cache: not kept
+    assert cache.lookup([STATE], "huge")[1] is None
