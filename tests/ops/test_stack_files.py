@@ -211,3 +211,17 @@ def test_dashboards_read_the_provisioned_prometheus_and_the_recorded_series_exis
     used = " ".join(dashboard_exprs().values())
     missing = {name for name in re.findall(r"rca:[a-z0-9_:]+", used) if name not in recorded()}
     assert missing == set(), f"dashboards query recording rules that do not exist: {missing}"
+
+
+# ---- stack/local.sh -------------------------------------------------------------------------
+
+def test_local_sh_env_points_the_processes_at_its_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    r = subprocess.run(["bash", str(STACK / "local.sh"), "env"], capture_output=True, text=True, timeout=60,
+                       env={"PATH": "/usr/bin:/bin", "RCA_REDIS_PORT": "56999"})
+    assert r.returncode == 0, r.stderr
+    lines = dict(line.split("=", 1) for line in r.stdout.splitlines())
+    assert lines["RCA_REDIS__URL"] == "redis://127.0.0.1:56999/0"
+    assert lines["RCA_LIMITS__BACKEND"] == lines["RCA_CACHE__BACKEND"] == "redis"
+    for k, v in lines.items():
+        monkeypatch.setenv(k, v)
+    assert Settings().redis.url == "redis://127.0.0.1:56999/0"
