@@ -19,13 +19,18 @@ from fastapi.responses import JSONResponse, Response
 import server
 from server.api import auth, evidence, export, health, ingest, query, receivers, schemas
 from server.api.auth import AUTH_RESPONSES, KeyRing, require
-from server.api.deps import AppState, Metrics
+from server.api.deps import AppState
 from server.api.guard import GuardMiddleware, allowed_hosts
+from server.api.shared import RATE_LIMITED, rate_limit
 from server.bus.base import Bus
+from server.obs import Metrics, count_error
 from server.pipeline import STAGES, StageRunner, build_workers
 from server.progress import Progress
 from server.publisher import Publisher
 from server.settings import Settings
+from server.shared.base import Cache
+from server.shared.factory import build_cache, build_limiter
+from server.shared.invalidate import invalidating
 from server.status import MemoryStatusBoard, StatusBoard, StoreStatusBoard
 from server.store import factory as store_factory
 from server.store.base import CardinalityError, Store, StoreError
@@ -34,9 +39,13 @@ from server.topics import Topics
 log = logging.getLogger("rca")
 
 
-def build_store(settings: Settings) -> Store:
-    """The store of ``RCA_STORE__BACKEND`` / ``RCA_STORE__TELEMETRY_BACKEND`` (see server.store.factory)."""
-    return store_factory.build_store(settings)
+def build_store(settings: Settings, cache: Cache | None = None, metrics: Metrics | None = None) -> Store:
+    """The store of ``RCA_STORE__BACKEND`` / ``RCA_STORE__TELEMETRY_BACKEND`` (see server.store.factory),
+    whose writes invalidate the query cache (``cache``, else the one of ``RCA_CACHE__*``)."""
+    store = store_factory.build_store(settings)
+    cache = build_cache(settings) if cache is None else cache
+    return invalidating(store, cache, on_error=None if metrics is None else
+                        lambda: metrics.shared_errors.labels("cache").inc())
 
 
 def build_bus(settings: Settings) -> Bus:
@@ -76,11 +85,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.role == "api" and settings.bus.backend == "memory":
             raise ValueError("role 'api' needs a bus shared with the workers (RCA_BUS__BACKEND=kafka); "
                              "the in-process bus only works with every stage in this process (role 'all')")
-        store = build_store(settings)
+        metrics = Metrics(role=settings.role)
+        cache = build_cache(settings)
+        store = build_store(settings, cache, metrics)
+        limiter = build_limiter(settings)
         bus = build_bus(settings)
         topics = Topics.of(settings)
         await bus.start(topics.specs())
-        metrics = Metrics()
         status = build_status(settings, store)
         progress = Progress(bus, topics, status)
         runner: StageRunner | None = None
@@ -90,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runner = StageRunner(workers, progress, rca)
         app.state.rca = AppState(settings=settings, store=store, publisher=Publisher(bus, topics),
                                  progress=progress, metrics=metrics,
-                                 keys=KeyRing(store, settings.auth))
+                                 keys=KeyRing(store, settings.auth), limiter=limiter, cache=cache)
         app.state.workers = runner  # not part of AppState: request handlers never see a worker
         if runner is not None:
             runner.start()
@@ -102,6 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await runner.stop()
             await bus.close()
             store.close()
+            await limiter.close()
+            cache.close()
 
     app = FastAPI(
         title="RCA workbench",
@@ -111,14 +124,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     # Roles per router (label and admin routes also check their own, stricter role).
-    app.include_router(ingest.router, dependencies=[require("ingest")], responses=AUTH_RESPONSES)
-    app.include_router(receivers.router, dependencies=[require("ingest")], responses=AUTH_RESPONSES)
+    # Per-client rate limits (RCA_LIMITS__INGEST / __QUERY) per scope, after authentication.
+    limited_ingest = {**AUTH_RESPONSES, **RATE_LIMITED}
+    app.include_router(ingest.router, dependencies=[require("ingest"), rate_limit("ingest")], responses=limited_ingest)
+    app.include_router(receivers.router, dependencies=[require("ingest"), rate_limit("ingest")],
+                       responses=limited_ingest)
     # Signed change webhooks check their own signature or token (RCA_WEBHOOKS__*), not an API key.
     app.include_router(receivers.webhooks_router)
-    app.include_router(query.router, dependencies=[require("read")], responses=AUTH_RESPONSES)
+    app.include_router(query.router, dependencies=[require("read"), rate_limit("query")], responses=limited_ingest)
     app.include_router(health.router)
-    app.include_router(evidence.router, dependencies=[require("read")], responses=AUTH_RESPONSES)
-    app.include_router(export.router, dependencies=[require("read")], responses=AUTH_RESPONSES)
+    app.include_router(evidence.router, dependencies=[require("read"), rate_limit("query")], responses=limited_ingest)
+    app.include_router(export.router, dependencies=[require("read"), rate_limit("query")], responses=limited_ingest)
     app.include_router(auth.router)
     if settings.api.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -131,6 +147,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:
         log.error("store error on %s: %s", request.url.path, exc)
+        state = getattr(request.app.state, "rca", None)
+        if state is not None:
+            count_error(state.metrics, "api", exc)
         return JSONResponse({"detail": f"storage error: {exc}"}, status_code=503)
 
     @app.exception_handler(CardinalityError)

@@ -7,6 +7,8 @@ Examples: ``RCA_DATA_DIR=/var/lib/rca``, ``RCA_PORT=8000``,
 ``RCA_GROUPING__GAP_SECONDS=300``, ``RCA_API__MAX_BODY_BYTES=67108864``,
 ``RCA_API__CORS_ORIGINS='["http://localhost:3000"]'`` (or a comma-separated list).
 ``RCA_WEBHOOKS__GITHUB_SECRET=...``, ``RCA_RECEIVERS__SERVICE_LABELS='["service","job"]'``.
+``RCA_REDIS__URL=redis://127.0.0.1:56379/0``, ``RCA_LIMITS__BACKEND=redis``,
+``RCA_LIMITS__INGEST="50/second;1000/minute"``, ``RCA_CACHE__BACKEND=redis``, ``RCA_METRICS_PORT=9101``.
 """
 
 from __future__ import annotations
@@ -179,6 +181,58 @@ class WebhookSettings(BaseModel):
     github_secret: SecretStr | None = None
     argocd_token: SecretStr | None = None
     launchdarkly_secret: SecretStr | None = None
+class RedisSettings(BaseModel):
+    # The Redis shared by every API and worker process (rate limits, query cache) when
+    # RCA_LIMITS__BACKEND / RCA_CACHE__BACKEND is "redis" (`stack/local.sh env` prints it).
+    url: str = "redis://127.0.0.1:6379/0"
+    # Prefix of every key (several deployments can share one Redis).
+    key_prefix: str = "rca"
+    # Seconds a Redis call may take; past it the limiter lets the request through and the
+    # cache computes the answer (both logged and counted in rca_shared_state_errors_total).
+    timeout_seconds: float = Field(default=0.5, gt=0)
+
+
+def _check_limits(v: str) -> str:
+    if v.strip():
+        from limits import parse_many
+
+        try:
+            parse_many(v)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; write limits like '50/second' or '20/second;600/minute'") from exc
+    return v.strip()
+
+
+class LimitSettings(BaseModel):
+    # Per-client request rate limits (429 with Retry-After past them). memory: a budget per
+    # process; redis: one budget shared by every API process (RCA_REDIS__URL).
+    backend: Literal["memory", "redis"] = "memory"
+    # Limits in the `limits` notation, several separated by ';' ("20/second;600/minute");
+    # empty: no limit. ingest: every /ingest/* endpoint and the telemetry receivers
+    # (remote-write, OTLP, alerts); query: the read endpoints (incidents, services,
+    # changes, evidence, export...). /health, /metrics, the signed webhooks and the admin
+    # endpoints are never limited.
+    ingest: str = ""
+    query: str = ""
+
+    @field_validator("ingest", "query")
+    @classmethod
+    def _parse(cls, v: str) -> str:
+        return _check_limits(v)
+
+
+class CacheSettings(BaseModel):
+    # Short-TTL cache of the hot query answers (incident list, incident, anomalies, suspects,
+    # services, model), dropped by every write that could change them. memory: this
+    # process only (used when every stage runs in it, role "all"; off for role "api", whose
+    # writers live in other processes); redis: shared by every process (RCA_REDIS__URL); off.
+    backend: Literal["memory", "redis", "off"] = "memory"
+    ttl_seconds: float = Field(default=5.0, gt=0)
+    # memory backend: at most this many answers and bytes are kept (least recently used dropped).
+    max_entries: int = Field(default=1024, ge=1)
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+
+
 def _detector_settings() -> type[BaseModel]:
     """Every DetectorConfig field as a setting with the same name, type and default."""
     import dataclasses
@@ -218,3 +272,9 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     # Detector parameters (``RCA_DETECTOR__WARMUP=50``...): see server/detector/core.py.
     detector: DetectorSettings = DetectorSettings()
+    redis: RedisSettings = RedisSettings()
+    limits: LimitSettings = LimitSettings()
+    cache: CacheSettings = CacheSettings()
+    # `rca worker`: serve Prometheus metrics on this port (None: not served). The API serves
+    # them at GET /metrics on its own port.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)

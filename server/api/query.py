@@ -10,9 +10,11 @@ from fastapi import APIRouter, HTTPException, Query
 from server.api import convert, schemas
 from server.api.auth import Principal, audit, require
 from server.api.deps import State, ts_param
+from server.api.shared import cached
 from server.model import Label
 from server.model.labels import matches, parse_matchers
 from server.rca.service import model_info_of_store
+from server.shared.base import STATE, TELEMETRY
 from server.timeutil import iso
 
 router = APIRouter(responses={503: {"model": schemas.ErrorPublic, "description": "storage error"}})
@@ -46,17 +48,25 @@ def list_incidents(
     offset: Annotated[int, Query(ge=0)] = 0,
     until: Annotated[str | None, Query(description="ISO 8601 or epoch seconds; incidents started at or before")] = None,
 ) -> Any:
-    incs = state.store.list_incidents(status=status, service=service, since=ts_param(since, "since"),
-                                      until=ts_param(until, "until"), limit=limit, offset=offset)
-    alerts = _alerts_by_incident(state, [i.id for i in incs])
-    return [convert.incident_public(i, alerts.get(i.id)) for i in incs]
+    lo, hi = ts_param(since, "since"), ts_param(until, "until")
+
+    def compute() -> Any:
+        incs = state.store.list_incidents(status=status, service=service, since=lo, until=hi, limit=limit,
+                                          offset=offset)
+        alerts = _alerts_by_incident(state, [i.id for i in incs])
+        return [convert.incident_public(i, alerts.get(i.id)) for i in incs]
+
+    return cached(state, (STATE,), f"incidents?{status}&{service}&{lo}&{hi}&{limit}&{offset}", compute)
 
 
 @router.get("/incidents/{incident_id}", response_model=schemas.IncidentPublic, tags=["incidents"],
             responses=_NO_INCIDENT)
 def get_incident(incident_id: str, state: State) -> Any:
-    inc = _incident_or_404(state, incident_id)
-    return convert.incident_public(inc, _alerts_by_incident(state, [inc.id]).get(inc.id))
+    def compute() -> Any:
+        inc = _incident_or_404(state, incident_id)
+        return convert.incident_public(inc, _alerts_by_incident(state, [inc.id]).get(inc.id))
+
+    return cached(state, (STATE,), f"incident/{incident_id}", compute)
 
 
 def _alerts_by_incident(state: State, incident_ids: list[str]) -> dict[str, list[Any]]:
@@ -70,15 +80,21 @@ def _alerts_by_incident(state: State, incident_ids: list[str]) -> dict[str, list
 @router.get("/incidents/{incident_id}/anomalies", response_model=list[schemas.AnomalyPublic], tags=["incidents"],
             responses=_NO_INCIDENT)
 def get_anomalies(incident_id: str, state: State) -> Any:
-    inc = _incident_or_404(state, incident_id)
-    return [convert.anomaly_public(a) for a in state.store.list_anomalies(incident_id=inc.id)]
+    def compute() -> Any:
+        inc = _incident_or_404(state, incident_id)
+        return [convert.anomaly_public(a) for a in state.store.list_anomalies(incident_id=inc.id)]
+
+    return cached(state, (STATE,), f"anomalies/{incident_id}", compute)
 
 
 @router.get("/incidents/{incident_id}/suspects", response_model=list[schemas.SuspectPublic], tags=["incidents"],
             summary="Ranked suspects with evidence and explanation, best first", responses=_NO_INCIDENT)
 def get_suspects(incident_id: str, state: State) -> Any:
-    inc = _incident_or_404(state, incident_id)
-    return [convert.suspect_public(s) for s in state.store.list_suspects(incident_id=inc.id)]
+    def compute() -> Any:
+        inc = _incident_or_404(state, incident_id)
+        return [convert.suspect_public(s) for s in state.store.list_suspects(incident_id=inc.id)]
+
+    return cached(state, (STATE,), f"suspects/{incident_id}", compute)
 
 
 @router.get("/incidents/{incident_id}/labels", response_model=list[schemas.LabelPublic], tags=["incidents"],
@@ -181,8 +197,9 @@ def get_change(change_id: str, state: State) -> Any:
 
 @router.get("/services", response_model=list[schemas.ServicePublic], tags=["services"])
 def list_services(state: State) -> Any:
-    return [{"name": s["name"], "metrics": s["metrics"], "last_seen": iso(s["last_seen"])}
-            for s in state.store.list_services()]
+    return cached(state, (STATE, TELEMETRY), "services", lambda: [
+        {"name": s["name"], "metrics": s["metrics"], "last_seen": iso(s["last_seen"])}
+        for s in state.store.list_services()])
 
 
 _LABEL_DOC = ("label matcher key=value (repeatable: every matcher must hold); selects the label sets of the "
@@ -235,4 +252,4 @@ def get_series(
 @router.get("/model", tags=["model"], summary="Ranking model: version, labels used, held-out accuracy (extension)",
             response_model=schemas.ModelInfoPublic, response_model_exclude_unset=True)
 def get_model(state: State) -> Any:
-    return model_info_of_store(state.store)
+    return cached(state, (STATE,), "model", lambda: model_info_of_store(state.store))

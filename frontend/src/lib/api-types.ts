@@ -1647,6 +1647,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description processing is behind (Retry-After); nothing stored */
             503: {
                 headers: {
@@ -1719,6 +1728,15 @@ export interface operations {
             };
             /** @description invalid batch; nothing stored */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1805,6 +1823,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description processing is behind (Retry-After); nothing stored */
             503: {
                 headers: {
@@ -1877,6 +1904,15 @@ export interface operations {
             };
             /** @description invalid batch; nothing stored */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1963,6 +1999,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description processing is behind (Retry-After); nothing stored */
             503: {
                 headers: {
@@ -2035,6 +2080,15 @@ export interface operations {
             };
             /** @description invalid batch; nothing stored */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2129,6 +2183,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
         };
     };
     otlp_metrics_v1_metrics_post: {
@@ -2213,6 +2276,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
         };
     };
     otlp_logs_v1_logs_post: {
@@ -2295,6 +2367,15 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2383,6 +2464,15 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2687,6 +2777,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
@@ -2748,6 +2847,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
             /** @description storage error */
@@ -2813,6 +2921,15 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
@@ -2874,6 +2991,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
             /** @description storage error */
@@ -2939,6 +3065,15 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
@@ -2999,6 +3134,15 @@ export interface operations {
             };
             /** @description invalid label */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3069,6 +3213,15 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
@@ -3120,6 +3273,15 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3190,6 +3352,15 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
@@ -3232,6 +3403,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description storage error */
             503: {
@@ -3288,6 +3468,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
             /** @description storage error */
@@ -3361,6 +3550,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
@@ -3403,6 +3601,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description storage error */
             503: {
@@ -3530,6 +3737,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
         };
     };
     get_change_incidents_changes__change_id__incidents_get: {
@@ -3577,6 +3793,15 @@ export interface operations {
             };
             /** @description invalid parameter */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3636,6 +3861,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
         };
     };
     export_export_get: {
@@ -3684,6 +3918,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
