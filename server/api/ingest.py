@@ -16,6 +16,7 @@ from server.api import schemas
 from server.api.deps import AppState, State
 from server.api.validation import (
     BatchError,
+    check_table_bounds,
     parse_items,
     validate_changes,
     validate_edges,
@@ -183,6 +184,7 @@ async def _ingest_table(request: Request, state: State, kind: str, key: str,
             items = parse_items(body, key, ndjson=ndjson)
             _too_many(state, len(items))
             table = validate(items)
+        check_table_bounds(table, key)
         insert(table)
         return table
 

@@ -1601,26 +1601,32 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -1636,7 +1642,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -1647,12 +1664,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description processing is behind (Retry-After); nothing stored */
-            503: {
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -1680,26 +1710,32 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -1715,7 +1751,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -1726,12 +1773,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description processing is behind (Retry-After); nothing stored */
-            503: {
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -1759,26 +1819,32 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -1794,7 +1860,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -1805,12 +1882,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description processing is behind (Retry-After); nothing stored */
-            503: {
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -1838,26 +1928,32 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -1873,7 +1969,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -1884,12 +1991,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description processing is behind (Retry-After); nothing stored */
-            503: {
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -1917,26 +2037,32 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -1952,7 +2078,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -1963,12 +2100,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description processing is behind (Retry-After); nothing stored */
-            503: {
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -1996,26 +2146,32 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -2031,7 +2187,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -2042,12 +2209,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description processing is behind (Retry-After); nothing stored */
-            503: {
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -2082,19 +2262,32 @@ export interface operations {
                     };
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -2118,6 +2311,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2127,6 +2329,26 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2166,19 +2388,32 @@ export interface operations {
                     };
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -2202,6 +2437,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2211,6 +2455,26 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2250,19 +2514,32 @@ export interface operations {
                     };
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -2286,6 +2563,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2295,6 +2581,26 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2338,19 +2644,32 @@ export interface operations {
                     };
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -2374,6 +2693,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2383,6 +2711,26 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2436,6 +2784,24 @@ export interface operations {
                     };
                 };
             };
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description body too large */
             413: {
                 headers: {
@@ -2458,6 +2824,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2467,6 +2842,26 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2520,6 +2915,24 @@ export interface operations {
                     };
                 };
             };
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description body too large */
             413: {
                 headers: {
@@ -2542,6 +2955,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2551,6 +2973,26 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2602,6 +3044,24 @@ export interface operations {
                     };
                 };
             };
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description body too large */
             413: {
                 headers: {
@@ -2624,6 +3084,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2633,6 +3102,26 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2664,19 +3153,32 @@ export interface operations {
                     "application/json": components["schemas"]["IncidentPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description Unprocessable Entity */
             422: {
@@ -2687,9 +3189,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2718,22 +3231,35 @@ export interface operations {
                     "application/json": components["schemas"]["IncidentPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2750,9 +3276,20 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2781,22 +3318,35 @@ export interface operations {
                     "application/json": components["schemas"]["AnomalyPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2813,9 +3363,20 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2844,22 +3405,35 @@ export interface operations {
                     "application/json": components["schemas"]["SuspectPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2876,9 +3450,20 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2907,22 +3492,35 @@ export interface operations {
                     "application/json": components["schemas"]["LabelPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2939,9 +3537,20 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2974,22 +3583,62 @@ export interface operations {
                     "application/json": components["schemas"]["LabelPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description the body cannot be decoded (not UTF-8 JSON); nothing stored */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident, suspect or change */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description request body over RCA_API__MAX_BODY_BYTES, or more items than RCA_API__MAX_BATCH_ITEMS; nothing stored */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3006,9 +3655,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3037,22 +3697,35 @@ export interface operations {
                     "application/json": components["schemas"]["RerunAccepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3069,9 +3742,20 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3104,19 +3788,32 @@ export interface operations {
                     "application/json": components["schemas"]["ChangePublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description Unprocessable Entity */
             422: {
@@ -3127,9 +3824,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3158,22 +3866,35 @@ export interface operations {
                     "application/json": components["schemas"]["ChangePublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown change */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3190,9 +3911,20 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3219,23 +3951,47 @@ export interface operations {
                     "application/json": components["schemas"]["ServicePublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3267,19 +4023,32 @@ export interface operations {
                     "application/json": components["schemas"]["SeriesInfoPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description Validation Error */
             422: {
@@ -3290,9 +4059,20 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3329,22 +4109,35 @@ export interface operations {
                     "application/json": components["schemas"]["SeriesPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown series */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3361,9 +4154,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3390,23 +4194,47 @@ export interface operations {
                     "application/json": components["schemas"]["ModelInfoPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3433,6 +4261,24 @@ export interface operations {
                     "application/json": components["schemas"]["HealthPublic"];
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
         };
     };
     metrics_metrics_get: {
@@ -3453,19 +4299,52 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -3498,19 +4377,23 @@ export interface operations {
                     "application/json": components["schemas"]["LogPatternsPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident or change */
             404: {
@@ -3521,9 +4404,38 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid parameter */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3552,19 +4464,23 @@ export interface operations {
                     "application/json": components["schemas"]["ChangeIncidentPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident or change */
             404: {
@@ -3575,9 +4491,38 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid parameter */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3604,19 +4549,23 @@ export interface operations {
                     "application/json": components["schemas"]["ModelVersionPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident or change */
             404: {
@@ -3627,9 +4576,38 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid parameter */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3663,19 +4641,32 @@ export interface operations {
                     "application/zip": string;
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description Validation Error */
             422: {
@@ -3684,6 +4675,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -3706,19 +4717,52 @@ export interface operations {
                     "application/json": components["schemas"]["KeyPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -3744,26 +4788,88 @@ export interface operations {
                     "application/json": components["schemas"]["KeyCreated"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description the body cannot be decoded (not UTF-8 JSON); nothing stored */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description request body over RCA_API__MAX_BODY_BYTES, or more items than RCA_API__MAX_BATCH_ITEMS; nothing stored */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown role or bad name */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -3787,22 +4893,35 @@ export interface operations {
                     "application/json": components["schemas"]["KeyPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description no such active key */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3817,6 +4936,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -3842,19 +4981,32 @@ export interface operations {
                     "application/json": components["schemas"]["AuditPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description Validation Error */
             422: {
@@ -3863,6 +5015,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
