@@ -155,6 +155,17 @@ def test_body_and_batch_limits_refuse_with_413_and_store_nothing(tmp_path: Path)
         assert c.post("/ingest/metrics", json={"points": [POINT]}).status_code == 202
 
 
+def test_a_change_id_of_another_kind_is_refused(http: httpx.Client) -> None:
+    assert http.post("/ingest/deployments", json={**DEP, "id": "chg-1"}).status_code == 202
+    assert http.post("/ingest/deployments", json={**DEP, "id": "chg-1"}).status_code == 202  # same kind: idempotent
+    r = http.post("/ingest/config_changes", json={"config_changes": [
+        {"id": "cfg-ok", "service": "web", "ts": T0, "key": "k"}, {"id": "chg-1", "service": "web", "ts": T0, "key": "k"}]})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "config_changes", 1, "id"]
+    assert "already used by a deployment" in r.json()["detail"][0]["msg"]
+    assert [c["id"] for c in http.get("/changes").json()] == ["chg-1"]  # nothing of the refused batch
+
+
 def test_unknown_fields_are_ignored_and_harmless(http: httpx.Client) -> None:
     extra = {"x-future": {"nested": [1, {"deep": None}]}, "pod": 7}
     assert http.post("/ingest/metrics", json={"points": [{**POINT, **extra}], "version": 2}).status_code == 202
