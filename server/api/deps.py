@@ -44,7 +44,8 @@ State = Annotated[AppState, Depends(get_state)]
 
 
 def ts_param(value: str | None, name: str) -> float | None:
-    if value is None:
+    """A time bound from a query parameter (``?since=`` with nothing after it means no bound)."""
+    if value is None or not value.strip():
         return None
     try:
         return parse_ts(value)

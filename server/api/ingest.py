@@ -16,6 +16,7 @@ from server.api import schemas
 from server.api.deps import AppState, State
 from server.api.validation import (
     BatchError,
+    check_table_bounds,
     parse_items,
     validate_changes,
     validate_edges,
@@ -183,6 +184,7 @@ async def _ingest_table(request: Request, state: State, kind: str, key: str,
             items = parse_items(body, key, ndjson=ndjson)
             _too_many(state, len(items))
             table = validate(items)
+        check_table_bounds(table, key)
         insert(table)
         return table
 
@@ -241,6 +243,22 @@ async def _logs(request: Request, state: State) -> JSONResponse:
     return response
 
 
+def _check_id_kinds(state: AppState, items: list[Any], pairs: list[tuple[Any, bool]], kind: str, key: str) -> None:
+    """A given id that a change of another kind already has is refused (422 naming the
+    item): re-sending an id is idempotent, but only for the same kind of change."""
+    if not any(was_given for _, was_given in pairs):
+        return
+    given: dict[str, int] = {}
+    for i, item in enumerate(items):  # index of the first item with each id (items are valid objects here)
+        cid = item.get("id") if isinstance(item, dict) else None
+        if isinstance(cid, str) and cid:
+            given.setdefault(cid, i)
+    clash = [c for c in state.store.get_changes(change_ids=list(given)) if c.kind != kind]
+    if clash:
+        raise BatchError([{"loc": ["body", key, given[c.id], "id"], "type": "value_error",
+                           "msg": f"id {c.id!r} is already used by a {c.kind}; choose another id"} for c in clash])
+
+
 async def _ingest_changes(request: Request, state: State, kind: str, key: str) -> JSONResponse:
     body = await read_batch(request, state)
 
@@ -248,6 +266,7 @@ async def _ingest_changes(request: Request, state: State, kind: str, key: str) -
         items = parse_items(body, key, allow_single=True)
         _too_many(state, len(items))
         pairs = validate_changes(items, kind, key)
+        _check_id_kinds(state, items, pairs, kind, key)
         missing = [c for c, given in pairs if not given]
         if missing:
             for c, new_id in zip(missing, state.store.next_ids(prefix=_ID_PREFIX[kind], n=len(missing)), strict=True):

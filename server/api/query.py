@@ -17,6 +17,8 @@ from server.rca.service import model_info_of_store
 from server.shared.base import STATE, TELEMETRY
 from server.timeutil import iso
 
+MAX_OFFSET = 1_000_000_000  # beyond any store's row count, and within every store's integer range
+
 router = APIRouter(responses={503: {"model": schemas.ErrorPublic, "description": "storage error"}})
 
 _NO_INCIDENT: dict[int | str, dict[str, Any]] = {
@@ -45,7 +47,7 @@ def list_incidents(
     service: str | None = None,
     since: Annotated[str | None, Query(description="ISO 8601 or epoch seconds; incidents started at or after")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     until: Annotated[str | None, Query(description="ISO 8601 or epoch seconds; incidents started at or before")] = None,
 ) -> Any:
     lo, hi = ts_param(since, "since"), ts_param(until, "until")

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from server.api import schemas
 from server.api.deps import AppState, State
 from server.api.ingest import idempotent, read_batch
+from server.api.validation import check_table_bounds
 from server.ingest import alerts as alert_parser
 from server.ingest import otlp, remote_write, webhooks
 from server.ingest.errors import BatchError, DecodeError, Unauthorized, UnsupportedMediaType
@@ -109,6 +110,7 @@ async def remote_write_endpoint(request: Request, state: State) -> Response:
         raw = remote_write.decompress(body, state.settings.api.max_body_bytes, request.headers.get("content-encoding"))
         res = remote_write.decode(raw, proto=proto, cache=_series_cache(state))
         _check_items(state, res.table.num_rows)
+        check_table_bounds(res.table, "samples")
         state.store.insert_metrics(table=res.table)
         return res
 
@@ -151,10 +153,12 @@ async def _otlp(request: Request, state: AppState, signal: str) -> Response:
         if signal == "metrics":
             res = otlp.decode_metrics(raw, mtype, resource_labels=state.settings.receivers.otlp_resource_labels)
             _check_items(state, res.table.num_rows)
+            check_table_bounds(res.table, "dataPoints")
             state.store.insert_metrics(table=res.table)
         else:
             res = otlp.decode_logs(raw, mtype)
             _check_items(state, res.table.num_rows)
+            check_table_bounds(res.table, "logRecords")
             state.store.insert_logs(table=res.table)
         return mtype, res
 

@@ -185,12 +185,12 @@ class TopologyIn(_In):
 
 
 class LabelIn(_In):
-    change_id: str | None = None
-    suspect_id: str | None = None
-    service: str | None = Field(default=None, description="names a root-service suspect (instead of a change)")
+    change_id: Short | None = None
+    suspect_id: Short | None = None
+    service: Short | None = Field(default=None, description="names a root-service suspect (instead of a change)")
     verdict: Literal["cause", "not_cause"]
     author: Short | None = None
-    note: str | None = None
+    note: Text | None = None
 
 
 # ---- responses --------------------------------------------------------------------------

@@ -20,7 +20,6 @@ import orjson
 from fastapi import Depends, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 
-from server.api import schemas
 from server.api.auth import Principal, principal
 from server.api.deps import AppState, State
 from server.obs import count_shared_error
@@ -38,11 +37,6 @@ def _warn(component: str, state: AppState, msg: str, exc: Exception) -> None:
     if now - _warned.get(component, -1e9) >= 10.0:
         _warned[component] = now
         log.warning("%s: %s", msg, exc)
-
-
-RATE_LIMITED: dict[int | str, dict[str, Any]] = {
-    429: {"model": schemas.ErrorPublic, "description": "this client's request rate is over the limit (RCA_LIMITS__*); retry after the "
-                         "seconds in Retry-After"}}
 
 
 def client_of(request: Request, who: Principal) -> str:

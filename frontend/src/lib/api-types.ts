@@ -1601,26 +1601,32 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -1636,7 +1642,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -1647,8 +1664,19 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1659,9 +1687,13 @@ export interface operations {
             /** @description processing is behind (Retry-After); nothing stored */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -1689,26 +1721,32 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -1724,7 +1762,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -1735,8 +1784,19 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1747,9 +1807,13 @@ export interface operations {
             /** @description processing is behind (Retry-After); nothing stored */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -1777,26 +1841,32 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -1812,7 +1882,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -1823,8 +1904,19 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1835,9 +1927,13 @@ export interface operations {
             /** @description processing is behind (Retry-After); nothing stored */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -1865,26 +1961,32 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -1900,7 +2002,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -1911,8 +2024,19 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1923,9 +2047,13 @@ export interface operations {
             /** @description processing is behind (Retry-After); nothing stored */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -1953,26 +2081,32 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -1988,7 +2122,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -1999,8 +2144,19 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2011,9 +2167,13 @@ export interface operations {
             /** @description processing is behind (Retry-After); nothing stored */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -2041,26 +2201,32 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -2076,7 +2242,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -2087,8 +2264,19 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2099,9 +2287,13 @@ export interface operations {
             /** @description processing is behind (Retry-After); nothing stored */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -2136,19 +2328,32 @@ export interface operations {
                     };
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -2172,6 +2377,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2183,9 +2397,31 @@ export interface operations {
                     };
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2229,19 +2465,32 @@ export interface operations {
                     };
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -2265,6 +2514,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2276,9 +2534,31 @@ export interface operations {
                     };
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2322,19 +2602,32 @@ export interface operations {
                     };
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -2358,6 +2651,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2369,9 +2671,31 @@ export interface operations {
                     };
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2419,19 +2743,32 @@ export interface operations {
                     };
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -2455,6 +2792,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2466,9 +2812,31 @@ export interface operations {
                     };
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2526,6 +2894,24 @@ export interface operations {
                     };
                 };
             };
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description body too large */
             413: {
                 headers: {
@@ -2548,6 +2934,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2557,6 +2952,26 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2610,6 +3025,24 @@ export interface operations {
                     };
                 };
             };
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description body too large */
             413: {
                 headers: {
@@ -2632,6 +3065,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2641,6 +3083,26 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2692,6 +3154,24 @@ export interface operations {
                     };
                 };
             };
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description body too large */
             413: {
                 headers: {
@@ -2714,6 +3194,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2723,6 +3212,26 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2754,19 +3263,32 @@ export interface operations {
                     "application/json": components["schemas"]["IncidentPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description Unprocessable Entity */
             422: {
@@ -2777,8 +3299,19 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2789,6 +3322,8 @@ export interface operations {
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2817,22 +3352,35 @@ export interface operations {
                     "application/json": components["schemas"]["IncidentPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2849,8 +3397,19 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2861,6 +3420,8 @@ export interface operations {
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2889,22 +3450,35 @@ export interface operations {
                     "application/json": components["schemas"]["AnomalyPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2921,8 +3495,19 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2933,6 +3518,8 @@ export interface operations {
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2961,22 +3548,35 @@ export interface operations {
                     "application/json": components["schemas"]["SuspectPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2993,8 +3593,19 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3005,6 +3616,8 @@ export interface operations {
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3033,22 +3646,35 @@ export interface operations {
                     "application/json": components["schemas"]["LabelPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3065,8 +3691,19 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3077,6 +3714,8 @@ export interface operations {
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3109,22 +3748,62 @@ export interface operations {
                     "application/json": components["schemas"]["LabelPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description the body cannot be decoded (not UTF-8 JSON); nothing stored */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident, suspect or change */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description request body over RCA_API__MAX_BODY_BYTES, or more items than RCA_API__MAX_BATCH_ITEMS; nothing stored */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3141,8 +3820,19 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3153,6 +3843,8 @@ export interface operations {
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3181,22 +3873,35 @@ export interface operations {
                     "application/json": components["schemas"]["RerunAccepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3213,8 +3918,19 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3225,6 +3941,8 @@ export interface operations {
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3257,19 +3975,32 @@ export interface operations {
                     "application/json": components["schemas"]["ChangePublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description Unprocessable Entity */
             422: {
@@ -3280,8 +4011,19 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3292,6 +4034,8 @@ export interface operations {
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3320,22 +4064,35 @@ export interface operations {
                     "application/json": components["schemas"]["ChangePublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown change */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3352,8 +4109,19 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3364,6 +4132,8 @@ export interface operations {
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3390,22 +4160,46 @@ export interface operations {
                     "application/json": components["schemas"]["ServicePublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3416,6 +4210,8 @@ export interface operations {
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3447,19 +4243,32 @@ export interface operations {
                     "application/json": components["schemas"]["SeriesInfoPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description Validation Error */
             422: {
@@ -3470,8 +4279,19 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3482,6 +4302,8 @@ export interface operations {
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3518,22 +4340,35 @@ export interface operations {
                     "application/json": components["schemas"]["SeriesPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown series */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3550,8 +4385,19 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3562,6 +4408,8 @@ export interface operations {
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3588,22 +4436,46 @@ export interface operations {
                     "application/json": components["schemas"]["ModelInfoPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3614,6 +4486,8 @@ export interface operations {
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3640,6 +4514,24 @@ export interface operations {
                     "application/json": components["schemas"]["HealthPublic"];
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
         };
     };
     metrics_metrics_get: {
@@ -3660,19 +4552,52 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -3705,22 +4630,35 @@ export interface operations {
                     "application/json": components["schemas"]["LogPatternsPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident or change */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3737,9 +4675,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3768,22 +4728,35 @@ export interface operations {
                     "application/json": components["schemas"]["ChangeIncidentPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident or change */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3800,9 +4773,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3829,22 +4824,35 @@ export interface operations {
                     "application/json": components["schemas"]["ModelVersionPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident or change */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3861,9 +4869,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3897,19 +4927,32 @@ export interface operations {
                     "application/zip": string;
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description Validation Error */
             422: {
@@ -3920,9 +4963,31 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
-            /** @description this client's request rate is over the limit (RCA_LIMITS__*); retry after the seconds in Retry-After */
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
             429: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3949,19 +5014,52 @@ export interface operations {
                     "application/json": components["schemas"]["KeyPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -3987,26 +5085,88 @@ export interface operations {
                     "application/json": components["schemas"]["KeyCreated"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description the body cannot be decoded (not UTF-8 JSON); nothing stored */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description request body over RCA_API__MAX_BODY_BYTES, or more items than RCA_API__MAX_BATCH_ITEMS; nothing stored */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown role or bad name */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -4030,22 +5190,35 @@ export interface operations {
                     "application/json": components["schemas"]["KeyPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description no such active key */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4060,6 +5233,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -4085,19 +5278,32 @@ export interface operations {
                     "application/json": components["schemas"]["AuditPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description Validation Error */
             422: {
@@ -4106,6 +5312,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
