@@ -42,7 +42,7 @@ async def test_list_shows_incidents_of_a_replayed_scenario(scenario_server: Embe
     with RcaClient(scenario_server.url) as c:
         expected = {i.id for i in c.incidents(limit=1000)}
     assert expected, "the scenario should open at least one incident"
-    app = RcaTui(scenario_server.url, refresh=0.3)
+    app = RcaTui(scenario_server.url, refresh=0.3, slow_after=60.0)  # a loaded machine is not "slow" here
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(lambda: list_screen(app).loaded)
         assert set(table_keys(app, "incidents")) == expected
@@ -194,7 +194,7 @@ async def test_server_down_is_shown_and_the_app_reconnects(tmp_path: Path) -> No
     srv = EmbeddedServer(data_dir=tmp_path / "data").start()
     seed_small(store_of(srv))
     port = srv.port
-    app = RcaTui(srv.url, refresh=0.2, timeout=2.0)
+    app = RcaTui(srv.url, refresh=0.2, timeout=2.0, slow_after=60.0)
     try:
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(lambda: list_screen(app).loaded)
@@ -213,7 +213,7 @@ async def test_server_down_is_shown_and_the_app_reconnects(tmp_path: Path) -> No
 
 async def test_starting_before_the_server_connects_once_it_is_up(tmp_path: Path) -> None:
     port = free_port()
-    app = RcaTui(f"http://127.0.0.1:{port}", refresh=0.2, timeout=2.0)
+    app = RcaTui(f"http://127.0.0.1:{port}", refresh=0.2, timeout=2.0, slow_after=60.0)
     async with app.run_test(size=SIZE):
         await wait_for(lambda: "unreachable" in status_bar(app))
         assert "loading" in str(app.screen.query_one("#empty").render())

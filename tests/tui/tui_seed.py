@@ -132,7 +132,7 @@ def seed_many(store: Store, *, n_incidents: int = 5000, n_suspects: int = 200) -
     store.replace_suspects(incident_id="inc-1", suspects=suspects("inc-1", n_suspects))
 
 
-async def wait_for(cond: Callable[[], bool], timeout: float = 10.0, step: float = 0.05) -> None:
+async def wait_for(cond: Callable[[], bool], timeout: float = 30.0, step: float = 0.05) -> None:
     """Let the app run until ``cond()`` holds (fails the test after ``timeout``)."""
     deadline = time.monotonic() + timeout
     while not cond():
