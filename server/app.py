@@ -28,7 +28,7 @@ from server.publisher import Publisher
 from server.settings import Settings
 from server.status import MemoryStatusBoard, StatusBoard, StoreStatusBoard
 from server.store import factory as store_factory
-from server.store.base import CardinalityError, Store, StoreError
+from server.store.base import CardinalityError, PointLog, Store, StoreError
 from server.topics import Topics
 
 log = logging.getLogger("rca")
@@ -39,11 +39,22 @@ def build_store(settings: Settings) -> Store:
     return store_factory.build_store(settings)
 
 
-def build_bus(settings: Settings) -> Bus:
+def build_bus(settings: Settings, store: Store | None = None) -> Bus:
+    """The bus of ``RCA_BUS__BACKEND``. The in-process bus is durable: the stages' messages
+    and committed offsets under ``<data dir>/bus``, and (given the store) the metrics and
+    events topics read back from the store itself (:mod:`server.journal`)."""
     if settings.bus.backend == "memory":
-        from server.bus.memory import MemoryBus
+        from server.bus.memory import MemoryBus, SourceLog
+        from server.journal import JournalSource, PointsSource
 
-        return MemoryBus(maxsize=settings.bus.max_queued_messages, bounded=[Topics.of(settings).metrics])
+        topics = Topics.of(settings)
+        sources: dict[str, SourceLog] = {}
+        if store is not None:
+            sources[topics.events] = JournalSource(store, topics.events)
+            if isinstance(store, PointLog):
+                sources[topics.metrics] = PointsSource(store, settings.bus.partitions)
+        return MemoryBus(maxsize=settings.bus.max_queued_messages, bounded=[topics.metrics],
+                         log_dir=Path(settings.data_dir) / "bus" if store is not None else None, sources=sources)
     if settings.bus.backend == "kafka":
         from server.bus.kafka import KafkaBus
 
@@ -77,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ValueError("role 'api' needs a bus shared with the workers (RCA_BUS__BACKEND=kafka); "
                              "the in-process bus only works with every stage in this process (role 'all')")
         store = build_store(settings)
-        bus = build_bus(settings)
+        bus = build_bus(settings, store)
         topics = Topics.of(settings)
         await bus.start(topics.specs())
         metrics = Metrics()
@@ -88,7 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             workers, rca = build_workers(STAGES, store=store, bus=bus, settings=settings, status=status,
                                          metrics=metrics)
             runner = StageRunner(workers, progress, rca)
-        app.state.rca = AppState(settings=settings, store=store, publisher=Publisher(bus, topics),
+        in_process = settings.bus.backend == "memory"
+        publisher = Publisher(bus, topics, store, journal=in_process,
+                              points_log=in_process and isinstance(store, PointLog))
+        app.state.rca = AppState(settings=settings, store=store, publisher=publisher,
                                  progress=progress, metrics=metrics,
                                  keys=KeyRing(store, settings.auth))
         app.state.workers = runner  # not part of AppState: request handlers never see a worker

@@ -108,7 +108,7 @@ class Points:
         uniq = enc.dictionary.to_numpy()
         code = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
         parts = []
-        for c, size in reversed(list(zip(cols, sizes, strict=True))):
+        for size in reversed(sizes):
             parts.append(uniq % size)
             uniq = uniq // size
         lab_i, met_i, svc_i = parts
@@ -164,7 +164,7 @@ class Points:
         return _ipc(self.series), _ipc(pts)
 
     @classmethod
-    def from_ipc(cls, series: bytes, points: bytes) -> Points:
+    def from_ipc(cls, series: bytes | memoryview, points: bytes | memoryview) -> Points:
         s = _read(series)
         p = _read(points)
         if p.num_rows == 0:

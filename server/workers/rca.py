@@ -63,7 +63,7 @@ class RcaWorker(StageWorker):
                  metrics: Any = None, member_id: str | None = None) -> None:
         self.topics_ = Topics.of(settings)
         super().__init__(bus=bus, status=status, group=self.topics_.group("rca"),
-                         topics=[self.topics_.analysis], member_id=member_id)
+                         topics=self.topics_.consumed("rca"), member_id=member_id)
         self.store = store
         self.settings = settings
         self.rca = rca
@@ -172,15 +172,17 @@ class RetrainWorker(StageWorker):
                  member_id: str | None = None) -> None:
         self.topics_ = Topics.of(settings)
         super().__init__(bus=bus, status=status, group=self.topics_.group("retrain"),
-                         topics=[self.topics_.labels], member_id=member_id)
+                         topics=self.topics_.consumed("retrain"), member_id=member_id)
         self.store = store
         self.rca = rca
 
     async def handle(self, deliveries: list[Delivery]) -> bool:
         incidents: set[str] = set()
+        labels = 0
         for d in deliveries:
             ev = decode(d.value)
             if isinstance(ev, LabelAdded):
+                labels += 1
                 label = next((lbl for lbl in self.store.list_labels(incident_id=ev.incident_id)
                               if lbl.id == ev.label_id), None)
                 if label is None:  # moved with a merge since
@@ -188,6 +190,8 @@ class RetrainWorker(StageWorker):
                 if label is not None:
                     self.rca.on_label(label)
                 incidents.add(ev.incident_id)
+        if not labels:
+            return True  # other events on the topic are for other stages
         # the labelled incidents are re-ranked at once; retraining follows
         await self.bus.publish(self.topics_.analysis, encode(IncidentsNeedRca(incident_ids=tuple(sorted(incidents)))),
                                key=b"labels")
