@@ -24,7 +24,7 @@ from server.api.validation import (
     validate_metrics,
 )
 from server.events import TopologyChanged
-from server.ingest import arrow_ipc
+from server.ingest import arrow_ipc, json_points
 from server.ingest.errors import DecodeError
 from server.model import Edge
 from server.model.points import Points
@@ -198,19 +198,12 @@ def _body_doc(model: type, key: str, single: type | None = None) -> dict[str, An
 
 async def _decode_table(request: Request, state: State, kind: str, key: str,
                         validate: Callable[[list[Any]], pa.Table]) -> pa.Table | JSONResponse:
-    """Read and validate as a whole one metric or log batch (JSON, bare array or NDJSON; Arrow
-    IPC for metrics): the table, or the 4xx response naming what is wrong (nothing stored)."""
-    accepted = _JSON_TYPES + ((arrow_ipc.MEDIA_TYPE,) if key == "points" else ())
-    body = await read_batch(request, state, accepted=accepted)
-    ctype = request.headers.get("content-type", "")
-    ndjson = ctype.startswith(("application/x-ndjson", "application/ndjson"))
-    arrow = key == "points" and ctype.startswith(arrow_ipc.MEDIA_TYPE)
+    """Read and validate as a whole one log batch (JSON, bare array or NDJSON): the table,
+    or the 4xx response naming what is wrong (nothing stored)."""
+    body = await read_batch(request, state)
+    ndjson = request.headers.get("content-type", "").startswith(("application/x-ndjson", "application/ndjson"))
 
     def work() -> pa.Table:
-        if arrow:
-            table = arrow_ipc.decode(body)
-            _too_many(state, table.num_rows)
-            return table
         items = parse_items(body, key, ndjson=ndjson)
         _too_many(state, len(items))
         return validate(items)
@@ -219,8 +212,34 @@ async def _decode_table(request: Request, state: State, kind: str, key: str,
         return await asyncio.to_thread(work)
     except BatchError as exc:
         return _reject(state, kind, exc)
+
+
+async def _decode_points(request: Request, state: State) -> Points | JSONResponse:
+    """Read and validate as a whole one metric batch (JSON, bare array, NDJSON or Arrow IPC):
+    the batch, or the 4xx response naming what is wrong (nothing stored)."""
+    body = await read_batch(request, state, accepted=_JSON_TYPES + (arrow_ipc.MEDIA_TYPE,))
+    ctype = request.headers.get("content-type", "")
+    ndjson = ctype.startswith(("application/x-ndjson", "application/ndjson"))
+
+    def work() -> Points:
+        if ctype.startswith(arrow_ipc.MEDIA_TYPE):
+            points = arrow_ipc.decode_points(body)
+        else:
+            fast = json_points.decode(body, ndjson=ndjson)
+            if fast is None:  # not the common shape, or something is wrong: the reference path says what
+                items = parse_items(body, "points", ndjson=ndjson)
+                _too_many(state, len(items))
+                return Points.from_table(validate_metrics(items))
+            points = fast
+        _too_many(state, points.n)
+        return points
+
+    try:
+        return await asyncio.to_thread(work)
+    except BatchError as exc:
+        return _reject(state, "metrics", exc)
     except DecodeError as exc:
-        state.metrics.rejected.labels(kind).inc()
+        state.metrics.rejected.labels("metrics").inc()
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
 
@@ -252,15 +271,14 @@ async def ingest_metrics(request: Request, state: State) -> JSONResponse:
 
 
 async def _metrics(request: Request, state: State) -> JSONResponse:
-    got = await _decode_table(request, state, "metrics", "points", validate_metrics)
+    got = await _decode_points(request, state)
     if isinstance(got, JSONResponse):
         return got
-    if got.num_rows:
-        points = await asyncio.to_thread(Points.from_table, got)
-        refused = await store_points(state, points)
+    if got.n:
+        refused = await store_points(state, got)
         if refused is not None:
             return refused
-    return _accepted(got.num_rows)
+    return _accepted(got.n)
 
 
 @router.post("/ingest/logs", status_code=202, openapi_extra=_body_doc(schemas.LogIn, "logs"),

@@ -114,14 +114,15 @@ def _series_cache(state: AppState) -> remote_write.SeriesCache:
 async def remote_write_endpoint(request: Request, state: State) -> Response:
     body = await read_batch(request, state, accepted=_RW_TYPES)
 
-    def work() -> tuple[remote_write.WriteResult, Points]:
+    def work() -> remote_write.WriteResult:
         proto = remote_write.protocol_of(request.headers.get("content-type"))
         raw = remote_write.decompress(body, state.settings.api.max_body_bytes, request.headers.get("content-encoding"))
         res = remote_write.decode(raw, proto=proto, cache=_series_cache(state))
-        _check_items(state, res.table.num_rows)
-        return res, Points.from_table(res.table)
+        _check_items(state, res.points.n)
+        return res
 
-    res, points = await _run(state, "remote_write", work)
+    res = await _run(state, "remote_write", work)
+    points = res.points
     n = points.n
     if n:
         refused = await store_points(state, points, "remote_write")

@@ -38,6 +38,7 @@ class DetectorStage:
         self.detector = StreamingDetector(config)
         self.index: dict[str, int] = {}  # "service SEP metric SEP labels" -> series
         self.by_key: dict[SeriesKey, int] = {}  # (service, metric, labels or None) -> series
+        self._batch_cache: tuple[pa.Table, np.ndarray] | None = None  # the last batch's series and their indices
         self.names: list[tuple[str, str]] = []
         self.labels: list[str] = []  # canonical label text per series ("" for none)
         self._parsed: dict[str, dict[str, str] | None] = {"": None}
@@ -60,6 +61,7 @@ class DetectorStage:
     def load(self, path: Path) -> bool:
         if not path.exists():
             return False
+        self._batch_cache = None
         with np.load(path, allow_pickle=True) as z:
             names = [str(x) for x in z["names"]]
             # a state file written before series had labels: every series has the empty label set
@@ -130,14 +132,19 @@ class DetectorStage:
         each, the points go to the kernel as arrays."""
         if points.n == 0:
             return []
-        by_key = self.by_key
-        mapping = np.empty(points.k, dtype=np.int64)
-        for j, key in enumerate(points.keys()):
-            i = by_key.get(key)
-            if i is None:
-                i = self._add(key[0], key[1], key[2] or "")
-            mapping[j] = i
-        self._grow()
+        cached = self._batch_cache
+        if cached is not None and cached[0].num_rows == points.k and cached[0].equals(points.series):
+            mapping = cached[1]  # the same series as the last batch (a scrape, a replay): one compare
+        else:
+            by_key = self.by_key
+            mapping = np.empty(points.k, dtype=np.int64)
+            for j, key in enumerate(points.keys()):
+                i = by_key.get(key)
+                if i is None:
+                    i = self._add(key[0], key[1], key[2] or "")
+                mapping[j] = i
+            self._grow()
+            self._batch_cache = (points.series, mapping)
         return self._process(mapping[points.code], points.ts, points.value)
 
     def _process(self, sid: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> list[SeriesEvent]:

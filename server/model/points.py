@@ -84,8 +84,9 @@ class Points:
 
     @classmethod
     def from_table(cls, table: pa.Table) -> Points:
-        """From a wide table (service, metric, ts, value, optional labels): the distinct
-        series are found with Arrow's hash kernels, not a Python loop over points."""
+        """From a wide table (service, metric, ts, value, optional labels, each label set in
+        its canonical text): the distinct series are found with Arrow's hash kernels, not a
+        Python loop over points."""
         n = table.num_rows
         if n == 0:
             return cls.empty()
@@ -95,15 +96,24 @@ class Points:
                 col = table.column(name).combine_chunks()
                 if pa.types.is_dictionary(col.type):
                     col = col.cast(col.type.value_type)
-                col = col.cast(pa.string())
+                cols.append(encode_column(col.cast(pa.string())))
             else:
-                col = pa.nulls(n, pa.string())
-            cols.append(col.dictionary_encode())
-        sizes = [len(c.dictionary) + 1 for c in cols]  # + 1: a slot for null
-        combined = np.zeros(n, dtype=np.int64)
-        for c, size in zip(cols, sizes, strict=True):
-            idx = c.indices.fill_null(size - 1).to_numpy(zero_copy_only=False).astype(np.int64)
-            combined = combined * size + idx
+                cols.append((pa.array([], pa.string()), np.full(n, -1, dtype=np.int64)))
+        ts = table.column("ts").to_numpy().astype(np.float64, copy=False)
+        value = table.column("value").to_numpy().astype(np.float64, copy=False)
+        return cls.from_codes(cols[0], cols[1], cols[2], ts, value)
+
+    @classmethod
+    def from_codes(cls, service: tuple[pa.Array, np.ndarray], metric: tuple[pa.Array, np.ndarray],
+                   labels: tuple[pa.Array, np.ndarray], ts: np.ndarray, value: np.ndarray) -> Points:
+        """From each key column as (distinct values, per-point index into them; -1: null).
+        The distinct values of a column must be distinct (labels: distinct canonical texts)."""
+        cols = (service, metric, labels)
+        sizes = [len(d) + 1 for d, _ in cols]  # + 1: a slot for null
+        combined = np.zeros(len(ts), dtype=np.int64)
+        for (_, idx), size in zip(cols, sizes, strict=True):
+            combined *= size
+            combined += np.where(idx < 0, size - 1, idx)
         enc = pc.dictionary_encode(pa.array(combined))
         uniq = enc.dictionary.to_numpy()
         code = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
@@ -111,13 +121,14 @@ class Points:
         for size in reversed(sizes):
             parts.append(uniq % size)
             uniq = uniq // size
-        lab_i, met_i, svc_i = parts
-        dicts = [c.dictionary.to_pylist() + [None] for c in cols]
-        keys: list[SeriesKey] = [(dicts[0][s], dicts[1][m], dicts[2][lab] or None)  # type: ignore[misc]
-                                 for s, m, lab in zip(svc_i.tolist(), met_i.tolist(), lab_i.tolist(), strict=True)]
-        ts = table.column("ts").to_numpy().astype(np.float64, copy=False)
-        value = table.column("value").to_numpy().astype(np.float64, copy=False)
-        return cls.build(keys, code, ts, value)
+        parts.reverse()
+        taken = []
+        for (values, _), size, part in zip(cols, sizes, parts, strict=True):
+            slot = pa.array(part, pa.int64())
+            taken.append(values.take(pc.if_else(pc.equal(slot, size - 1), None, slot)))
+        series = pa.table({"service": taken[0], "metric": taken[1], "labels": taken[2]})
+        return cls(series, code, np.ascontiguousarray(ts, dtype=np.float64),
+                   np.ascontiguousarray(value, dtype=np.float64))
 
     # ---- subsets -----------------------------------------------------------------------
     def take(self, rows: np.ndarray) -> Points:
@@ -172,6 +183,14 @@ class Points:
         return cls(s, p.column("code").to_numpy().astype(np.int32, copy=False),
                    p.column("ts").to_numpy().astype(np.float64, copy=False),
                    p.column("value").to_numpy().astype(np.float64, copy=False))
+
+
+def encode_column(col: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """(distinct values, per-row index into them; -1 for null) of a string column."""
+    enc = col.dictionary_encode()
+    idx = enc.indices
+    codes = (idx.fill_null(-1) if idx.null_count else idx).to_numpy(zero_copy_only=False).astype(np.int64)
+    return enc.dictionary, codes
 
 
 def _series_table(keys: list[SeriesKey]) -> pa.Table:

@@ -214,26 +214,39 @@ class DuckDBStore:
             raise StoreError(f"cannot open DuckDB file {self.path}: {exc}") from exc
         self._migrate()
         self._after: list[Any] = []  # catalogue updates waiting for the open unit of work to commit
-        self._series: dict[SeriesKey, list[float]] = {}  # key -> [points, first ts, last ts]
         self._sid: dict[SeriesKey, int] = {}  # key -> dense series id (the points table's sid)
+        self._keys: list[SeriesKey] = []  # sid -> key
+        # per series id: points stored, first and last timestamp
+        self._count = np.zeros(1024, dtype=np.int64)
+        self._first = np.full(1024, np.inf)
+        self._last = np.full(1024, -np.inf)
+        self._batch_cache: tuple[pa.Table, np.ndarray] | None = None  # the last batch's series and their ids
         self._label_sets: dict[tuple[str, str], list[str | None]] = {}  # (service, metric) -> label texts
         self._per_service: dict[str, int] = {}
         self._parsed: dict[str | None, dict[str, str]] = {None: {}}
         rows = self._q("""SELECT s.sid, s.service, s.metric, s.labels, count(p.sid), min(p.ts), max(p.ts)
                           FROM series s LEFT JOIN points p USING (sid) GROUP BY ALL ORDER BY s.sid""")
         for r in rows:
-            self._add_series((r[1], r[2], r[3] or None), int(r[0]),
-                             [float(r[4]), float(r[5]) if r[5] is not None else np.inf,
-                              float(r[6]) if r[6] is not None else -np.inf])
-        self._next_sid = max((int(r[0]) for r in rows), default=-1) + 1
+            sid = int(r[0])
+            self._add_series((r[1], r[2], r[3] or None), sid)
+            self._count[sid] = int(r[4])
+            self._first[sid] = float(r[5]) if r[5] is not None else np.inf
+            self._last[sid] = float(r[6]) if r[6] is not None else -np.inf
         last = self._q("SELECT max(seq) FROM points")[0][0]
         self._next_seq = int(last) + 1 if last is not None and last >= 0 else 0
 
-    def _add_series(self, key: SeriesKey, sid: int, stats: list[float]) -> None:
+    def _add_series(self, key: SeriesKey, sid: int) -> None:
         """The series catalogue lives in memory (rebuilt from the tables on open), so
-        ingest never pays for an upsert of per-series counters."""
-        self._series[key] = stats
+        ingest never pays for an upsert of per-series counters. Ids are dense: ``sid`` is
+        the next one."""
+        assert sid == len(self._keys)
         self._sid[key] = sid
+        self._keys.append(key)
+        if sid >= len(self._count):
+            grow = max(2 * len(self._count), sid + 1)
+            self._count = np.concatenate([self._count, np.zeros(grow - len(self._count), np.int64)])
+            self._first = np.concatenate([self._first, np.full(grow - len(self._first), np.inf)])
+            self._last = np.concatenate([self._last, np.full(grow - len(self._last), -np.inf)])
         self._label_sets.setdefault((key[0], key[1]), []).append(key[2])
         self._per_service[key[0]] = self._per_service.get(key[0], 0) + 1
         if key[2] not in self._parsed:
@@ -248,8 +261,8 @@ class DuckDBStore:
 
     def _check_limits(self, new: list[SeriesKey], limits: SeriesLimits) -> None:
         """Raise CardinalityError when adding ``new`` series would pass a limit."""
-        if limits.total is not None and len(self._series) + len(new) > limits.total:
-            raise CardinalityError(limit="max_series", scope="the store", existing=len(self._series),
+        if limits.total is not None and len(self._keys) + len(new) > limits.total:
+            raise CardinalityError(limit="max_series", scope="the store", existing=len(self._keys),
                                    new=len(new), maximum=limits.total)
         if limits.per_metric is not None:
             per_metric: dict[tuple[str, str], int] = {}
@@ -458,17 +471,7 @@ class DuckDBStore:
         sequence number (consecutive from 0: the offset of the batch in the metrics log
         that the in-process bus reads back after a restart)."""
         with self._lock:
-            keys = points.keys()
-            sid_of = self._sid
-            sids = np.empty(len(keys), dtype=np.int32)
-            new: list[tuple[SeriesKey, int]] = []
-            next_sid = self._next_sid
-            for j, key in enumerate(keys):
-                sid = sid_of.get(key)
-                if sid is None:
-                    sid = next_sid + len(new)
-                    new.append((key, sid))
-                sids[j] = sid
+            sids, new = self._series_ids(points)
             if new and limits is not None:
                 self._check_limits([k for k, _ in new], limits)
             seq = self._next_seq
@@ -487,24 +490,37 @@ class DuckDBStore:
                     self._con.execute(f"INSERT INTO points SELECT sid, ts, value, {int(seq)}::BIGINT FROM batch")
                 except duckdb.Error as exc:
                     raise StoreError(str(exc)) from exc
-            count, lo, hi = series_stats(points.code, points.ts, len(keys))
+            count, lo, hi = series_stats(points.code, points.ts, points.k)
 
             def commit() -> None:
                 for key, sid in new:
-                    self._add_series(key, sid, [0.0, np.inf, -np.inf])
-                self._next_sid = max(self._next_sid, next_sid + len(new))
+                    self._add_series(key, sid)
                 self._next_seq = seq + 1
-                series = self._series
-                for key, c, a, b in zip(keys, count.tolist(), lo.tolist(), hi.tolist(), strict=True):
-                    cur = series[key]
-                    cur[0] += c
-                    if a < cur[1]:
-                        cur[1] = a
-                    if b > cur[2]:
-                        cur[2] = b
+                self._count[sids] += count  # the series of a batch are distinct: no repeated index
+                self._first[sids] = np.minimum(self._first[sids], lo)
+                self._last[sids] = np.maximum(self._last[sids], hi)
+                self._batch_cache = (points.series, sids)
 
             self._on_commit(commit)
         return seq
+
+    def _series_ids(self, points: Points) -> tuple[np.ndarray, list[tuple[SeriesKey, int]]]:
+        """The id of each series of a batch, and the (key, id) of those not stored yet. A
+        batch with the same series as the last one (a scrape, a replay) costs one compare."""
+        cached = self._batch_cache
+        if cached is not None and cached[0].num_rows == points.k and cached[0].equals(points.series):
+            return cached[1], []
+        sids = np.empty(points.k, dtype=np.int64)
+        new: list[tuple[SeriesKey, int]] = []
+        sid_of = self._sid
+        next_sid = len(self._keys)
+        for j, key in enumerate(points.keys()):
+            sid = sid_of.get(key)
+            if sid is None:
+                sid = next_sid + len(new)
+                new.append((key, sid))
+            sids[j] = sid
+        return sids, new
 
     def points_log_end(self) -> int:
         """The next ingest sequence number (0 for an empty store)."""
@@ -520,7 +536,7 @@ class DuckDBStore:
                                     "ORDER BY seq, rowid", params=[int(since_seq), int(until_seq)]).to_arrow_table()
             except duckdb.Error as exc:
                 raise StoreError(str(exc)) from exc
-            keys_of = {sid: key for key, sid in self._sid.items()} if tbl.num_rows else {}
+            keys_of = list(self._keys)
         out: list[tuple[int, Points]] = []
         if tbl.num_rows == 0:
             return out
@@ -531,7 +547,7 @@ class DuckDBStore:
         cuts = np.flatnonzero(np.diff(seq)) + 1
         for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(seq)], strict=True):
             uniq, code = np.unique(sid[lo:hi], return_inverse=True)
-            keys = [keys_of[int(u)] for u in uniq]
+            keys = [keys_of[u] for u in uniq.tolist()]
             out.append((int(seq[lo]), Points.build(keys, code.astype(np.int32), ts[lo:hi], val[lo:hi])))
         return out
 
@@ -676,12 +692,13 @@ class DuckDBStore:
 
     def list_series(self, *, service: str | None = None) -> list[SeriesInfo]:
         with self._lock:
-            items = sorted((k for k in self._series if service is None or k[0] == service),
+            items = sorted((k for k in self._sid if service is None or k[0] == service),
                            key=lambda k: (k[0], k[1], k[2] or ""))
-            stats = [self._series[k] for k in items]
+            ids = [self._sid[k] for k in items]
+            count, first, last = self._count[ids].tolist(), self._first[ids].tolist(), self._last[ids].tolist()
             parsed = self._parsed
-            return [SeriesInfo(k[0], k[1], int(v[0]), v[1], v[2], labels=dict(parsed[k[2]]))
-                    for k, v in zip(items, stats, strict=True)]
+            return [SeriesInfo(k[0], k[1], c, f, la, labels=dict(parsed[k[2]]))
+                    for k, c, f, la in zip(items, count, first, last, strict=True)]
 
     def list_services(self) -> list[dict[str, Any]]:
         return services_summary(self.list_series(), self.change_services())
