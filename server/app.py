@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import server
 from server.api import auth, evidence, export, health, ingest, query, receivers, schemas
@@ -76,6 +77,30 @@ def _openapi_schemas() -> dict[str, Any]:
         out.update(sch.pop("$defs", {}))
         out[m.__name__] = sch
     return out
+
+
+class TimingMiddleware:
+    """Request latency per route into ``rca_http_request_seconds``. Pure ASGI: a
+    ``BaseHTTPMiddleware`` would run each request in a task of its own and wrap every body
+    chunk it receives in another (measured: a third of the event loop's time on 10k-point
+    ingest batches)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            state = getattr(scope["app"].state, "rca", None) if "app" in scope else None
+            route = scope.get("route")
+            if state is not None and route is not None:
+                state.metrics.requests.labels(getattr(route, "path", "?"), scope["method"]).observe(
+                    time.perf_counter() - t0)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -158,16 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 for e in exc.errors()]
         return JSONResponse({"detail": errs}, status_code=422)
 
-    @app.middleware("http")
-    async def timing(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        state = getattr(request.app.state, "rca", None)
-        route = request.scope.get("route")
-        if state is not None and route is not None:
-            state.metrics.requests.labels(getattr(route, "path", "?"), request.method).observe(
-                time.perf_counter() - t0)
-        return response
+    app.add_middleware(TimingMiddleware)
 
     def custom_openapi() -> dict[str, Any]:
         if app.openapi_schema:

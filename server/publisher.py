@@ -99,11 +99,16 @@ class Publisher:
         """Store a metric batch (all or nothing, under the cardinality limits) and publish it;
         returns its sequence number (-1 when the store does not number batches)."""
         async with self._metrics_lock:
-            seq = await asyncio.to_thread(self._store_points, points, limits, idempotency)
-            await self._publish_points(points, seq)
+            seq, messages = await asyncio.to_thread(self._store_points, points, limits, idempotency)
+            await self._publish_messages(messages, seq)
         return seq
 
-    def _store_points(self, points: Points, limits: SeriesLimits | None, idem: Idempotency | None) -> int:
+    def _store_points(self, points: Points, limits: SeriesLimits | None,
+                      idem: Idempotency | None) -> tuple[int, list[tuple[int, bytes]]]:
+        seq = self._insert_points(points, limits, idem)
+        return seq, self._messages(points, seq)  # encoded here, off the event loop
+
+    def _insert_points(self, points: Points, limits: SeriesLimits | None, idem: Idempotency | None) -> int:
         store = self._store()
 
         def insert() -> int:
@@ -163,16 +168,23 @@ class Publisher:
                                       now=idem.now)
         idem.saved = True
 
-    async def _publish_points(self, points: Points, seq: int) -> None:
-        topic = self.topics.metrics
-        n = self.bus.partitions(topic)
+    def _messages(self, points: Points, seq: int) -> list[tuple[int, bytes]]:
+        """(partition, encoded message) of a batch: one per partition it touches, and on
+        the store-backed metrics log one per partition (offsets follow sequence numbers)."""
+        n = self.bus.partitions(self.topics.metrics)
         parts = points.split(points.partitions(n, self._partition_cache), n) if n > 1 else [points]
-        for p, part in enumerate(parts):
-            if not self.points_log and not part.n:
-                continue
+        return [(p, encode(MetricPoints.from_points(part, seq))) for p, part in enumerate(parts)
+                if part.n or self.points_log]
+
+    async def _publish_messages(self, messages: list[tuple[int, bytes]], seq: int) -> None:
+        topic = self.topics.metrics
+        for p, message in messages:
             if self.points_log and self._out_of_step(topic, p, seq):
                 continue
-            await self.bus.publish(topic, encode(MetricPoints.from_points(part, seq)), key=b"p%d" % p, partition=p)
+            await self.bus.publish(topic, message, key=b"p%d" % p, partition=p)
+
+    async def _publish_points(self, points: Points, seq: int) -> None:
+        await self._publish_messages(self._messages(points, seq), seq)
 
     async def _publish_event(self, ev: Event, seq: int) -> None:
         if self.journal and self._out_of_step(self.topics.events, 0, seq):

@@ -23,7 +23,15 @@ import orjson
 from server.bus.base import Bus, Delivery, TopicPartition
 from server.detector.core import DetectorEvent
 from server.detector.worker import SeriesEvent
-from server.events import AlertsChanged, AnomalyEvents, IncidentsNeedRca, TopologyChanged, decode, encode
+from server.events import (
+    AlertsChanged,
+    AnomalyEvents,
+    Event,
+    IncidentsNeedRca,
+    TopologyChanged,
+    decode,
+    encode,
+)
 from server.grouping.worker import IncidentManager
 from server.model import Edge
 from server.model.labels import parse_labels
@@ -104,13 +112,20 @@ class GroupingWorker(StageWorker):
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:
         self._incidents = None  # another worker writes incidents now
 
-    def _apply(self, deliveries: list[Delivery]) -> set[str]:
-        events = [decode(d.value) for d in deliveries]
-        if not any((isinstance(ev, AnomalyEvents) and ev.events) or isinstance(ev, TopologyChanged | AlertsChanged)
-                   for ev in events):  # nothing to store: only the watermark moves
-            for ev in events:
-                if isinstance(ev, AnomalyEvents) and ev.watermark is not None:
-                    self.watermark = ev.watermark if self.watermark is None else max(self.watermark, ev.watermark)
+    @staticmethod
+    def _stores(events: list[Event]) -> bool:
+        return any((isinstance(ev, AnomalyEvents) and ev.events) or isinstance(ev, TopologyChanged | AlertsChanged)
+                   for ev in events)
+
+    def _advance(self, events: list[Event]) -> None:
+        """Nothing to store (no detector event, the common case): only the watermark moves."""
+        for ev in events:
+            if isinstance(ev, AnomalyEvents) and ev.watermark is not None:
+                self.watermark = ev.watermark if self.watermark is None else max(self.watermark, ev.watermark)
+
+    def _apply(self, events: list[Event]) -> set[str]:
+        if not self._stores(events):
+            self._advance(events)
             return set()
         incidents = self.incidents  # restored (outside the transaction) if needed
         with self.store.unit_of_work():  # incidents, anomalies and the per-series times together
@@ -163,7 +178,12 @@ class GroupingWorker(StageWorker):
         return out
 
     async def handle(self, deliveries: list[Delivery]) -> bool:
-        dirty = await asyncio.to_thread(self._apply, deliveries)
+        events = [decode(d.value) for d in deliveries]
+        if self._stores(events):
+            dirty = await asyncio.to_thread(self._apply, events)
+        else:  # in memory only: no worker thread needed
+            self._advance(events)
+            dirty = set()
         if dirty or self.watermark != self._sent_watermark:
             await self.bus.publish(self.topics_.analysis, encode(IncidentsNeedRca(
                 incident_ids=tuple(sorted(dirty)), watermark=self.watermark)), key=b"grouping")

@@ -21,6 +21,7 @@ import orjson
 from server.bus.base import Bus, Delivery
 from server.events import (
     ChangesAdded,
+    Event,
     IncidentsNeedRca,
     LabelAdded,
     LogsAdded,
@@ -88,10 +89,14 @@ class RcaWorker(StageWorker):
     def _open(self) -> set[str]:
         return {i.id for i in self.store.list_incidents(status="OPEN", limit=100_000)}
 
-    def _collect(self, deliveries: list[Delivery]) -> set[str]:
+    @staticmethod
+    def _reads_store(events: list[Event]) -> bool:
+        return any(isinstance(ev, ChangesAdded | LogsAdded | ModelRetrained)
+                   or (isinstance(ev, IncidentsNeedRca) and ev.all_open) for ev in events)
+
+    def _collect(self, events: list[Event]) -> set[str]:
         dirty: set[str] = set()
-        for d in deliveries:
-            ev = decode(d.value)
+        for ev in events:
             if isinstance(ev, IncidentsNeedRca):
                 dirty.update(ev.incident_ids)
                 if ev.watermark is not None:
@@ -111,7 +116,11 @@ class RcaWorker(StageWorker):
         return dirty
 
     async def handle(self, deliveries: list[Delivery]) -> bool:
-        self.dirty |= await asyncio.to_thread(self._collect, deliveries)
+        events = [decode(d.value) for d in deliveries]
+        if self._reads_store(events):
+            self.dirty |= await asyncio.to_thread(self._collect, events)
+        else:  # incident ids and watermarks only: no worker thread needed
+            self.dirty |= self._collect(events)
         now = time.monotonic()
         if not self.held:
             self._first_held = now
@@ -147,10 +156,11 @@ class RcaWorker(StageWorker):
             return
         dirty, self.dirty = self.dirty, set()
         held, self.held = self.held, []
-        try:
-            await asyncio.to_thread(self._analyse, dirty)
-        except Exception as exc:
-            self._fail(exc)
+        if dirty:
+            try:
+                await asyncio.to_thread(self._analyse, dirty)
+            except Exception as exc:
+                self._fail(exc)
         assert self.consumer is not None
         await self.consumer.ack(held)
 
