@@ -4,6 +4,7 @@ as ``rca worker STAGE`` processes on a durable bus."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -133,6 +134,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.workers = runner  # not part of AppState: request handlers never see a worker
         if runner is not None:
             runner.start()
+        # what exists now lives as long as the server: keep it out of every garbage collection
+        # (a gen-2 pass over it cost ingest ~3x on JSON batches of 10k points)
+        gc.freeze()
         log.info("rca server ready (role %s): data dir %s", settings.role, Path(settings.data_dir).resolve())
         try:
             yield
