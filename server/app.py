@@ -24,6 +24,7 @@ from server.api.auth import AUTH_RESPONSES, KeyRing, require
 from server.api.deps import AppState, Metrics
 from server.api.guard import GuardMiddleware, allowed_hosts
 from server.bus.base import Bus
+from server.ingest import json_points
 from server.pipeline import STAGES, StageRunner, build_workers
 from server.progress import Progress
 from server.publisher import Publisher
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ValueError("role 'api' needs a bus shared with the workers (RCA_BUS__BACKEND=kafka); "
                              "the in-process bus only works with every stage in this process (role 'all')")
         store = build_store(settings)
+        json_points.warm_up()  # compiled JSON scan: loaded from Numba's cache, not compiled on a request
         bus = build_bus(settings, store)
         topics = Topics.of(settings)
         await bus.start(topics.specs())

@@ -47,14 +47,32 @@ def _random_points(seed: int, n: int = 300) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_json_fast_path_gives_the_reference_batch(seed: int) -> None:
+def test_json_fast_paths_give_the_reference_batch(seed: int) -> None:
     pts = _random_points(seed)
+    import json
+
+    pretty = json.dumps({"source": {"x": [1, "]"]}, "points": pts, "n": 3}, indent=2, ensure_ascii=False).encode()
     for body, ndjson in ((orjson.dumps({"points": pts}), False), (orjson.dumps(pts), False),
-                         (b"\n".join(orjson.dumps(p) for p in pts) + b"\n", True)):
-        fast = json_points.decode(body, ndjson=ndjson)
-        assert fast is not None
-        assert _rows(fast) == _rows(_reference(body, ndjson=ndjson))
-        assert fast.k == len(set(fast.keys()))  # one series per label set, however it was spelt
+                         (b"\n".join(orjson.dumps(p) for p in pts) + b"\n", True), (pretty, False)):
+        ref = _rows(_reference(body, ndjson=ndjson))
+        for decoder in (json_points.scan, json_points.decode_structs):
+            fast = decoder(body, ndjson=ndjson)
+            assert fast is not None, decoder
+            assert _rows(fast) == ref
+            assert fast.k == len(set(fast.keys()))  # one series per label set, however it was spelt
+
+
+def test_json_scan_reads_every_number_as_the_json_parser_does() -> None:
+    rnd = random.Random(3)
+    values = [0.1, 1e-7, 5e-324, 1.7976931348623157e308, -0.0, 123456789012345678, 2 ** 53 + 1, 0.30000000000000004,
+              *[rnd.uniform(-1e6, 1e6) for _ in range(200)], *[rnd.random() * 10 ** rnd.randint(-30, 30) for _ in range(200)]]
+    texts = [orjson.dumps(v).decode() for v in values] + ["1E5", "1e+2", "-12.5e-3", "0.000001230", "7.0"]
+    body = ("[" + ",".join('{"service":"a","metric":"m","ts":%d,"value":%s}' % (1_700_000_000 + i, t)
+                           for i, t in enumerate(texts)) + "]").encode()
+    got = json_points.scan(body)
+    assert got is not None
+    assert got.value.tolist() == [orjson.loads(t) * 1.0 for t in texts]
+    assert np.signbit(got.value[4])
 
 
 @pytest.mark.parametrize("bad", [
@@ -67,12 +85,23 @@ def test_json_fast_path_gives_the_reference_batch(seed: int) -> None:
 ])
 def test_json_fast_path_leaves_anything_unusual_to_the_reference(bad: dict[str, object]) -> None:
     body = orjson.dumps({"points": [{"service": "a", "metric": "m", "ts": 1.7e9, "value": 1.0}, bad]})
-    assert json_points.decode(body) is None
+    assert json_points.scan(body) is None and json_points.decode(body) is None
     if bad["ts"] == "2026-01-01T00:00:00Z":
         assert _reference(body).n == 2
     else:
         with pytest.raises(BatchError):
             _reference(body)
+
+
+@pytest.mark.parametrize("body", [
+    b'{"points": [{"service": "a", "metric": "m", "ts": 1.7e9, "value": 1.0}]} trailing',
+    b'{"points": [{"service": "a", "metric": "m", "ts": 1.7e9, "value": 1.0}], "points": []}',
+    b'{"points": [{"service": "a", "metric": "m", "ts": 1.7e9, "value": 1.0, "x": tru}]}',
+    b'{"points": [{"service": "a\\u00e9", "metric": "m", "ts": 1.7e9, "value": 01}]}',
+    b'[{"service": "a", "metric": "m", "ts": 1.7e9, "value": 1.0},]',
+])
+def test_json_scan_takes_only_valid_json(body: bytes) -> None:
+    assert json_points.scan(body) is None
 
 
 def test_arrow_batch_validated_per_distinct_value_matches_the_reference() -> None:
