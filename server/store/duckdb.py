@@ -146,6 +146,9 @@ _MIGRATIONS: dict[int, list[str]] = {
         """CREATE TABLE IF NOT EXISTS journal (log VARCHAR NOT NULL, seq BIGINT NOT NULL, key BLOB NOT NULL,
             value BLOB NOT NULL, added_at DOUBLE NOT NULL, PRIMARY KEY (log, seq))""",
         "CREATE TABLE IF NOT EXISTS journal_heads (log VARCHAR PRIMARY KEY, next_seq BIGINT NOT NULL)",
+        # the in-process bus's offsets restart with the new logs: the state saved so far
+        # covers everything before their first batch
+        "UPDATE checkpoints SET next_offset = 0 WHERE stage IN ('detector', 'grouping')",
     ],
     # 4 -> 5: alerts from the user's own alerting (POST /ingest/alerts)
     4: [

@@ -67,7 +67,7 @@ def test_json_scan_reads_every_number_as_the_json_parser_does() -> None:
     values = [0.1, 1e-7, 5e-324, 1.7976931348623157e308, -0.0, 123456789012345678, 2 ** 53 + 1, 0.30000000000000004,
               *[rnd.uniform(-1e6, 1e6) for _ in range(200)], *[rnd.random() * 10 ** rnd.randint(-30, 30) for _ in range(200)]]
     texts = [orjson.dumps(v).decode() for v in values] + ["1E5", "1e+2", "-12.5e-3", "0.000001230", "7.0"]
-    body = ("[" + ",".join('{"service":"a","metric":"m","ts":%d,"value":%s}' % (1_700_000_000 + i, t)
+    body = ("[" + ",".join(f'{{"service":"a","metric":"m","ts":{1_700_000_000 + i},"value":{t}}}'
                            for i, t in enumerate(texts)) + "]").encode()
     got = json_points.scan(body)
     assert got is not None
