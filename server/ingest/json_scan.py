@@ -169,13 +169,71 @@ def gather(b: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndar
 
 
 @njit(cache=True, nogil=True)
+def span_hash(b: np.ndarray, s: int, e: int, h: np.uint64) -> np.uint64:  # pragma: no cover - compiled
+    """Mixes the bytes ``b[s:e]`` into ``h``, eight at a time (a table index, not a digest:
+    equal hashes are always compared byte by byte)."""
+    k = np.uint64(0x9E3779B97F4A7C15)
+    x = s
+    while x + 8 <= e:
+        w = np.uint64(0)
+        for q in range(8):
+            w |= np.uint64(b[x + q]) << np.uint64(8 * q)
+        h = ((h << np.uint64(5)) | (h >> np.uint64(59))) ^ w
+        h *= k
+        x += 8
+    w = np.uint64(e - s)
+    q = 0
+    while x < e:
+        w ^= np.uint64(b[x]) << np.uint64(8 * q)
+        x += 1
+        q += 1
+    h = ((h << np.uint64(5)) | (h >> np.uint64(59))) ^ w
+    h *= k
+    return h ^ (h >> np.uint64(29))
+
+
+@njit(cache=True, nogil=True)
+def intern_spans(b: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """Number equal byte spans ``[starts[q], ends[q])`` of ``b`` alike: (per span the
+    number of its contents, per number the first span with it)."""
+    m = len(starts)
+    size = 16
+    while size < 2 * m:
+        size *= 2
+    table = np.full(size, -1, dtype=np.int64)
+    code = np.empty(m, dtype=np.int64)
+    reps = np.empty(m, dtype=np.int64)
+    k = 0
+    for q in range(m):
+        h = span_hash(b, starts[q], ends[q], np.uint64(0))
+        slot = np.int64(h & np.uint64(size - 1))
+        while True:
+            r = table[slot]
+            if r < 0:
+                table[slot] = k
+                reps[k] = q
+                code[q] = k
+                k += 1
+                break
+            p = reps[r]
+            same = ends[p] - starts[p] == ends[q] - starts[q]
+            if same:
+                for x in range(ends[q] - starts[q]):
+                    if b[starts[p] + x] != b[starts[q] + x]:
+                        same = False
+                        break
+            if same:
+                code[q] = r
+                break
+            slot = np.int64((slot + 1) & (size - 1))
+    return code, reps[:k]
+
+
+@njit(cache=True, nogil=True)
 def _hash(b: np.ndarray, spans: np.ndarray, j: int) -> np.uint64:  # pragma: no cover - compiled
-    h = np.uint64(14695981039346656037)
+    h = np.uint64(0)
     for f in range(3):
-        s, e = spans[j, 2 * f], spans[j, 2 * f + 1]
-        for q in range(s, e):
-            h = (h ^ np.uint64(b[q])) * np.uint64(1099511628211)
-        h = (h ^ np.uint64(0x1F)) * np.uint64(1099511628211)
+        h = span_hash(b, spans[j, 2 * f], spans[j, 2 * f + 1], h)
     return h
 
 

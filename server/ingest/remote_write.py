@@ -22,7 +22,7 @@ import orjson
 import pyarrow as pa
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
-from server.ingest import prom_scan
+from server.ingest import json_scan, prom_scan
 from server.ingest.errors import BatchError, DecodeError, UnsupportedMediaType, err
 from server.ingest.prompb import TimeSeries, WriteRequest, WriteRequestV2
 from server.model.points import Points
@@ -209,13 +209,19 @@ def _decode_v1_fast(raw: bytes, cache: SeriesCache) -> WriteResult | None:
     if status != prom_scan.OK:
         return None
     get = cache.raw_id
+    # Prometheus sends each series' labels again with every sample: equal label bytes are
+    # numbered in the compiled pass, and only the distinct ones are looked up in the cache
+    starts, ends = ls[:n_series], le[:n_series]
+    same, first = json_scan.intern_spans(np.frombuffer(raw, np.uint8), starts, ends)
     try:
-        id_list = [get(raw[a:b]) for a, b in zip(ls[:n_series].tolist(), le[:n_series].tolist(), strict=True)]
+        distinct = [get(raw[a:b]) for a, b in zip(starts[first].tolist(), ends[first].tolist(), strict=True)]
     except ProtobufDecodeError:
         return None
-    ids = np.array(id_list, dtype=np.int64)
+    ids = np.array(distinct, dtype=np.int64)[same]
+    id_list = distinct
     svc, met = cache.svc, cache.met
-    bad = [i for i, k in enumerate(id_list) if k in cache.bad] if cache.bad and not cache.bad.isdisjoint(id_list) else []
+    bad = ([i for i, k in enumerate(ids.tolist()) if k in cache.bad]
+           if cache.bad and not cache.bad.isdisjoint(id_list) else [])
     if bad:
         errors: list[dict[str, Any]] = []
         for i in bad[:MAX_ERRORS]:
