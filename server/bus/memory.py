@@ -452,11 +452,11 @@ class MemoryConsumer:
         out = await self._fetch(max_records)
         if out:
             return out
-        async with self.bus._cond:
-            try:
-                await asyncio.wait_for(self.bus._cond.wait_for(self._ready), timeout)
-            except TimeoutError:
-                return []
+        try:  # asyncio.timeout, not wait_for: no task per poll
+            async with asyncio.timeout(timeout), self.bus._cond:
+                await self.bus._cond.wait_for(self._ready)
+        except TimeoutError:
+            return []
         if self._closed or self.bus._closed:
             return []
         await self._rebalance()
