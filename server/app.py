@@ -4,6 +4,8 @@ as ``rca worker STAGE`` processes on a durable bus."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -115,7 +117,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ValueError("role 'api' needs a bus shared with the workers (RCA_BUS__BACKEND=kafka); "
                              "the in-process bus only works with every stage in this process (role 'all')")
         store = build_store(settings)
-        json_points.warm_up()  # compiled JSON scan: loaded from Numba's cache, not compiled on a request
+        # the compiled JSON scan, loaded from Numba's cache beside the start-up (a JSON batch
+        # that arrives first waits for it)
+        warm = asyncio.get_running_loop().run_in_executor(None, json_points.warm_up)
         bus = build_bus(settings, store)
         topics = Topics.of(settings)
         await bus.start(topics.specs())
@@ -146,6 +150,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if runner is not None:
                 await runner.stop()
             await bus.close()
+            with contextlib.suppress(Exception):
+                await warm
             store.close()
 
     app = FastAPI(

@@ -58,6 +58,7 @@ log = logging.getLogger("rca.bus")
 _ids = itertools.count(1)
 _REC = struct.Struct(">II")  # key length, value length
 SEGMENT_BYTES = 16 * 1024 * 1024
+OFFSETS_BYTES = 4 * 1024 * 1024
 
 
 class SourceLog(Protocol):
@@ -72,6 +73,13 @@ class SourceLog(Protocol):
 
     def trim(self, partition: int, before: int) -> None:
         """Every group is past ``before``: the source may forget what lies below."""
+
+
+def _trim_source(source: SourceLog, partition: int, before: int) -> None:
+    try:
+        source.trim(partition, before)
+    except Exception:  # best effort: the next trim catches up
+        log.debug("could not trim a source log", exc_info=True)
 
 
 class _Segments:
@@ -184,6 +192,7 @@ class MemoryBus:
         self._cond = asyncio.Condition()
         self._closed = False
         self._offsets_fd: int | None = None
+        self._offsets_written = 0
         self._trimmed: dict[TopicPartition, float] = {}
 
     # ---- topics -------------------------------------------------------------------------
@@ -223,11 +232,22 @@ class MemoryBus:
                 latest[key] = max(latest.get(key, 0), int(parts[3]))
         for (group, topic, p), off in latest.items():
             self._groups.setdefault(group, _Group(group)).committed[TopicPartition(topic, p)] = off
-        tmp = path.with_suffix(".tmp")  # compacted: one line per group and partition
-        tmp.write_bytes(b"".join(b"%s\t%s\t%d\t%d\n" % (g.encode(), t.encode(), p, o)
-                                 for (g, t, p), o in sorted(latest.items())))
+        self._compact_offsets()
+
+    def _compact_offsets(self) -> None:
+        """Rewrite ``offsets.log`` with one line per group and partition (at start, and
+        whenever the appended lines pass ``OFFSETS_BYTES``)."""
+        assert self.log_dir is not None
+        path = self.log_dir / "offsets.log"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(b"".join(b"%s\t%s\t%d\t%d\n" % (g.name.encode(), tp.topic.encode(), tp.partition, off)
+                                 for g in self._groups.values() for tp, off in sorted(
+                                     g.committed.items(), key=lambda x: (x[0].topic, x[0].partition))))
         tmp.replace(path)
+        if self._offsets_fd is not None:
+            os.close(self._offsets_fd)
         self._offsets_fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self._offsets_written = 0
 
     def partitions(self, topic: str) -> int:
         return len(self._topic(topic))
@@ -292,15 +312,18 @@ class MemoryBus:
             now = time.monotonic()
             if now - self._trimmed.get(tp, 0.0) > 60.0:
                 self._trimmed[tp] = now
-                src = log.source
                 with contextlib.suppress(RuntimeError):
-                    asyncio.get_running_loop().run_in_executor(None, src.trim, tp.partition, low)
+                    asyncio.get_running_loop().run_in_executor(None, _trim_source, log.source, tp.partition, low)
 
     def _save_offset(self, group: str, tp: TopicPartition, offset: int) -> None:
         if self._offsets_fd is None:
             return
+        line = b"%s\t%s\t%d\t%d\n" % (group.encode(), tp.topic.encode(), tp.partition, offset)
         try:
-            os.write(self._offsets_fd, b"%s\t%s\t%d\t%d\n" % (group.encode(), tp.topic.encode(), tp.partition, offset))
+            os.write(self._offsets_fd, line)
+            self._offsets_written += len(line)
+            if self._offsets_written > OFFSETS_BYTES:
+                self._compact_offsets()
         except OSError as exc:
             raise BusError(f"cannot write committed offsets: {exc}") from exc
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from server.bus.base import Delivery, TopicPartition
 from server.bus.memory import MemoryBus
@@ -116,4 +117,21 @@ async def test_stage_topics_survive_in_segment_files_even_a_torn_write(tmp_path:
     bus = await _bus(tmp_path, store, topics)
     assert [d.value for d in await _take(bus, "g", topics.grouping, 3)] == [b"v3", b"v4", b"v5"]
     assert np.all([d.offset for d in await _take(bus, "g", topics.grouping, 3)] == np.array([3, 4, 5]))
+    store.close()
+
+
+async def test_committed_offsets_file_stays_small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import server.bus.memory as memory
+
+    monkeypatch.setattr(memory, "OFFSETS_BYTES", 500)
+    topics = Topics.of(Settings(data_dir=tmp_path))
+    store = DuckDBStore(tmp_path / "rca.duckdb")
+    bus = await _bus(tmp_path, store, topics)
+    c = await bus.consumer(group="g", topics=[topics.grouping])
+    for i in range(200):  # one acknowledgement per message: 200 appended lines, compacted as it goes
+        await bus.publish(topics.grouping, b"v%d" % i, key=b"k")
+        await c.ack(await c.poll(timeout=0.1))
+    assert (tmp_path / "bus" / "offsets.log").stat().st_size < 1000
+    bus = await _bus(tmp_path, store, topics)
+    assert [p.committed for p in await bus.lag(group="g", topic=topics.grouping)] == [200]
     store.close()
