@@ -287,7 +287,15 @@ class MemoryBus:
                 except OSError as exc:
                     raise BusError(f"cannot write the log of {topic}/{p}: {exc}") from exc
             lg.items.append((key, value))
-            self._cond.notify_all()
+        self._wake(topic)
+
+    def _wake(self, topic: str | None = None) -> None:
+        """Wake the consumers that read ``topic`` (every consumer: None). A consumer waits
+        on its own event, so a publish wakes only those who may have something new."""
+        for g in self._groups.values():
+            for m in g.members.values():
+                if topic is None or topic in m.topics:
+                    m._event.set()
 
     def _readers(self, topic: str) -> list[_Group]:
         return [g for g in self._groups.values() if any(topic in m.topics for m in g.members.values())
@@ -338,6 +346,7 @@ class MemoryBus:
             g.members[c.member_id] = c
             self._reassign(g)
             self._cond.notify_all()
+        self._wake()
         return c
 
     def _reassign(self, g: _Group) -> None:
@@ -357,6 +366,7 @@ class MemoryBus:
                 del g.owner[tp]
             self._reassign(g)
             self._cond.notify_all()
+        self._wake()
 
     async def lag(self, *, group: str, topic: str) -> list[PartitionLag]:
         g = self._groups.get(group)
@@ -370,6 +380,7 @@ class MemoryBus:
         async with self._cond:
             self._closed = True
             self._cond.notify_all()
+        self._wake()
         for logs in self._logs.values():
             for lg in logs:
                 if lg.segments is not None:
@@ -390,6 +401,7 @@ class MemoryConsumer:
         self._owned: set[TopicPartition] = set()
         self._pos: dict[TopicPartition, int] = {}
         self._closed = False
+        self._event = asyncio.Event()  # set when something this consumer may want happened
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._owned)
@@ -418,6 +430,7 @@ class MemoryConsumer:
                     self._pos.pop(tp, None)
                 self._owned -= revoked
                 self.bus._cond.notify_all()
+            self.bus._wake()  # the partitions given up may be claimed by the others now
         claimable = {tp for tp in target - self._owned if tp not in g.owner}
         if claimable:
             for tp in claimable:
@@ -475,11 +488,15 @@ class MemoryConsumer:
         out = await self._fetch(max_records)
         if out:
             return out
-        try:  # asyncio.timeout, not wait_for: no task per poll
-            async with asyncio.timeout(timeout), self.bus._cond:
-                await self.bus._cond.wait_for(self._ready)
-        except TimeoutError:
-            return []
+        self._event.clear()
+        if not self._ready():  # (checked after the clear: a publish since sets it again)
+            try:  # asyncio.timeout, not wait_for: no task per poll
+                async with asyncio.timeout(timeout):
+                    while not self._ready():
+                        await self._event.wait()
+                        self._event.clear()
+            except TimeoutError:
+                return []
         if self._closed or self.bus._closed:
             return []
         await self._rebalance()
@@ -505,4 +522,5 @@ class MemoryConsumer:
         if self._closed:
             return
         self._closed = True
+        self._event.set()
         await self.bus._leave(self)
