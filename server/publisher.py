@@ -92,6 +92,8 @@ class Publisher:
         self._metrics_lock = asyncio.Lock()
         self._events_lock = asyncio.Lock()
         self._partition_cache: dict[tuple[str, str], int] = {}
+        #: messages this process published (the API's backpressure estimate between readings)
+        self.published = 0
 
     # ---- store, then publish ------------------------------------------------------------
     async def store_metrics(self, points: Points, *, limits: SeriesLimits | None = None,
@@ -179,6 +181,7 @@ class Publisher:
     async def _publish_messages(self, messages: list[tuple[int, bytes]], seq: int) -> None:
         topic = self.topics.metrics
         for p, message in messages:
+            self.published += 1
             if self.points_log and self._out_of_step(topic, p, seq):
                 continue
             await self.bus.publish(topic, message, key=b"p%d" % p, partition=p)
@@ -187,6 +190,7 @@ class Publisher:
         await self._publish_messages(self._messages(points, seq), seq)
 
     async def _publish_event(self, ev: Event, seq: int) -> None:
+        self.published += 1
         if self.journal and self._out_of_step(self.topics.events, 0, seq):
             return
         await self.bus.publish(self.topics.events, encode(ev), key=_key(ev), partition=0)
