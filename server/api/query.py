@@ -11,6 +11,7 @@ from server.api import convert, schemas
 from server.api.auth import Principal, audit, require
 from server.api.deps import State, ts_param
 from server.api.shared import cached
+from server.events import LabelAdded, RerunRequested
 from server.model import Label
 from server.model.labels import matches, parse_matchers
 from server.rca.service import model_info_of_store
@@ -146,10 +147,10 @@ async def post_label(incident_id: str, body: schemas.LabelIn, state: State,
     label = Label(id=state.store.next_id(prefix="lbl"), incident_id=incident_id, change_id=change_id,
                   verdict=body.verdict, created_at=time.time(), suspect_id=body.suspect_id, author=body.author,
                   note=body.note, service=service)
-    state.store.add_label(label=label)
+    await state.publisher.store_event(lambda: state.store.add_label(label=label),
+                                      lambda _: LabelAdded(label_id=label.id, incident_id=label.incident_id))
     audit(state, who, "label", incident_id, label_id=label.id, change_id=change_id, verdict=body.verdict,
           author=body.author)
-    await state.publisher.label(label)
     return convert.label_public(label)
 
 
@@ -167,7 +168,7 @@ def _known_services(state: Any, incident_id: str) -> set[str]:
 async def rerun_rca(incident_id: str, state: State, who: Annotated[Principal, require("label")]) -> Any:
     incident_id = _incident_or_404(state, incident_id).id
     audit(state, who, "rerun_rca", incident_id)
-    await state.publisher.rerun(incident_id)
+    await state.publisher.store_event(lambda: None, lambda _: RerunRequested(incident_id=incident_id))
     return {"accepted": 1, "incident_id": incident_id}
 
 

@@ -20,15 +20,16 @@ from server.store.base import StateStore, Store
 
 log = logging.getLogger("rca.shared")
 
-_TELEMETRY_WRITES = frozenset({"insert_metrics", "insert_logs"})
+_TELEMETRY_WRITES = frozenset({"insert_metrics", "insert_points", "insert_logs"})
 _STATE_WRITES = frozenset({
     "upsert_changes", "add_edges", "save_anomalies", "save_incidents", "delete_incident", "record_merge",
     "replace_suspects", "add_label", "reassign_labels", "save_model", "upsert_alerts", "save_alerts"})
 _NO_EFFECT = frozenset({
     "ping", "close", "store_uid", "next_id", "next_ids", "change_services", "merged_into",
     "save_checkpoint", "load_checkpoint", "list_checkpoints", "series_before_after", "log_pattern_counts",
-    "save_api_key", "revoke_api_key", "count_active_api_keys", "add_audit", "get_idempotent", "save_idempotent"})
-_READ_PREFIXES = ("get_", "list_", "load_", "count_", "iter_")
+    "save_api_key", "revoke_api_key", "count_active_api_keys", "add_audit", "get_idempotent", "save_idempotent",
+    "append_journal", "journal_end", "trim_journal", "points_log_end"})
+_READ_PREFIXES = ("get_", "list_", "load_", "count_", "iter_", "read_")
 
 
 def namespaces_of(method: str) -> tuple[str, ...]:

@@ -56,6 +56,7 @@ from server.store.base import (
     LEVEL_RANK,
     BeforeAfter,
     Checkpoint,
+    JournalEntry,
     LogPatternCount,
     SeriesLimits,
     StoreError,
@@ -902,6 +903,28 @@ class PostgresStore:
                        "ORDER BY ts DESC, id DESC LIMIT %s", [since, since, action, action, limit])
         return [AuditEntry(id=r[0], ts=r[1], actor=r[2], action=r[3], target=r[4], detail=json.loads(r[5] or "{}"))
                 for r in rows]
+
+    # ---- ingest journal ----------------------------------------------------------------
+    def append_journal(self, *, log: str, key: bytes, value: bytes) -> int:
+        with self._tx() as conn:  # the head row's lock orders concurrent writers: no gaps
+            row = conn.execute("""INSERT INTO journal_heads AS h VALUES (%s, 1) ON CONFLICT (log)
+                                  DO UPDATE SET next_seq = h.next_seq + 1 RETURNING next_seq""", [log]).fetchone()
+            seq = int(row[0]) - 1 if row else 0
+            conn.execute("INSERT INTO journal VALUES (%s, %s, %s, %s, %s)", [log, seq, key, value, time.time()])
+        return seq
+
+    def read_journal(self, *, log: str, since: int, until: int) -> list[JournalEntry]:
+        rows = self._q("SELECT seq, key, value FROM journal WHERE log = %s AND seq >= %s AND seq < %s ORDER BY seq",
+                       [log, int(since), int(until)])
+        return [JournalEntry(int(r[0]), bytes(r[1]), bytes(r[2])) for r in rows]
+
+    def journal_end(self, *, log: str) -> int:
+        rows = self._q("SELECT next_seq FROM journal_heads WHERE log = %s", [log])
+        return int(rows[0][0]) if rows else 0
+
+    def trim_journal(self, *, log: str, before: int) -> int:
+        rows = self._q("DELETE FROM journal WHERE log = %s AND seq < %s RETURNING 1", [log, int(before)])
+        return len(rows)
 
     def get_idempotent(self, *, key: str, endpoint: str) -> tuple[int, str] | None:
         rows = self._q("SELECT status, body FROM idempotency WHERE key = %s AND endpoint = %s", [key, endpoint])

@@ -546,6 +546,28 @@ def test_checkpoints_keep_the_newest_offset(make_store: Callable[[], Store]) -> 
     assert again is not None and again.state == b"p1"
 
 
+def test_ingest_journal_is_gap_free_and_rolls_back_with_its_unit_of_work(make_store: Callable[[], Store]) -> None:
+    s = make_store()
+    assert s.journal_end(log="rca.events") == 0 and s.read_journal(log="rca.events", since=0, until=9) == []
+    assert [s.append_journal(log="rca.events", key=b"k", value=b"v%d" % i) for i in range(3)] == [0, 1, 2]
+    assert s.append_journal(log="other", key=b"", value=b"x") == 0  # one sequence per log
+    with pytest.raises(RuntimeError), s.unit_of_work() as uow:  # the record goes with the data or not at all
+        uow.upsert_changes(changes=[Change(id="dep-j", kind="deployment", services=["a"], ts=1.0)])
+        assert uow.append_journal(log="rca.events", key=b"k", value=b"lost") == 3
+        raise RuntimeError("crash before commit")
+    assert s.get_change(change_id="dep-j") is None
+    with s.unit_of_work() as uow:
+        uow.upsert_changes(changes=[Change(id="dep-j", kind="deployment", services=["a"], ts=1.0)])
+        assert uow.append_journal(log="rca.events", key=b"k", value=b"kept") == 3
+    assert [(e.seq, e.value) for e in s.read_journal(log="rca.events", since=1, until=10)] == [
+        (1, b"v1"), (2, b"v2"), (3, b"kept")]
+    assert s.trim_journal(log="rca.events", before=2) == 2
+    assert [e.seq for e in s.read_journal(log="rca.events", since=0, until=10)] == [2, 3]
+    s.close()
+    again = make_store()
+    assert again.journal_end(log="rca.events") == 4 and again.journal_end(log="other") == 1
+
+
 def test_before_after_and_log_patterns(make_telemetry: Callable[[], Store]) -> None:
     s = make_telemetry()
     s.insert_metrics(table=_metrics("a", "lat", [1.0, 2.0, 3.0, 4.0, 5.0], [10, 10, 30, 30, 50]))
