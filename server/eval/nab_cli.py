@@ -105,7 +105,10 @@ def half_scores(files: list[ScoringFile], corpus: list[nab.NabSeries],
     """Normalised scores of each half of the corpus (the split settings were chosen by)."""
     out: dict[str, dict[str, float]] = {}
     for half, idx in nab.halves(corpus).items():
-        res = score_corpus([files[i] for i in idx], thresholds)
+        sub = [files[i] for i in idx]
+        if build_table(sub).n_windows == 0:
+            continue  # a half without windows has no normalised score (tiny corpora only)
+        res = score_corpus(sub, thresholds)
         out[half] = {k: v.score for k, v in res.items()}
     return out
 
@@ -123,8 +126,9 @@ def report_opens(root: Path, corpus: list[nab.NabSeries], opens: list[np.ndarray
     _print("\nAlerting path (anomaly opens, what becomes incidents, scored as detections):")
     _print("  " + "   ".join(f"{PROFILE_LABELS[k]} {v.score:.2f}" for k, v in res.items())
            + f"   ({n_opens} opens in {n_points:,} points: one per {n_points / max(n_opens, 1):,.0f} points)")
-    _print("  by half:  " + "   ".join(f"{h} files {v['standard']:.2f}" for h, v in halves.items())
-           + " (standard)")
+    if halves:
+        _print("  by half:  " + "   ".join(f"{h} files {v['standard']:.2f}" for h, v in halves.items())
+               + " (standard)")
     _print("  opened by: " + ", ".join(f"{k} {v}" for k, v in sorted(channels.items(), key=lambda kv: -kv[1])))
     return {k: v.score for k, v in res.items()}
 
@@ -222,8 +226,10 @@ def _run(args: argparse.Namespace) -> int:
         extra[f"{label}: alerting path"] = report_opens(root, corpus, opens, channels)
     report(files, results, nab.published(root), label=label + (": per-point score" if opens is not None else ""),
            extra=extra)
-    _print("\nPer-point score by half:  " + "   ".join(f"{h} files {v['standard']:.2f}" for h, v in halves.items())
-           + " (standard" + (", threshold swept per half)" if thresholds is None else ")"))
+    if halves:
+        _print("\nPer-point score by half:  "
+               + "   ".join(f"{h} files {v['standard']:.2f}" for h, v in halves.items())
+               + " (standard" + (", threshold swept per half)" if thresholds is None else ")"))
     _print(SPLIT_NOTE)
     _print(f"\ndone in {time.perf_counter() - t0:.1f} s")
     return 0
