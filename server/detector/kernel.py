@@ -18,6 +18,10 @@ from typing import Any
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 DAY = 86400.0
 LOG_EPS = math.log(1.0000000001 - 0.9999999999)
@@ -67,6 +71,9 @@ PARAMS = (
  P_RED, P_YELLOW, P_REFRESH, P_HOLDOFF, P_SPATIAL_HOLD, P_LEVEL_SCORE, P_WEEKLY, P_EVENT_GATE, P_GATE_DECAY,
  P_SHIFT_OPEN, P_SCORE_OPEN, P_OPEN_Z, P_BLIP_Z, P_BLIP_DT, P_SETTLE, P_GATE_RATE, P_RATE_POINTS) = range(len(PARAMS))
 
+#: prefetch distances (points ahead): a series' state row, then its history runs and lag sums
+PF_STATE, PF_RING = 4, 2
+
 #: event codes written to ``ev_kind``
 EV_NONE, EV_OPEN, EV_CLOSE = 0, 1, 2
 #: what opened an anomaly (``ev_chan``): a score channel reaching the alert level (kNN,
@@ -78,6 +85,29 @@ def _jit(inline: bool = False, fastmath: bool | set[str] = False) -> Any:
     """Numba's njit with this module's options (cached on disk, no bounds checks)."""
     return nb.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False, fastmath=fastmath,
                    inline="always" if inline else "never")
+
+
+def _prefetch_impl(typingctx: Any, arr: Any, i: Any, j: Any) -> Any:
+    """``_prefetch(arr, i, j)``: hint the CPU to fetch ``arr[i, j]``'s cache line (LLVM's
+    prefetch: read, keep in all cache levels). It changes no result, only when memory is
+    read: the kernel is bounded by memory traffic, and the next series' rows are known."""
+    sig = types.void(arr, i, j)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1], args[2]], wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_prefetch: Any = intrinsic(_prefetch_impl)
 
 
 @_jit(inline=True)
@@ -271,7 +301,28 @@ def step_kernel(
     inv_scale_points = 1.0 / c_scale_points
     inv_long_points = 1.0 / c_long_points
     yellow_score = math.log(1.0000000001 - c_yellow) / LOG_EPS  # the score of the yellow level (0.3)
-    for q in range(idx.shape[0]):
+    n_q = idx.shape[0]
+    for q in range(n_q):
+        # prefetch: the state row of the series 4 points ahead, and the history runs and lag
+        # sums of the one 2 points ahead (its state row, fetched 2 points ago, says where)
+        if q + PF_STATE < n_q:
+            j4 = idx[q + PF_STATE]
+            for f in range(0, NF, 8):
+                _prefetch(s, j4, f)
+        if q + PF_RING < n_q:
+            j2 = idx[q + PF_RING]
+            n2 = int(s[j2, N])
+            a0 = _pos(n2 - D, stride, M)
+            a1 = _pos(n2 - 2 * D, stride, M)
+            for f in range(0, n_lags, 16):
+                _prefetch(ring, j2, a0 + f)
+                _prefetch(ring, j2, a1 + f)
+                _prefetch(sums, j2, f)
+            _prefetch(ring, j2, _pos(n2, stride, M))
+            _prefetch(ring, j2, _pos(n2, stride, M) + M)
+            if seasonal:
+                t2 = ts[q + PF_RING]
+                _prefetch(season, j2, min(int((t2 - math.floor(t2 / DAY) * DAY) / bin_w), bins - 1))
         i = idx[q]
         t = ts[q]
         n = s[i, N]
