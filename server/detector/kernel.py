@@ -309,6 +309,7 @@ def step_kernel(
             j4 = idx[q + PF_STATE]
             for f in range(0, NF, 8):
                 _prefetch(s, j4, f)
+            _prefetch(s, j4, NF - 1)  # rows are not line-aligned
         if q + PF_RING < n_q:
             j2 = idx[q + PF_RING]
             n2 = int(s[j2, N])
