@@ -40,7 +40,7 @@ FIELDS = (
     "avg0", "mu0", "var0", "avg1", "mu1", "var1", "xf", "ls", "lsc", "avg2", "mu2", "var2", "avg3", "mu3", "var3",
     # alerting path: outlier run (blip filter), pending score alert and its onset, what opened the
     # open anomaly, points since the last alert-level likelihood, rate of confirmed shifts
-    "orun", "pend", "pend_t0", "ochan", "calm", "srate",
+    "orun", "pend", "pend_t0", "ochan", "calm", "srate", "sdt",
 )
 (N, LAST_TS, DT,
  LEVEL, SCALE, CP, CN, CP_T0, CN_T0, CP_SUM, CP_CNT, CN_SUM, CN_CNT,
@@ -48,7 +48,7 @@ FIELDS = (
  SLEVEL, SSCALE, SAMP, ERR0, ERR1, T0,
  OFF, LVL, DSC, SSC, MN, MX, PREV_L, HOLD, SURP, SHOWN,
  AVG0, MU0, VAR0, AVG1, MU1, VAR1, XF, LS, LSC, AVG2, MU2, VAR2, AVG3, MU3, VAR3,
- ORUN, PEND, PEND_T0, OCHAN, CALM, SRATE) = range(len(FIELDS))
+ ORUN, PEND, PEND_T0, OCHAN, CALM, SRATE, SDT) = range(len(FIELDS))
 NF = len(FIELDS)
 
 # ---- parameters: a float64 vector, filled from DetectorConfig by core.kernel_params ------
@@ -400,9 +400,16 @@ def step_kernel(
         conf = conf_up or conf_dn
         # outlier run for the blip filter: +k consecutive points above blip_z scales, -k below
         # (series sampled less often than every blip_dt seconds have no blip filter: one of
-        # their points already stands for minutes of behaviour)
+        # their points already stands for minutes of behaviour). The sampling interval here
+        # is robust to gaps (a gap moves it by at most 5 %), so a data gap never switches
+        # the filter off.
+        sdt = s[i, SDT]
+        sdt_old = sdt
+        if gap > 0:
+            sdt = gap if sdt <= 0 else sdt + 0.05 * (min(gap, 2.0 * sdt) - sdt)
+        s[i, SDT] = sdt
         orun = 0.0
-        if dt <= c_blip_dt:
+        if sdt <= c_blip_dt:
             if z >= c_blip_z:
                 orun = max(s[i, ORUN], 0.0) + 1.0
             elif z <= -c_blip_z:
@@ -592,8 +599,12 @@ def step_kernel(
             rec_t0 = t if (rec_inc and rec_old == 0) else s[i, REC_T0]
             # closes on recovery, or (settle > 0) once the series has settled at its new level:
             # open for settle points and no alert-level likelihood for as long
-            closing = was_open and (rec >= c_recover_points or (c_settle > 0 and calm >= c_settle
-                                                                and t - onset >= c_settle * dt))
+            recovered = was_open and rec >= c_recover_points
+            # ... or it settles: open settle points without an alert-level likelihood, or no
+            # data for longer than settle points would take (it ended when the data stopped)
+            went_silent = was_open and c_settle > 0 and sdt_old > 0 and gap > c_settle * sdt_old
+            closing = recovered or went_silent or (was_open and c_settle > 0 and calm >= c_settle
+                                                   and t - onset >= c_settle * dt)
             obs = osum / max(ocnt, 1.0)
             # The likelihood gate: a confirmed shift is reported (its open event emitted) only
             # once it is also surprising for this series -- its recent likelihood score
@@ -631,7 +642,7 @@ def step_kernel(
             if closing and s[i, SHOWN] != 0:
                 s[i, SHOWN] = 0.0
                 ev_kind[q] = EV_CLOSE
-                ev_onset[q] = rec_t0
+                ev_onset[q] = rec_t0 if recovered else (t - gap if went_silent else t)  # settled: now
                 ev_dir[q] = 1.0 if is_open > 0 else -1.0
                 ev_score[q] = abs(obs - base) / bscale
                 ev_base[q] = base

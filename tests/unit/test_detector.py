@@ -122,6 +122,19 @@ def test_an_anomaly_ends_when_the_series_settles_at_its_new_level() -> None:
     assert [e.kind for e in never] == ["open"]  # without it, open until the series recovers
 
 
+def test_an_anomaly_open_when_the_data_stops_ends_at_the_last_point_seen() -> None:
+    """A series that stops reporting for longer than ``settle`` points would take: its open
+    anomaly ends when the data stopped (so an incident never spans the gap), and a data gap
+    does not switch the blip filter off."""
+    ts, x = _noisy(1600, seed=18)
+    x[1000:] += 40.0           # a shift that is still on ...
+    ts[1200:] += 30 * 86400.0  # ... when the data stops for a month
+    x[1300] += 80.0            # a one-point blip after the gap
+    events = _feed(StreamingDetector(), ts, x)
+    assert [e.kind for e in events] == ["open", "close"]
+    assert events[1].onset == ts[1199] and events[1].ts == ts[1200]
+
+
 def test_near_constant_series_does_not_open_on_tiny_absolute_moves() -> None:
     rng = np.random.default_rng(5)
     ts = np.arange(2000) * STEP
