@@ -99,6 +99,8 @@ class AnomalyEvent:
     baseline: float
     observed: float
     labels: str | None = None  # canonical label text of the series (None: no labels)
+    channel: str | None = None  # what opened it (knn, seasonal, drift, level, range, shift); None: not said
+    reason: str | None = None  # open events: one sentence on why it is anomalous
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from server.detector.core import DetectorConfig, DetectorEvent, StreamingDetector
+from server.detector.explain import explain
 from server.model.labels import parse_labels
 from server.model.points import Points, SeriesKey
 
@@ -31,6 +32,7 @@ class SeriesEvent:
     series: int
     event: DetectorEvent
     labels: dict[str, str] | None = None  # the series' label set (None: no labels)
+    reason: str | None = None  # open events: one sentence on why it is anomalous
 
 
 class DetectorStage:
@@ -173,7 +175,8 @@ class DetectorStage:
         self.last_ts[sid[ends]] = ts[ends]
         self.watermark = max(self.watermark, float(ts.max()))
         out = [SeriesEvent(self.names[e.series][0], self.names[e.series][1], e.series, e,
-                           self.labels_of(e.series)) for e in events]
+                           self.labels_of(e.series),
+                           explain(e, self.names[e.series][1]) if e.kind == "open" else None) for e in events]
         out.sort(key=lambda se: (se.event.ts, se.series))
         return out
 

@@ -59,7 +59,7 @@ from server.store.base import (
     services_summary,
 )
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 _SCHEMA_V1 = [
@@ -92,7 +92,7 @@ _S, _F64, _I = pa.string(), pa.float64(), pa.int32()
 _ANOM_SCHEMA = pa.schema([("id", _S), ("incident_id", _S), ("service", _S), ("metric", _S), ("started_at", _F64),
                           ("detected_at", _F64), ("ended_at", _F64), ("direction", _S), ("score", _F64),
                           ("baseline", _F64), ("observed", _F64), ("join_reason", _S),
-                          ("labels", _S)])
+                          ("labels", _S), ("channel", _S), ("reason", _S)])
 _INC_SCHEMA = pa.schema([("id", _S), ("status", _S), ("title", _S), ("started_at", _F64), ("detected_at", _F64),
                          ("resolved_at", _F64), ("services", pa.list_(_S)), ("severity", _F64),
                          ("anomaly_count", _I), ("top_suspect", _S), ("no_convincing_change", pa.bool_()),
@@ -157,6 +157,9 @@ _MIGRATIONS: dict[int, list[str]] = {
             labels VARCHAR, annotations VARCHAR, fingerprint VARCHAR, source VARCHAR, generator_url VARCHAR,
             join_reason VARCHAR, updated_seq BIGINT)""",
     ],
+    # 6 -> 7: an anomaly records what opened it and one sentence on why it is anomalous
+    6: ["ALTER TABLE anomalies ADD COLUMN IF NOT EXISTS channel VARCHAR",
+        "ALTER TABLE anomalies ADD COLUMN IF NOT EXISTS reason VARCHAR"],
 }
 
 
@@ -843,13 +846,14 @@ class DuckDBStore:
 
     # ---- pipeline state -------------------------------------------------------------------
     _ANOM_COLS = ("id, incident_id, service, metric, started_at, detected_at, ended_at, direction, score, "
-                  "baseline, observed, join_reason, labels")
+                  "baseline, observed, join_reason, labels, channel, reason")
 
     def save_anomalies(self, *, anomalies: list[Anomaly]) -> None:
         if not anomalies:
             return
         rows = [(a.id, a.incident_id, a.service, a.metric, a.started_at, a.detected_at, a.ended_at, a.direction,
-                 a.score, a.baseline, a.observed, a.join_reason, canonical_labels(a.labels)) for a in anomalies]
+                 a.score, a.baseline, a.observed, a.join_reason, canonical_labels(a.labels), a.channel, a.reason)
+                for a in anomalies]
         with self._tx() as con:
             self._insert_rows(con, "anomalies", _ANOM_SCHEMA, rows, replace=True)
 
@@ -862,7 +866,7 @@ class DuckDBStore:
         return [
             Anomaly(id=r[0], incident_id=r[1], service=r[2], metric=r[3], started_at=r[4], detected_at=r[5],
                     ended_at=r[6], direction=r[7], score=r[8], baseline=r[9], observed=r[10], join_reason=r[11],
-                    labels=parse_labels(r[12]) or None)
+                    labels=parse_labels(r[12]) or None, channel=r[13], reason=r[14])
             for r in rows
         ]
 

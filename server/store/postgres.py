@@ -610,7 +610,7 @@ class PostgresStore:
 
     # ---- anomalies and incidents -------------------------------------------------------
     _ANOM_COLS = ("id, incident_id, service, metric, started_at, detected_at, ended_at, direction, score, "
-                  "baseline, observed, join_reason")
+                  "baseline, observed, join_reason, channel, reason")
 
     def save_anomalies(self, *, anomalies: list[Anomaly]) -> None:
         if not anomalies:
@@ -619,7 +619,7 @@ class PostgresStore:
         rows = [last[k] for k in sorted(last)]
         cols = [[getattr(a, c.strip()) for a in rows] for c in self._ANOM_COLS.split(",")]
         types = ["text", "text", "text", "text", "float8", "float8", "float8", "text", "float8", "float8",
-                 "float8", "text"]
+                 "float8", "text", "text", "text"]
         casts = ", ".join(f"%s::{t}[]" for t in types)
         sets = ", ".join(f"{c.strip()} = EXCLUDED.{c.strip()}" for c in self._ANOM_COLS.split(",")[1:])
         self._q(f"INSERT INTO anomalies ({self._ANOM_COLS}) SELECT * FROM unnest({casts}) "
@@ -637,7 +637,8 @@ class PostgresStore:
                        "ORDER BY started_at, id COLLATE \"C\"", params)
         return [
             Anomaly(id=r[0], incident_id=r[1], service=r[2], metric=r[3], started_at=r[4], detected_at=r[5],
-                    ended_at=r[6], direction=r[7], score=r[8], baseline=r[9], observed=r[10], join_reason=r[11])
+                    ended_at=r[6], direction=r[7], score=r[8], baseline=r[9], observed=r[10], join_reason=r[11],
+                    channel=r[12], reason=r[13])
             for r in rows
         ]
 

@@ -135,7 +135,8 @@ class DetectorWorker(StageWorker):
                                       onset=float(s.event.onset), direction=s.event.direction,
                                       score=float(s.event.score), baseline=float(s.event.baseline),
                                       observed=float(s.event.observed),
-                                      labels=canonical_labels(s.labels)) for s in found),
+                                      labels=canonical_labels(s.labels), channel=s.event.channel or None,
+                                      reason=s.reason) for s in found),
             watermark=wm, partition=d.partition, source_offset=d.offset)
 
     async def handle(self, deliveries: list[Delivery]) -> bool:

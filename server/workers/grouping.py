@@ -154,7 +154,8 @@ class GroupingWorker(StageWorker):
             self.last_ts[key] = a.ts
             fresh.append(SeriesEvent(a.service, a.metric, 0, DetectorEvent(
                 series=0, kind=a.kind, ts=a.ts, onset=a.onset, direction=a.direction,  # type: ignore[arg-type]
-                score=a.score, baseline=a.baseline, observed=a.observed), parse_labels(a.labels) or None))
+                score=a.score, baseline=a.baseline, observed=a.observed, channel=a.channel or ""),
+                parse_labels(a.labels) or None, a.reason))
         return self.incidents.handle(fresh)
 
     def _checkpoint(self) -> None:

@@ -166,8 +166,11 @@ def test_incidents_anomalies_suspects_labels_models(make_store: Callable[[], Sto
     inc_id = s.next_id(prefix="inc")
     assert inc_id == "inc-1" and s.next_id(prefix="inc") == "inc-2"
     a = Anomaly(id="an-1", service="a", metric="lat", started_at=100, detected_at=120, direction="up",
-                score=7.0, baseline=10, observed=30, incident_id=inc_id, join_reason="first")
+                score=7.0, baseline=10, observed=30, incident_id=inc_id, join_reason="first", channel="shift",
+                reason="lat rose to 30 from a baseline of 10 (+200%, 7.0x its usual noise) since ...")
     s.save_anomalies(anomalies=[a])
+    got = s.list_anomalies(incident_id=inc_id)[0]
+    assert (got.channel, got.reason) == (a.channel, a.reason)  # why it is anomalous is stored with it
     inc = Incident(id=inc_id, status="OPEN", title="a: lat up 3.0x", started_at=100, detected_at=120,
                    services=["a"], severity=0.5, anomaly_count=1)
     s.save_incidents(incidents=[inc])
@@ -355,7 +358,8 @@ def test_schema_3_data_dir_is_migrated(tmp_path: Path) -> None:
     s = DuckDBStore(tmp_path / "old.duckdb")
     s.close()
     con = duckdb.connect(str(tmp_path / "old.duckdb"))
-    con.execute("ALTER TABLE anomalies DROP COLUMN labels")
+    for col in ("labels", "channel", "reason"):  # columns later migrations add
+        con.execute(f"ALTER TABLE anomalies DROP COLUMN {col}")
     con.execute("INSERT INTO anomalies VALUES ('an-1', NULL, 'a', 'm', 1, 2, NULL, 'up', 3, 1, 2, NULL)")
     con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     con.close()

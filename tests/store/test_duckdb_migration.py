@@ -20,7 +20,7 @@ def test_schema_1_meta_keys_migrate(tmp_path: Path) -> None:
         ("rca.store_uid", "abc123def456")])
     con.close()
     s = DuckDBStore(path)
-    assert s.schema_version() == SCHEMA_VERSION == 6
+    assert s.schema_version() == SCHEMA_VERSION == 7
     assert s.next_id(prefix="inc") == "inc-8" and s.next_id(prefix="lbl") == "lbl-4"
     assert s.merged_into(incident_id="inc-5") == "inc-2"
     assert s.store_uid() == "abc123def456"

@@ -62,6 +62,10 @@ async def test_list_shows_incidents_of_a_replayed_scenario(scenario_server: Embe
         assert cell(app, "suspects", f"root:{roots[0].service}", "kind") == "ROOT"
         anoms = str(screen.query_one("#anoms").render())
         assert screen.data.anomalies[0].metric in anoms and "^" in anoms
+        # each anomaly says why it is anomalous (wrapped to the pane: compare without spaces)
+        flat = "".join(anoms.split())
+        assert all("".join(f"why: {a.reason}".split()) in flat for a in screen.data.anomalies if a.reason)
+        assert any(a.reason for a in screen.data.anomalies)
 
 
 async def test_live_updates_arrive_without_a_key_press(small_server: EmbeddedServer) -> None:

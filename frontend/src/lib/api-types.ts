@@ -691,6 +691,16 @@ export interface components {
             labels?: {
                 [key: string]: string;
             };
+            /**
+             * Channel
+             * @description what opened the anomaly: a CUSUM level shift, the range rule, or a score channel (kNN, seasonal, drift or level novelty); null for anomalies stored before detectors said (extension)
+             */
+            channel?: ("shift" | "range" | "knn" | "seasonal" | "drift" | "level") | null;
+            /**
+             * Reason
+             * @description one sentence on why it is anomalous: what moved which way, against what baseline, how far, since when, and which channel fired (extension)
+             */
+            reason?: string | null;
         };
         /** AuditPublic */
         AuditPublic: {
