@@ -14,6 +14,7 @@ pre-encoded bodies. Besides wall-clock rates, the server's own CPU time is read 
 
     python bench/ingest.py [--formats json,ndjson,arrow,remote-write,otlp] [--batches 40]
                            [--series 1000] [--batch-size 10000] [--iso] [--no-labels]
+                           [--repeat N] [--rca OTHER_CHECKOUT/.venv/bin/rca]
 """
 
 from __future__ import annotations
@@ -148,11 +149,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_format(fmt: str, bodies: list[bytes], points_per_batch: int, log: Callable[[str], None]) -> dict[str, float]:
+def run_format(fmt: str, bodies: list[bytes], points_per_batch: int, log: Callable[[str], None],
+               rca: str | None = None) -> dict[str, float]:
     data = Path(tempfile.mkdtemp(prefix="rca-bench-"))
     port = free_port()
     taskset = ["taskset", "-c", "0"] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
-    rca = str(Path(sys.executable).with_name("rca"))
+    rca = rca or str(Path(sys.executable).with_name("rca"))
     proc = subprocess.Popen([*taskset, rca, "serve", "--port", str(port), "--data-dir", str(data),
                              "--log-level", "warning"], stdout=subprocess.DEVNULL)
     try:
@@ -208,6 +210,9 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=10_000)
     ap.add_argument("--iso", action="store_true", help="ISO 8601 timestamps in JSON/NDJSON instead of epoch numbers")
     ap.add_argument("--no-labels", action="store_true", help="points without labels")
+    ap.add_argument("--rca", default=None, help="the rca command to start (default: the one beside this Python); "
+                    "e.g. another checkout's .venv/bin/rca to compare releases under the same load")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per format (a fresh server each)")
     args = ap.parse_args()
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     unknown = set(formats) - set(FORMATS)
@@ -224,7 +229,8 @@ def main() -> int:
     for fmt in formats:
         print(f"encoding {fmt}...", flush=True)
         bodies = encode(fmt, data, args.iso)
-        run_format(fmt, bodies, ppb, lambda s: print(s, flush=True))
+        for _ in range(args.repeat):
+            run_format(fmt, bodies, ppb, lambda s: print(s, flush=True), rca=args.rca)
     return 0
 
 

@@ -21,9 +21,12 @@ from typing import Any, ClassVar, Literal
 import orjson
 import pyarrow as pa
 
+from server.model.points import Points
+
 __all__ = [
     "AlertsChanged", "AnomalyEvent", "AnomalyEvents", "ChangesAdded", "Event", "IncidentsNeedRca", "LabelAdded",
-    "LogsAdded", "MetricBatch", "ModelRetrained", "RerunRequested", "TopologyChanged", "decode", "encode",
+    "LogsAdded", "MetricBatch", "MetricPoints", "ModelRetrained", "RerunRequested", "TopologyChanged", "decode",
+    "encode",
 ]
 
 _HEADER = struct.Struct(">I")
@@ -58,6 +61,31 @@ class MetricBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricPoints:
+    """Stored metric points for one partition, as their distinct series plus per-point
+    series codes, timestamps and values (:class:`server.model.points.Points`). The body is
+    two Arrow IPC streams, the series (``series_bytes`` long) then the points. ``seq`` is
+    the batch's ingest sequence in the store (-1: none), which is also its offset in the
+    metrics log of the in-process bus. Replaces :class:`MetricBatch` (still read)."""
+
+    TYPE: ClassVar[str] = "metric_points"
+    V: ClassVar[int] = 1
+    ipc: bytes = b""
+    series_bytes: int = 0
+    count: int = 0
+    seq: int = -1
+
+    @classmethod
+    def from_points(cls, points: Points, seq: int = -1) -> MetricPoints:
+        series, pts = points.to_ipc()
+        return cls(ipc=series + pts, series_bytes=len(series), count=points.n, seq=seq)
+
+    def points(self) -> Points:
+        body = memoryview(self.ipc)
+        return Points.from_ipc(body[:self.series_bytes], body[self.series_bytes:])
+
+
+@dataclass(frozen=True, slots=True)
 class AnomalyEvent:
     """One detector event for one series: an anomaly opened or closed."""
 
@@ -71,6 +99,8 @@ class AnomalyEvent:
     baseline: float
     observed: float
     labels: str | None = None  # canonical label text of the series (None: no labels)
+    channel: str | None = None  # what opened it (knn, seasonal, drift, level, range, shift); None: not said
+    reason: str | None = None  # open events: one sentence on why it is anomalous
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,11 +185,11 @@ class ModelRetrained:
     version: int = 0
 
 
-Event = (MetricBatch | AnomalyEvents | ChangesAdded | LogsAdded | TopologyChanged | LabelAdded
+Event = (MetricBatch | MetricPoints | AnomalyEvents | ChangesAdded | LogsAdded | TopologyChanged | LabelAdded
          | RerunRequested | AlertsChanged | IncidentsNeedRca | ModelRetrained)
 
 _TYPES: dict[str, type[Any]] = {
-    c.TYPE: c for c in (MetricBatch, AnomalyEvents, ChangesAdded, LogsAdded, TopologyChanged, LabelAdded,
+    c.TYPE: c for c in (MetricBatch, MetricPoints, AnomalyEvents, ChangesAdded, LogsAdded, TopologyChanged, LabelAdded,
                         RerunRequested, AlertsChanged, IncidentsNeedRca, ModelRetrained)
 }
 _ANOMALY_FIELDS = frozenset(f.name for f in dataclasses.fields(AnomalyEvent))

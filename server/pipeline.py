@@ -53,6 +53,8 @@ def build_workers(stages: Sequence[str], *, store: Store, bus: Bus, settings: Se
                                          member_id=member_id))
         else:
             raise ValueError(f"unknown stage {stage!r} (one of {', '.join(STAGES)})")
+    for w in workers:
+        w.metrics = metrics
     return workers, rca
 
 

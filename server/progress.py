@@ -2,9 +2,11 @@
 reports of the workers: ``pending`` and per-stage lag for ``GET /health``.
 
 ``pending`` is the number of messages some stage has not finished (acknowledged) yet,
-summed over the stages: every stage publishes downstream *before* it acknowledges, so
-``pending`` is 0 only when everything ingested so far is fully processed, in every
-process.
+summed over the stages and the topics they read: every stage publishes downstream
+*before* it acknowledges, so ``pending`` is 0 only when everything ingested so far is
+fully processed, in every process. On a durable bus the offsets outlive a crash, so
+right after a restart ``pending`` counts what was acknowledged to clients but not yet
+processed.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from server.topics import Topics
 @dataclass(slots=True)
 class StageProgress:
     stage: str
-    topic: str
+    topic: str  # the topics it reads, comma-separated
     lag: int
     committed: int
     end: int
@@ -36,13 +38,20 @@ class Progress:
 
     async def stages(self) -> list[StageProgress]:
         reports = self.status.read()
-        out = []
+        out: dict[str, StageProgress] = {}
         for stage, topic in self.topics.stages():
             lags = await self.bus.lag(group=self.topics.group(stage), topic=topic)
-            out.append(StageProgress(stage=stage, topic=topic, lag=sum(p.lag for p in lags),
-                                     committed=sum(p.committed for p in lags), end=sum(p.end for p in lags),
-                                     partitions=len(lags), members=reports.get(stage, {})))
-        return out
+            sp = out.get(stage)
+            if sp is None:
+                sp = out[stage] = StageProgress(stage=stage, topic=topic, lag=0, committed=0, end=0, partitions=0,
+                                                members=reports.get(stage, {}))
+            else:
+                sp.topic += f",{topic}"
+            sp.lag += sum(p.lag for p in lags)
+            sp.committed += sum(p.committed for p in lags)
+            sp.end += sum(p.end for p in lags)
+            sp.partitions += len(lags)
+        return list(out.values())
 
     async def pending(self) -> int:
         return sum(s.lag for s in await self.stages())

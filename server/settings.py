@@ -2,10 +2,13 @@
 
 Examples: ``RCA_DATA_DIR=/var/lib/rca``, ``RCA_PORT=8000``,
 ``RCA_STORE__BACKEND=duckdb`` (or ``postgres`` with ``RCA_STORE__POSTGRES_DSN``),
-``RCA_STORE__TELEMETRY_BACKEND`` (defaults to the state backend), ``RCA_BUS__BACKEND=memory``,
+``RCA_STORE__TELEMETRY_BACKEND`` (defaults to the state backend; ``clickhouse`` with
+``RCA_STORE__CLICKHOUSE_URL`` or a chDB ``RCA_STORE__CLICKHOUSE_PATH``), ``RCA_BUS__BACKEND=memory``,
 ``RCA_GROUPING__GAP_SECONDS=300``, ``RCA_API__MAX_BODY_BYTES=67108864``,
 ``RCA_API__CORS_ORIGINS='["http://localhost:3000"]'`` (or a comma-separated list).
 ``RCA_WEBHOOKS__GITHUB_SECRET=...``, ``RCA_RECEIVERS__SERVICE_LABELS='["service","job"]'``.
+``RCA_REDIS__URL=redis://127.0.0.1:56379/0``, ``RCA_LIMITS__BACKEND=redis``,
+``RCA_LIMITS__INGEST="50/second;1000/minute"``, ``RCA_CACHE__BACKEND=redis``, ``RCA_METRICS_PORT=9101``.
 """
 
 from __future__ import annotations
@@ -14,19 +17,21 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from server.detector.core import DetectorConfig
 
 StoreBackend = Literal["duckdb", "postgres"]
+# ClickHouse holds telemetry only (metrics, logs, the series catalogue)
+TelemetryBackend = Literal["duckdb", "postgres", "clickhouse"]
 
 
 class StoreSettings(BaseModel):
     # The state store (changes, topology, incidents, suspects, labels, models, checkpoints).
     backend: StoreBackend = "duckdb"
     # The telemetry store (metrics, logs, series catalogue); None: the same as ``backend``.
-    telemetry_backend: StoreBackend | None = None
+    telemetry_backend: TelemetryBackend | None = None
     # DuckDB memory limit for the embedded store (None lets DuckDB decide).
     memory_limit: str | None = None
     # DuckDB worker threads (None: the CPUs this process may run on, its affinity mask).
@@ -39,6 +44,36 @@ class StoreSettings(BaseModel):
     postgres_pool_max: int = Field(default=8, ge=1)
     # Seconds to wait for a connection (at start-up and from the pool) before a StoreError.
     postgres_timeout_seconds: float = Field(default=10.0, gt=0)
+    # ClickHouse telemetry (RCA_STORE__TELEMETRY_BACKEND=clickhouse, docs/clickhouse.md): a server
+    # URL for clickhouse-connect (http[s]://user:password@host:8123), or else chDB, the
+    # in-process engine, on a data directory (default: <data_dir>/clickhouse). Only one
+    # process may open a chDB directory: separate API and worker processes need a server.
+    clickhouse_url: str | None = None
+    clickhouse_path: Path | None = None
+    clickhouse_database: str = Field(default="rca", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    # Retention in days (None: keep forever). Raw points older than clickhouse_raw_days are
+    # read from the 1-minute roll-up (kept clickhouse_rollup_1m_days), older than that from
+    # the 1-hour roll-up (clickhouse_rollup_1h_days); each at least the one before it.
+    clickhouse_raw_days: float | None = Field(default=None, gt=0)
+    clickhouse_rollup_1m_days: float | None = Field(default=None, gt=0)
+    clickhouse_rollup_1h_days: float | None = Field(default=None, gt=0)
+    clickhouse_logs_days: float | None = Field(default=None, gt=0)
+    # Connections per process (a chDB connection runs one statement at a time).
+    clickhouse_pool_size: int = Field(default=4, ge=1)
+    # Server only: many small inserts (one per ingest request) are batched by the server
+    # (async_insert, waiting until written, so an acknowledged batch is stored).
+    clickhouse_async_insert: bool = True
+
+    @model_validator(mode="after")
+    def _rollups_outlive_raw(self) -> StoreSettings:
+        order = [("clickhouse_raw_days", self.clickhouse_raw_days),
+                 ("clickhouse_rollup_1m_days", self.clickhouse_rollup_1m_days),
+                 ("clickhouse_rollup_1h_days", self.clickhouse_rollup_1h_days)]
+        for (n1, v1), (n2, v2) in zip(order, order[1:], strict=False):
+            if v1 is not None and v2 is not None and v2 < v1:
+                raise ValueError(f"{n2} ({v2}) must be at least {n1} ({v1}): a roll-up outlives the finer "
+                                 "data it summarises")
+        return self
 
 
 class BusSettings(BaseModel):
@@ -146,6 +181,58 @@ class WebhookSettings(BaseModel):
     github_secret: SecretStr | None = None
     argocd_token: SecretStr | None = None
     launchdarkly_secret: SecretStr | None = None
+class RedisSettings(BaseModel):
+    # The Redis shared by every API and worker process (rate limits, query cache) when
+    # RCA_LIMITS__BACKEND / RCA_CACHE__BACKEND is "redis" (`stack/local.sh env` prints it).
+    url: str = "redis://127.0.0.1:6379/0"
+    # Prefix of every key (several deployments can share one Redis).
+    key_prefix: str = "rca"
+    # Seconds a Redis call may take; past it the limiter lets the request through and the
+    # cache computes the answer (both logged and counted in rca_shared_state_errors_total).
+    timeout_seconds: float = Field(default=0.5, gt=0)
+
+
+def _check_limits(v: str) -> str:
+    if v.strip():
+        from limits import parse_many
+
+        try:
+            parse_many(v)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; write limits like '50/second' or '20/second;600/minute'") from exc
+    return v.strip()
+
+
+class LimitSettings(BaseModel):
+    # Per-client request rate limits (429 with Retry-After past them). memory: a budget per
+    # process; redis: one budget shared by every API process (RCA_REDIS__URL).
+    backend: Literal["memory", "redis"] = "memory"
+    # Limits in the `limits` notation, several separated by ';' ("20/second;600/minute");
+    # empty: no limit. ingest: every /ingest/* endpoint and the telemetry receivers
+    # (remote-write, OTLP, alerts); query: the read endpoints (incidents, services,
+    # changes, evidence, export...). /health, /metrics, the signed webhooks and the admin
+    # endpoints are never limited.
+    ingest: str = ""
+    query: str = ""
+
+    @field_validator("ingest", "query")
+    @classmethod
+    def _parse(cls, v: str) -> str:
+        return _check_limits(v)
+
+
+class CacheSettings(BaseModel):
+    # Short-TTL cache of the hot query answers (incident list, incident, anomalies, suspects,
+    # services, model), dropped by every write that could change them. memory: this
+    # process only (used when every stage runs in it, role "all"; off for role "api", whose
+    # writers live in other processes); redis: shared by every process (RCA_REDIS__URL); off.
+    backend: Literal["memory", "redis", "off"] = "memory"
+    ttl_seconds: float = Field(default=5.0, gt=0)
+    # memory backend: at most this many answers and bytes are kept (least recently used dropped).
+    max_entries: int = Field(default=1024, ge=1)
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+
+
 def _detector_settings() -> type[BaseModel]:
     """Every DetectorConfig field as a setting with the same name, type and default."""
     import dataclasses
@@ -185,3 +272,9 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     # Detector parameters (``RCA_DETECTOR__WARMUP=50``...): see server/detector/core.py.
     detector: DetectorSettings = DetectorSettings()
+    redis: RedisSettings = RedisSettings()
+    limits: LimitSettings = LimitSettings()
+    cache: CacheSettings = CacheSettings()
+    # `rca worker`: serve Prometheus metrics on this port (None: not served). The API serves
+    # them at GET /metrics on its own port.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)

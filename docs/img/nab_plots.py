@@ -2,8 +2,8 @@
 dependency: pip install matplotlib):
 
 * nab-examples.png: NAB series, their labelled windows and the detector's score;
-* alerting-gate.png: where the detector opens anomalies (what becomes an incident), with
-  the CUSUM alone and with the likelihood gate.
+* alerting-path.png: where the detector opens anomalies (what becomes an incident): the
+  CUSUM alone, the previous release (CUSUM behind the likelihood gate) and this release.
 
     python docs/img/nab_plots.py [--data ../shared/datasets/nab]
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,24 +56,30 @@ def examples(plt: Any, root: Path, out: Path) -> None:
     print(f"wrote {out}")
 
 
-def alerting_gate(plt: Any, root: Path, out: Path) -> None:
+PREVIOUS = DetectorConfig(score_open=False, h_strong=30.0, gate_rate=0.0, settle=0)
+
+
+def alerting_path(plt: Any, root: Path, out: Path) -> None:
     corpus = [s for s in nab.iter_corpus(root) if s.key.removesuffix(".csv") in GATE]
-    _, plain = nab.run_detector_with_opens(corpus, DetectorConfig(event_gate=0.0))
-    _, gated = nab.run_detector_with_opens(corpus, DetectorConfig())
+    _, plain = nab.run_detector_with_opens(corpus, replace(PREVIOUS, event_gate=0.0))
+    _, gated = nab.run_detector_with_opens(corpus, PREVIOUS)
+    _, now = nab.run_detector_with_opens(corpus, DetectorConfig())
     windows = nab.load_windows(root)
-    fig, axes = plt.subplots(len(corpus), 1, figsize=(13, 2.5 * len(corpus)))
-    for ax, series, o_plain, o_gated in zip(np.atleast_1d(axes), corpus, plain, gated, strict=True):
+    fig, axes = plt.subplots(len(corpus), 1, figsize=(13, 2.6 * len(corpus)))
+    for ax, series, o_plain, o_gated, o_now in zip(np.atleast_1d(axes), corpus, plain, gated, now, strict=True):
         _panel(ax, series, windows, "green: labelled window")
         v = series.values
         top, span = float(np.nanmax(v)), float(np.nanmax(v) - np.nanmin(v)) or 1.0
-        p, g = np.flatnonzero(o_plain), np.flatnonzero(o_gated)
+        p, g, w = np.flatnonzero(o_plain), np.flatnonzero(o_gated), np.flatnonzero(o_now)
         ax.plot(p, np.full(p.size, top + 0.06 * span), "|", color="#999999", ms=9,
                 label=f"CUSUM alone: {p.size} anomalies")
-        ax.plot(g, np.full(g.size, top + 0.14 * span), "v", color="#d62728", ms=6,
-                label=f"with the likelihood gate: {g.size}")
-        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False, ncol=2,
+        ax.plot(g, np.full(g.size, top + 0.14 * span), "v", color="#ff7f0e", ms=5,
+                label=f"previous release (CUSUM + likelihood gate): {g.size}")
+        ax.plot(w, np.full(w.size, top + 0.22 * span), "v", color="#d62728", ms=6,
+                label=f"this release: {w.size}")
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False, ncol=3,
                   borderaxespad=0.1)
-        ax.set_ylim(top=top + 0.25 * span)
+        ax.set_ylim(top=top + 0.32 * span)
     fig.tight_layout()
     fig.savefig(out, dpi=80)
     print(f"wrote {out}")
@@ -89,7 +96,7 @@ def main() -> None:
 
     root = Path(args.data)
     examples(plt, root, HERE / "nab-examples.png")
-    alerting_gate(plt, root, HERE / "alerting-gate.png")
+    alerting_path(plt, root, HERE / "alerting-path.png")
 
 
 if __name__ == "__main__":

@@ -116,6 +116,8 @@ def require(role: str) -> Any:
     return Depends(check)
 
 
+# 401 and 403 are declared on every operation that checks a role by server/api/openapi.py
+# (ANSWERS); this dict stays for callers that declare them by hand.
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing, invalid or revoked API key (only once keys exist or auth is required)"},
     403: {"description": "the API key lacks the role this endpoint needs"},
@@ -129,7 +131,7 @@ def audit(state: State, who: Principal, action: str, target: str | None, **detai
 
 # ---- admin endpoints ----------------------------------------------------------------------
 
-router = APIRouter(tags=["admin"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["admin"])
 
 
 class KeyCreate(BaseModel):

@@ -35,7 +35,7 @@ def anomaly_public(a: Anomaly) -> dict[str, Any]:
         "id": a.id, "incident_id": a.incident_id, "service": a.service, "metric": a.metric,
         "started_at": iso(a.started_at), "detected_at": iso(a.detected_at), "ended_at": iso(a.ended_at),
         "direction": a.direction, "score": a.score, "baseline": a.baseline, "observed": a.observed,
-        "join_reason": a.join_reason, "labels": dict(a.labels or {}),
+        "join_reason": a.join_reason, "labels": dict(a.labels or {}), "channel": a.channel, "reason": a.reason,
     }
 
 

@@ -1,5 +1,6 @@
 """Web safety at the edge: a Host allow-list (DNS rebinding), refusal of cross-origin
-writes from browsers, and a deadline for the request head (slow clients).
+writes from browsers, a size limit and a deadline for every request body, and a deadline
+for the request head (slow clients).
 
 Pure ASGI middleware (no per-request task like ``BaseHTTPMiddleware``), plus a uvicorn
 protocol that closes a connection whose request head does not arrive in time.
@@ -12,7 +13,8 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from server.auth import LOOPBACK_HOST_HEADERS, is_loopback
@@ -38,10 +40,13 @@ def host_name(header: str) -> str:
 
 
 class GuardMiddleware:
-    def __init__(self, app: ASGIApp, *, hosts: frozenset[str] | None, origins: list[str]) -> None:
+    def __init__(self, app: ASGIApp, *, hosts: frozenset[str] | None, origins: list[str],
+                 max_body_bytes: int | None = None, body_timeout: float | None = None) -> None:
         self.app = app
         self.hosts = None if hosts is None else frozenset(host_name(h) for h in hosts)
         self.origins = frozenset(o.rstrip("/").lower() for o in origins)
+        self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
 
     async def _refuse(self, send: Send, status: int, msg: str) -> None:
         body = json.dumps({"detail": msg}).encode()
@@ -72,7 +77,43 @@ class GuardMiddleware:
             elif origin == "null" or site == "cross-site":
                 await self._refuse(send, 403, "cross-site request refused")
                 return
-        await self.app(scope, receive, send)
+        size = headers.get("content-length", "")
+        if self.max_body_bytes is not None and size.isdigit() and int(size) > self.max_body_bytes:
+            await self._refuse(send, 413, f"request body of {size} bytes exceeds the limit of {self.max_body_bytes} bytes")
+            return
+        await self.app(scope, self._bounded(receive), send)
+
+    def _bounded(self, receive: Receive) -> Receive:
+        """``receive`` with the body limits of every endpoint: the whole body within
+        ``body_timeout`` seconds (else 408, connection closed) and at most ``max_body_bytes``
+        (else 413), however it is sent (chunked bodies have no Content-Length). Once the body
+        is complete, ``receive`` is passed through (a streamed answer waits on it for the
+        client's disconnect, for as long as it streams)."""
+        if self.body_timeout is None and self.max_body_bytes is None:
+            return receive
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.body_timeout if self.body_timeout is not None else None
+        state = {"done": False, "size": 0}
+
+        async def bounded() -> Message:
+            if state["done"]:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), None if deadline is None else max(deadline - loop.time(), 0))
+            except TimeoutError:
+                raise HTTPException(408, f"request body not received within {self.body_timeout:g} s",
+                                    headers={"Connection": "close"}) from None
+            if message["type"] == "http.request":
+                state["size"] += len(message.get("body", b""))
+                if self.max_body_bytes is not None and state["size"] > self.max_body_bytes:
+                    raise HTTPException(413, f"request body exceeds the limit of {self.max_body_bytes} bytes",
+                                        headers={"Connection": "close"})
+                state["done"] = not message.get("more_body", False)
+            else:
+                state["done"] = True
+            return message
+
+        return bounded
 
 
 def _port(host: str) -> int | None:

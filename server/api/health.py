@@ -10,8 +10,9 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from server import obs
 from server.api import schemas
-from server.api.auth import AUTH_RESPONSES, require
+from server.api.auth import require
 from server.api.deps import State
 from server.timeutil import iso
 
@@ -65,8 +66,12 @@ async def health(state: State) -> Any:
 
 @router.get("/metrics", summary="Prometheus text exposition of the server's own metrics",
             dependencies=[require("read")], response_class=Response,
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **AUTH_RESPONSES})
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def metrics(state: State) -> Response:
-    with contextlib.suppress(Exception):  # the bus is down: keep the last value
-        state.metrics.pending.set(await state.progress.pending())
+    with contextlib.suppress(Exception):  # the bus is down: keep the last values
+        state.metrics.pending.set(await obs.sample_lag(state.metrics, state.progress.bus, state.progress.topics))
+    try:
+        await asyncio.to_thread(obs.sample_store, state.metrics, state.store)
+    except Exception as exc:  # the store is down: keep the last values, count it
+        obs.count_error(state.metrics, "api", exc)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,15 +17,20 @@ from server.api import schemas
 from server.api.deps import AppState, State
 from server.api.validation import (
     BatchError,
+    check_points_bounds,
+    check_table_bounds,
     parse_items,
     validate_changes,
     validate_edges,
     validate_logs,
     validate_metrics,
 )
-from server.ingest import arrow_ipc
+from server.events import TopologyChanged
+from server.ingest import arrow_ipc, json_points
 from server.ingest.errors import DecodeError
 from server.model import Edge
+from server.model.points import Points
+from server.publisher import AlreadyStored, Idempotency, changes_added, logs_added
 from server.store.base import CardinalityError, SeriesLimits
 
 router = APIRouter(tags=["ingest"])
@@ -51,14 +57,17 @@ def check_content_type(request: Request, accepted: tuple[str, ...] = _JSON_TYPES
 
 async def check_backpressure(state: AppState) -> None:
     """503 with Retry-After while processing is further behind than the configured bound
-    (bus messages not yet processed by every stage; read at most every 0.2 s)."""
+    (bus messages not yet processed by every stage). The reading is reused for 0.2 s, or
+    until what this process published since could bring it to the bound (a broker's lag
+    costs round trips; the in-process bus's nothing)."""
     now = time.monotonic()
+    limit = state.settings.api.max_pending_messages
+    published = state.publisher.published
     seen = state.extra.get("pending")
-    if seen is None or now - seen[0] > 0.2:
-        seen = (now, await state.progress.pending())
+    if seen is None or now - seen[0] > 0.2 or seen[1] + (published - seen[2]) >= limit:
+        seen = (now, await state.progress.pending(), published)
         state.extra["pending"] = seen
     pending = seen[1]
-    limit = state.settings.api.max_pending_messages
     if pending >= limit:
         state.metrics.refused.labels("backpressure").inc()
         raise HTTPException(503, headers={"Retry-After": "1"},
@@ -112,11 +121,14 @@ def _too_many(state: AppState, n: int) -> None:
 
 
 IDEMPOTENCY_HEADER = "idempotency-key"
+_IDEMPOTENCY: contextvars.ContextVar[Idempotency | None] = contextvars.ContextVar("idempotency", default=None)
 
 
 async def idempotent(request: Request, state: AppState, handle: Callable[[], Awaitable[JSONResponse]]) -> JSONResponse:
     """With an ``Idempotency-Key`` header, a batch already accepted under that key is answered
-    with its first response and stored nothing the second time (client retries after a lost 202)."""
+    with its first response and stored nothing the second time (client retries after a lost
+    202). The key is saved in the same transaction as the batch (see :func:`take_idempotency`),
+    so a crash cannot keep one without the other."""
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if not key:
         return await handle()
@@ -126,12 +138,36 @@ async def idempotent(request: Request, state: AppState, handle: Callable[[], Awa
     endpoint = request.url.path
     seen = await asyncio.to_thread(state.store.get_idempotent, key=key, endpoint=endpoint)
     if seen is not None:
-        return JSONResponse(orjson.loads(seen[1]), status_code=seen[0], headers={"Idempotent-Replayed": "true"})
-    response = await handle()
-    if response.status_code == 202:
+        return _replayed(*seen)
+    idem = Idempotency(key=key, endpoint=endpoint, now=time.time())
+    token = _IDEMPOTENCY.set(idem)
+    try:
+        response = await handle()
+    except AlreadyStored as exc:  # a concurrent request with this key was stored first
+        return _replayed(exc.status, exc.body)
+    finally:
+        _IDEMPOTENCY.reset(token)
+    if response.status_code == 202 and not idem.saved:
         await asyncio.to_thread(state.store.save_idempotent, key=key, endpoint=endpoint,
                                 status=response.status_code, body=bytes(response.body).decode(), now=time.time())
     return response
+
+
+def _replayed(status: int, body: str) -> JSONResponse:
+    return JSONResponse(orjson.loads(body), status_code=status, headers={"Idempotent-Replayed": "true"})
+
+
+def take_idempotency(body: str | Callable[[Any], str], status: int = 202) -> Idempotency | None:
+    """The request's idempotency key (None without one), with the answer to keep under it:
+    the caller stores it with its batch, in one transaction."""
+    idem = _IDEMPOTENCY.get()
+    if idem is not None:
+        idem.status, idem.body = status, body
+    return idem
+
+
+def _json_body(content: dict[str, Any]) -> str:
+    return orjson.dumps(content).decode()
 
 
 def _accepted(n: int, **extra: Any) -> JSONResponse:
@@ -165,39 +201,69 @@ def _body_doc(model: type, key: str, single: type | None = None) -> dict[str, An
                 **({"400": {"description": "Arrow body that is not an IPC stream"}} if key == "points" else {})}}
 
 
-async def _ingest_table(request: Request, state: State, kind: str, key: str,
-                        validate: Callable[[list[Any]], pa.Table],
-                        insert: Callable[[pa.Table], int]) -> tuple[JSONResponse, pa.Table | None]:
-    """Read, validate as a whole and store one metric or log batch (JSON, bare array or NDJSON)."""
-    accepted = _JSON_TYPES + ((arrow_ipc.MEDIA_TYPE,) if key == "points" else ())
-    body = await read_batch(request, state, accepted=accepted)
-    ctype = request.headers.get("content-type", "")
-    ndjson = ctype.startswith(("application/x-ndjson", "application/ndjson"))
-    arrow = key == "points" and ctype.startswith(arrow_ipc.MEDIA_TYPE)
+async def _decode_table(request: Request, state: State, kind: str, key: str,
+                        validate: Callable[[list[Any]], pa.Table]) -> pa.Table | JSONResponse:
+    """Read and validate as a whole one log batch (JSON, bare array or NDJSON): the table,
+    or the 4xx response naming what is wrong (nothing stored)."""
+    body = await read_batch(request, state)
+    ndjson = request.headers.get("content-type", "").startswith(("application/x-ndjson", "application/ndjson"))
 
     def work() -> pa.Table:
-        if arrow:
-            table = arrow_ipc.decode(body)
-            _too_many(state, table.num_rows)
-        else:
-            items = parse_items(body, key, ndjson=ndjson)
-            _too_many(state, len(items))
-            table = validate(items)
-        insert(table)
+        items = parse_items(body, key, ndjson=ndjson)
+        _too_many(state, len(items))
+        table = validate(items)
+        check_table_bounds(table, key)
         return table
 
     try:
-        table = await asyncio.to_thread(work)
+        return await asyncio.to_thread(work)
     except BatchError as exc:
-        return _reject(state, kind, exc), None
+        return _reject(state, kind, exc)
+
+
+async def _decode_points(request: Request, state: State) -> Points | JSONResponse:
+    """Read and validate as a whole one metric batch (JSON, bare array, NDJSON or Arrow IPC):
+    the batch, or the 4xx response naming what is wrong (nothing stored)."""
+    body = await read_batch(request, state, accepted=_JSON_TYPES + (arrow_ipc.MEDIA_TYPE,))
+    ctype = request.headers.get("content-type", "")
+    ndjson = ctype.startswith(("application/x-ndjson", "application/ndjson"))
+
+    def work() -> Points:
+        if ctype.startswith(arrow_ipc.MEDIA_TYPE):
+            points = arrow_ipc.decode_points(body)
+        else:
+            fast = json_points.decode(body, ndjson=ndjson)
+            if fast is None:  # not the common shape, or something is wrong: the reference path says what
+                items = parse_items(body, "points", ndjson=ndjson)
+                _too_many(state, len(items))
+                table = validate_metrics(items)
+                check_table_bounds(table, "points")
+                return Points.from_table(table)
+            points = fast
+        _too_many(state, points.n)
+        check_points_bounds(points, "points")
+        return points
+
+    try:
+        return await asyncio.to_thread(work)
+    except BatchError as exc:
+        return _reject(state, "metrics", exc)
+    except DecodeError as exc:
+        state.metrics.rejected.labels("metrics").inc()
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+
+async def store_points(state: AppState, points: Points, kind: str = "metrics") -> JSONResponse | None:
+    """Store and publish one validated metric batch under the cardinality limits (all or
+    nothing); None, or the 422 of a batch over a limit."""
+    idem = take_idempotency(_json_body({"accepted": points.n}))
+    try:
+        await state.publisher.store_metrics(points, limits=series_limits(state), idempotency=idem)
     except CardinalityError as exc:
         state.metrics.rejected.labels(kind).inc()
-        return cardinality_response(exc), None
-    except DecodeError as exc:
-        state.metrics.rejected.labels(kind).inc()
-        return JSONResponse({"detail": str(exc)}, status_code=400), None
-    state.metrics.ingested.labels(kind).inc(table.num_rows)
-    return _accepted(table.num_rows), table
+        return cardinality_response(exc)
+    state.metrics.ingested.labels(kind).inc(points.n)
+    return None
 
 
 def series_limits(state: AppState) -> SeriesLimits:
@@ -208,11 +274,6 @@ def series_limits(state: AppState) -> SeriesLimits:
                         total=api.max_series)
 
 
-def insert_metric_table(state: AppState, table: pa.Table) -> int:
-    """Store one validated metric batch under the cardinality limits (all or nothing)."""
-    return state.store.insert_metrics(table=table, limits=series_limits(state))
-
-
 @router.post("/ingest/metrics", status_code=202, openapi_extra=_body_doc(schemas.MetricPointIn, "points", None),
              summary="Ingest metric points (JSON, NDJSON or Arrow IPC stream)")
 async def ingest_metrics(request: Request, state: State) -> JSONResponse:
@@ -220,11 +281,14 @@ async def ingest_metrics(request: Request, state: State) -> JSONResponse:
 
 
 async def _metrics(request: Request, state: State) -> JSONResponse:
-    response, table = await _ingest_table(request, state, "metrics", "points", validate_metrics,
-                                          lambda t: insert_metric_table(state, t))
-    if table is not None and table.num_rows:
-        await state.publisher.metrics(table)
-    return response
+    got = await _decode_points(request, state)
+    if isinstance(got, JSONResponse):
+        return got
+    if got.n:
+        refused = await store_points(state, got)
+        if refused is not None:
+            return refused
+    return _accepted(got.n)
 
 
 @router.post("/ingest/logs", status_code=202, openapi_extra=_body_doc(schemas.LogIn, "logs"),
@@ -233,38 +297,75 @@ async def ingest_logs(request: Request, state: State) -> JSONResponse:
     return await idempotent(request, state, lambda: _logs(request, state))
 
 
+async def store_logs(state: AppState, table: pa.Table) -> None:
+    """Store and publish one validated log batch."""
+    idem = take_idempotency(_json_body({"accepted": table.num_rows}))
+    await state.publisher.store_event(lambda: state.store.insert_logs(table=table),
+                                      lambda n: logs_added(table) if n else None, idempotency=idem)
+    state.metrics.ingested.labels("logs").inc(table.num_rows)
+
+
 async def _logs(request: Request, state: State) -> JSONResponse:
-    response, table = await _ingest_table(request, state, "logs", "logs", validate_logs,
-                                          lambda t: state.store.insert_logs(table=t))
-    if table is not None and table.num_rows:
-        await state.publisher.logs(table)
-    return response
+    got = await _decode_table(request, state, "logs", "logs", validate_logs)
+    if isinstance(got, JSONResponse):
+        return got
+    if got.num_rows:
+        await store_logs(state, got)
+    return _accepted(got.num_rows)
+
+
+async def store_changes(state: AppState, changes: list[Any], body: Callable[[Any], str]) -> list[Any]:
+    """Store changes (ids assigned to those without one) and publish the new ones; returns them all."""
+    idem = take_idempotency(body)
+
+    def work() -> tuple[list[Any], list[Any]]:
+        missing = [c for c in changes if not c.id]
+        if missing:
+            prefix = _ID_PREFIX.get(missing[0].kind, "chg")
+            for c, new_id in zip(missing, state.store.next_ids(prefix=prefix, n=len(missing)), strict=True):
+                c.id = new_id
+        new_ids = set(state.store.upsert_changes(changes=changes)) if changes else set()
+        return changes, [c for c in changes if c.id in new_ids]
+
+    _, new = await state.publisher.store_event(work, lambda r: changes_added(r[1]) if r[1] else None,
+                                               idempotency=idem)
+    for c in new:
+        state.metrics.ingested.labels(c.kind).inc()
+    return new
+
+
+def _check_id_kinds(state: AppState, items: list[Any], pairs: list[tuple[Any, bool]], kind: str, key: str) -> None:
+    """A given id that a change of another kind already has is refused (422 naming the
+    item): re-sending an id is idempotent, but only for the same kind of change."""
+    if not any(was_given for _, was_given in pairs):
+        return
+    given: dict[str, int] = {}
+    for i, item in enumerate(items):  # index of the first item with each id (items are valid objects here)
+        cid = item.get("id") if isinstance(item, dict) else None
+        if isinstance(cid, str) and cid:
+            given.setdefault(cid, i)
+    clash = [c for c in state.store.get_changes(change_ids=list(given)) if c.kind != kind]
+    if clash:
+        raise BatchError([{"loc": ["body", key, given[c.id], "id"], "type": "value_error",
+                           "msg": f"id {c.id!r} is already used by a {c.kind}; choose another id"} for c in clash])
 
 
 async def _ingest_changes(request: Request, state: State, kind: str, key: str) -> JSONResponse:
     body = await read_batch(request, state)
 
-    def work() -> tuple[int, list[str], list[Any]]:
+    def work() -> tuple[int, list[Any]]:
         items = parse_items(body, key, allow_single=True)
         _too_many(state, len(items))
         pairs = validate_changes(items, kind, key)
-        missing = [c for c, given in pairs if not given]
-        if missing:
-            for c, new_id in zip(missing, state.store.next_ids(prefix=_ID_PREFIX[kind], n=len(missing)), strict=True):
-                c.id = new_id
-        changes = [c for c, _ in pairs]
-        new_ids = set(state.store.upsert_changes(changes=changes))
-        ids = [c.id for c, _ in pairs]
-        return len(items), ids, [c for c in changes if c.id in new_ids]
+        _check_id_kinds(state, items, pairs, kind, key)
+        return len(items), [c for c, _ in pairs]
 
     try:
-        n, ids, new = await asyncio.to_thread(work)
+        n, changes = await asyncio.to_thread(work)
     except BatchError as exc:
         return _reject(state, kind, exc)
-    if new:
-        await state.publisher.changes(new)
-    state.metrics.ingested.labels(kind).inc(len(new))
-    return _accepted(n, ids=ids)
+    await store_changes(state, changes, lambda r: _json_body({"accepted": n, "ids": [c.id for c in r[0]]}))
+    return _accepted(n, ids=[c.id for c in changes])
 
 
 @router.post("/ingest/deployments", status_code=202, summary="Ingest deployments",
@@ -294,17 +395,18 @@ async def ingest_topology(request: Request, state: State) -> JSONResponse:
 async def _topology(request: Request, state: State) -> JSONResponse:
     body = await read_batch(request, state)
 
-    def work() -> tuple[list[Edge], int]:
+    def work() -> list[Edge]:
         items = parse_items(body, "edges")
         _too_many(state, len(items))
-        edges = validate_edges(items)
-        return edges, state.store.add_edges(edges=edges)
+        return validate_edges(items)
 
     try:
-        edges, new = await asyncio.to_thread(work)
+        edges = await asyncio.to_thread(work)
     except BatchError as exc:
         return _reject(state, "topology", exc)
-    if new:
-        await state.publisher.topology(edges)
+    idem = take_idempotency(_json_body({"accepted": len(edges)}))
+    await state.publisher.store_event(
+        lambda: state.store.add_edges(edges=edges),
+        lambda new: TopologyChanged(edges=tuple((e.source, e.target) for e in edges)) if new else None,
+        idempotency=idem)
     return _accepted(len(edges))
-

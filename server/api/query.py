@@ -10,10 +10,15 @@ from fastapi import APIRouter, HTTPException, Query
 from server.api import convert, schemas
 from server.api.auth import Principal, audit, require
 from server.api.deps import State, ts_param
+from server.api.shared import cached
+from server.events import LabelAdded, RerunRequested
 from server.model import Label
 from server.model.labels import matches, parse_matchers
 from server.rca.service import model_info_of_store
+from server.shared.base import STATE, TELEMETRY
 from server.timeutil import iso
+
+MAX_OFFSET = 1_000_000_000  # beyond any store's row count, and within every store's integer range
 
 router = APIRouter(responses={503: {"model": schemas.ErrorPublic, "description": "storage error"}})
 
@@ -43,20 +48,28 @@ def list_incidents(
     service: str | None = None,
     since: Annotated[str | None, Query(description="ISO 8601 or epoch seconds; incidents started at or after")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     until: Annotated[str | None, Query(description="ISO 8601 or epoch seconds; incidents started at or before")] = None,
 ) -> Any:
-    incs = state.store.list_incidents(status=status, service=service, since=ts_param(since, "since"),
-                                      until=ts_param(until, "until"), limit=limit, offset=offset)
-    alerts = _alerts_by_incident(state, [i.id for i in incs])
-    return [convert.incident_public(i, alerts.get(i.id)) for i in incs]
+    lo, hi = ts_param(since, "since"), ts_param(until, "until")
+
+    def compute() -> Any:
+        incs = state.store.list_incidents(status=status, service=service, since=lo, until=hi, limit=limit,
+                                          offset=offset)
+        alerts = _alerts_by_incident(state, [i.id for i in incs])
+        return [convert.incident_public(i, alerts.get(i.id)) for i in incs]
+
+    return cached(state, (STATE,), f"incidents?{status}&{service}&{lo}&{hi}&{limit}&{offset}", compute)
 
 
 @router.get("/incidents/{incident_id}", response_model=schemas.IncidentPublic, tags=["incidents"],
             responses=_NO_INCIDENT)
 def get_incident(incident_id: str, state: State) -> Any:
-    inc = _incident_or_404(state, incident_id)
-    return convert.incident_public(inc, _alerts_by_incident(state, [inc.id]).get(inc.id))
+    def compute() -> Any:
+        inc = _incident_or_404(state, incident_id)
+        return convert.incident_public(inc, _alerts_by_incident(state, [inc.id]).get(inc.id))
+
+    return cached(state, (STATE,), f"incident/{incident_id}", compute)
 
 
 def _alerts_by_incident(state: State, incident_ids: list[str]) -> dict[str, list[Any]]:
@@ -70,15 +83,21 @@ def _alerts_by_incident(state: State, incident_ids: list[str]) -> dict[str, list
 @router.get("/incidents/{incident_id}/anomalies", response_model=list[schemas.AnomalyPublic], tags=["incidents"],
             responses=_NO_INCIDENT)
 def get_anomalies(incident_id: str, state: State) -> Any:
-    inc = _incident_or_404(state, incident_id)
-    return [convert.anomaly_public(a) for a in state.store.list_anomalies(incident_id=inc.id)]
+    def compute() -> Any:
+        inc = _incident_or_404(state, incident_id)
+        return [convert.anomaly_public(a) for a in state.store.list_anomalies(incident_id=inc.id)]
+
+    return cached(state, (STATE,), f"anomalies/{incident_id}", compute)
 
 
 @router.get("/incidents/{incident_id}/suspects", response_model=list[schemas.SuspectPublic], tags=["incidents"],
             summary="Ranked suspects with evidence and explanation, best first", responses=_NO_INCIDENT)
 def get_suspects(incident_id: str, state: State) -> Any:
-    inc = _incident_or_404(state, incident_id)
-    return [convert.suspect_public(s) for s in state.store.list_suspects(incident_id=inc.id)]
+    def compute() -> Any:
+        inc = _incident_or_404(state, incident_id)
+        return [convert.suspect_public(s) for s in state.store.list_suspects(incident_id=inc.id)]
+
+    return cached(state, (STATE,), f"suspects/{incident_id}", compute)
 
 
 @router.get("/incidents/{incident_id}/labels", response_model=list[schemas.LabelPublic], tags=["incidents"],
@@ -128,10 +147,10 @@ async def post_label(incident_id: str, body: schemas.LabelIn, state: State,
     label = Label(id=state.store.next_id(prefix="lbl"), incident_id=incident_id, change_id=change_id,
                   verdict=body.verdict, created_at=time.time(), suspect_id=body.suspect_id, author=body.author,
                   note=body.note, service=service)
-    state.store.add_label(label=label)
+    await state.publisher.store_event(lambda: state.store.add_label(label=label),
+                                      lambda _: LabelAdded(label_id=label.id, incident_id=label.incident_id))
     audit(state, who, "label", incident_id, label_id=label.id, change_id=change_id, verdict=body.verdict,
           author=body.author)
-    await state.publisher.label(label)
     return convert.label_public(label)
 
 
@@ -149,7 +168,7 @@ def _known_services(state: Any, incident_id: str) -> set[str]:
 async def rerun_rca(incident_id: str, state: State, who: Annotated[Principal, require("label")]) -> Any:
     incident_id = _incident_or_404(state, incident_id).id
     audit(state, who, "rerun_rca", incident_id)
-    await state.publisher.rerun(incident_id)
+    await state.publisher.store_event(lambda: None, lambda _: RerunRequested(incident_id=incident_id))
     return {"accepted": 1, "incident_id": incident_id}
 
 
@@ -181,8 +200,9 @@ def get_change(change_id: str, state: State) -> Any:
 
 @router.get("/services", response_model=list[schemas.ServicePublic], tags=["services"])
 def list_services(state: State) -> Any:
-    return [{"name": s["name"], "metrics": s["metrics"], "last_seen": iso(s["last_seen"])}
-            for s in state.store.list_services()]
+    return cached(state, (STATE, TELEMETRY), "services", lambda: [
+        {"name": s["name"], "metrics": s["metrics"], "last_seen": iso(s["last_seen"])}
+        for s in state.store.list_services()])
 
 
 _LABEL_DOC = ("label matcher key=value (repeatable: every matcher must hold); selects the label sets of the "
@@ -235,4 +255,4 @@ def get_series(
 @router.get("/model", tags=["model"], summary="Ranking model: version, labels used, held-out accuracy (extension)",
             response_model=schemas.ModelInfoPublic, response_model_exclude_unset=True)
 def get_model(state: State) -> Any:
-    return model_info_of_store(state.store)
+    return cached(state, (STATE,), "model", lambda: model_info_of_store(state.store))

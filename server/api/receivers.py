@@ -20,11 +20,22 @@ from fastapi.responses import JSONResponse, Response
 
 from server.api import schemas
 from server.api.deps import AppState, State
-from server.api.ingest import idempotent, read_batch
+from server.api.ingest import (
+    _json_body,
+    idempotent,
+    read_batch,
+    store_changes,
+    store_logs,
+    store_points,
+    take_idempotency,
+)
+from server.api.validation import check_points_bounds, check_table_bounds
+from server.events import AlertsChanged
 from server.ingest import alerts as alert_parser
 from server.ingest import otlp, remote_write, webhooks
 from server.ingest.errors import BatchError, DecodeError, Unauthorized, UnsupportedMediaType
 from server.model import Change
+from server.model.points import Points
 
 router = APIRouter()  # included with the ``ingest`` role (server/app.py)
 # Signed change webhooks: they check their own signature or token (RCA_WEBHOOKS__*), no API key.
@@ -108,15 +119,17 @@ async def remote_write_endpoint(request: Request, state: State) -> Response:
         proto = remote_write.protocol_of(request.headers.get("content-type"))
         raw = remote_write.decompress(body, state.settings.api.max_body_bytes, request.headers.get("content-encoding"))
         res = remote_write.decode(raw, proto=proto, cache=_series_cache(state))
-        _check_items(state, res.table.num_rows)
-        state.store.insert_metrics(table=res.table)
+        _check_items(state, res.points.n)
+        check_points_bounds(res.points, "samples")
         return res
 
     res = await _run(state, "remote_write", work)
-    n = res.table.num_rows
+    points = res.points
+    n = points.n
     if n:
-        await state.publisher.metrics(res.table)
-    state.metrics.ingested.labels("metrics").inc(n)
+        refused = await store_points(state, points, "remote_write")
+        if refused is not None:
+            return refused
     headers = {}
     if res.proto == remote_write.V2:
         headers = {"X-Prometheus-Remote-Write-Samples-Written": str(n),
@@ -151,20 +164,22 @@ async def _otlp(request: Request, state: AppState, signal: str) -> Response:
         if signal == "metrics":
             res = otlp.decode_metrics(raw, mtype, resource_labels=state.settings.receivers.otlp_resource_labels)
             _check_items(state, res.table.num_rows)
-            state.store.insert_metrics(table=res.table)
+            check_table_bounds(res.table, "dataPoints")
         else:
             res = otlp.decode_logs(raw, mtype)
             _check_items(state, res.table.num_rows)
-            state.store.insert_logs(table=res.table)
+            check_table_bounds(res.table, "logRecords")
         return mtype, res
 
     mtype, res = await _run(state, f"otlp_{signal}", work)
     n = res.table.num_rows
     if n and signal == "metrics":
-        await state.publisher.metrics(res.table)
+        points = await asyncio.to_thread(Points.from_table, res.table)
+        refused = await store_points(state, points, "otlp_metrics")
+        if refused is not None:
+            return refused
     elif n:
-        await state.publisher.logs(res.table)
-    state.metrics.ingested.labels(signal).inc(n)
+        await store_logs(state, res.table)
     return Response(otlp.response_body(signal, mtype, res.rejected, res.message), status_code=200, media_type=mtype)
 
 
@@ -204,10 +219,15 @@ async def ingest_alerts(request: Request, state: State) -> JSONResponse:
 async def _alerts(request: Request, state: AppState) -> JSONResponse:
     body = await read_batch(request, state, accepted=_JSON_TYPES)
 
-    def work() -> tuple[list[str], list[str]]:
+    def parse() -> list[Any]:
         _json_only(request)
         alerts = alert_parser.parse_alerts(_json(body), service_labels=state.settings.receivers.service_labels)
         _check_items(state, len(alerts))
+        return alerts
+
+    alerts = await _run(state, "alerts", parse)
+
+    def work() -> tuple[list[str], list[str]]:
         missing = [a for a in alerts if not a.id]
         for a, new_id in zip(missing, state.store.next_ids(prefix="al", n=len(missing)) if missing else [],
                              strict=True):
@@ -215,9 +235,9 @@ async def _alerts(request: Request, state: AppState) -> JSONResponse:
         changed = state.store.upsert_alerts(alerts=alerts)
         return [a.id for a in alerts], changed
 
-    ids, changed = await _run(state, "alerts", work)
-    if changed:
-        await state.publisher.alerts(changed)
+    idem = take_idempotency(lambda r: _json_body({"accepted": len(r[0]), "ids": r[0]}))
+    ids, changed = await state.publisher.store_event(
+        work, lambda r: AlertsChanged(ids=tuple(r[1])) if r[1] else None, idempotency=idem)
     state.metrics.ingested.labels("alerts").inc(len(changed))
     return JSONResponse({"accepted": len(ids), "ids": ids}, status_code=202)
 
@@ -230,15 +250,9 @@ def _secret(v: Any) -> str | None:
 
 
 async def _store_changes(state: AppState, changes: list[Change], ignored: str | None) -> JSONResponse:
-    def work() -> list[str]:
-        return state.store.upsert_changes(changes=changes)
-
-    new_ids = set(await asyncio.to_thread(work)) if changes else set()
-    new = [c for c in changes if c.id in new_ids]
-    if new:
-        await state.publisher.changes(new)
-    for c in new:
-        state.metrics.ingested.labels(c.kind).inc()
+    if changes:
+        await store_changes(state, changes, lambda r: _json_body(
+            {"accepted": len(changes), "ids": [c.id for c in r[0]], "ignored": ignored}))
     return JSONResponse({"accepted": len(changes), "ids": [c.id for c in changes], "ignored": ignored},
                         status_code=202)
 

@@ -185,12 +185,12 @@ class TopologyIn(_In):
 
 
 class LabelIn(_In):
-    change_id: str | None = None
-    suspect_id: str | None = None
-    service: str | None = Field(default=None, description="names a root-service suspect (instead of a change)")
+    change_id: Short | None = None
+    suspect_id: Short | None = None
+    service: Short | None = Field(default=None, description="names a root-service suspect (instead of a change)")
     verdict: Literal["cause", "not_cause"]
     author: Short | None = None
-    note: str | None = None
+    note: Text | None = None
 
 
 # ---- responses --------------------------------------------------------------------------
@@ -278,6 +278,13 @@ class AnomalyPublic(BaseModel):
     join_reason: str | None = None
     labels: dict[str, str] = Field(
         default_factory=dict, description="label set of the anomalous series ({} when it has none) (extension)")
+    channel: Literal["shift", "range", "knn", "seasonal", "drift", "level"] | None = Field(
+        default=None, description="what opened the anomaly: a CUSUM level shift, the range rule, or a score channel "
+                                  "(kNN, seasonal, drift or level novelty); null for anomalies stored before "
+                                  "detectors said (extension)")
+    reason: str | None = Field(
+        default=None, description="one sentence on why it is anomalous: what moved which way, against what "
+                                  "baseline, how far, since when, and which channel fired (extension)")
 
 
 class SuspectPublic(BaseModel):

@@ -20,9 +20,13 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from server.api import schemas
 from server.model import Change, Edge
 from server.model.labels import canonical_labels
+from server.model.points import Points
 from server.timeutil import TS_MAX, TS_MIN, parse_ts, ts_range_error
 
 MAX_ERRORS = 100
+# Metric values are finite and of magnitude below this: beyond it, sums and squares in
+# averages and detector baselines overflow to infinity (no real metric comes near it).
+MAX_ABS_VALUE = 1e100
 MAX_LABELS = 32  # labels per point
 MAX_LABEL_NAME = 128
 MAX_LABEL_VALUE = 1024
@@ -212,6 +216,8 @@ def validate_metrics(items: list[Any], key: str = "points") -> pa.Table:
         values = np.zeros(n)
     errors.extend(_err(["body", key, int(j), "value"], "value must be finite", "finite_number")
                   for j in np.flatnonzero(~np.isfinite(values)))
+    errors.extend(_err(["body", key, int(j), "value"], _TOO_LARGE, "finite_number")
+                  for j in np.flatnonzero(np.isfinite(values) & (np.abs(values) >= MAX_ABS_VALUE)))
     raw_labels = [it.get("labels") for it in items]
     labels: list[str | None] | None = None
     if set(map(type, raw_labels)) - {type(None)}:
@@ -239,6 +245,41 @@ def validate_metrics(items: list[Any], key: str = "points") -> pa.Table:
         "value": pa.array(values, type=pa.float64()),
         "labels": pa.array(labels, type=pa.string()) if labels is not None else pa.nulls(n, pa.string()),
     })
+
+
+_TOO_LARGE = f"value must be of magnitude below {MAX_ABS_VALUE:g}"
+
+
+def check_table_bounds(table: pa.Table, key: str) -> None:
+    """The last check before a decoded table is stored, whatever protocol it came in
+    (JSON, NDJSON, Arrow IPC, remote-write, OTLP): every ``ts`` inside the accepted range
+    and (metrics) every ``value`` finite and below :data:`MAX_ABS_VALUE` in magnitude, so
+    that nothing stored can break a later read or a detector baseline. Rows are named by
+    their index in the decoded batch (with service and metric, since a protocol's own
+    nesting is gone by now); BatchError, nothing stored."""
+    errors: list[dict[str, Any]] = []
+    checks = [("ts", lambda a: ~((a >= TS_MIN) & (a < TS_MAX)), lambda v: ts_range_error(v) or "invalid timestamp")]
+    if "value" in table.column_names:
+        checks.append(("value", lambda a: ~(np.abs(a) < MAX_ABS_VALUE),
+                       lambda v: _TOO_LARGE if math.isfinite(v) else "value must be finite"))
+    for name, is_bad, why in checks:
+        arr = table.column(name).to_numpy()
+        bad = np.flatnonzero(is_bad(arr))
+        for j in bad[:MAX_ERRORS - len(errors)]:
+            row = table.slice(int(j), 1).to_pylist()[0]
+            what = "/".join(str(row[c]) for c in ("service", "metric") if c in row)
+            errors.append(_err(["body", key, int(j), name], f"{what}: {why(float(arr[j]))}"))
+    if errors:
+        raise BatchError(errors)
+
+
+def check_points_bounds(points: Points, key: str) -> None:
+    """:func:`check_table_bounds` for a :class:`Points` batch: one vectorised pass over the
+    timestamps and values; the wide table (row names in the errors) only when one is out."""
+    ts, value = points.ts, points.value
+    if bool(((ts >= TS_MIN) & (ts < TS_MAX)).all()) and bool((np.abs(value) < MAX_ABS_VALUE).all()):
+        return
+    check_table_bounds(points.table(), key)
 
 
 # ---- everything else (pydantic, per item, with index in loc) ----------------------------------

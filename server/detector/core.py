@@ -81,7 +81,7 @@ class DetectorConfig:
     # change points and events
     k: float = 0.5                 # CUSUM drift allowance (in scales)
     h: float = 10.0                # CUSUM decision interval (with persistence)
-    h_strong: float = 30.0         # CUSUM decision interval without persistence
+    h_strong: float = 20.0         # CUSUM decision interval without persistence
     z_clip: float = 4.0            # CUSUM increment clip (one blip adds at most z_clip - k)
     z_persist: float = 2.5         # |z| a point needs to count towards persistence
     persist: int = 3               # consecutive points beyond z_persist to confirm a shift
@@ -113,6 +113,15 @@ class DetectorConfig:
     spatial_hold: bool = False     # the hold-off also covers the range rule
     weekly: bool = True            # the seasonal channel also compares with a week earlier, when that fits the buffer
     level_score: bool = True       # level channel: residual against the events' robust (seasonal) baseline
+    # alerting path: what opens an anomaly (see "Events" in the module docstring)
+    shift_open: bool = True        # a confirmed CUSUM shift opens an anomaly (behind the likelihood gate)
+    score_open: bool = True        # an alert-level score opens an anomaly (behind the blip filter)
+    open_z: float = 5.0            # ... on a point at least this many baseline scales off
+    blip_z: float = 3.5            # blip filter: the next point must be this many scales off, on the same side
+    blip_dt: float = 60.0          # the blip filter acts on series sampled at least this often (seconds)
+    settle: int = 1000             # an anomaly also ends once open this long without an alert-level likelihood (0: never)
+    gate_rate: float = 0.5         # the gate applies once a series has had this many confirmed shifts ...
+    rate_points: int = 2000        # ... per this many points (EW): rarely-shifting series report shifts ungated
 
     @property
     def n_lags(self) -> int:
@@ -141,6 +150,8 @@ class DetectorEvent:
     score: float
     baseline: float
     observed: float
+    channel: str = ""        # what opened it: knn / seasonal / drift / level / range / shift
+    channel_z: float = 0.0   # the score channel's likelihood z at the event
 
 
 @dataclass(slots=True)
@@ -246,9 +257,10 @@ class StreamingDetector:
             self.ensure(hi)
         scores = np.empty(k)
         kind = np.empty(k, dtype=np.int8)
-        onset, direction, severity, base, observed = (np.empty(k) for _ in range(5))
+        onset, direction, severity, base, observed, chz = (np.empty(k) for _ in range(6))
+        chan = np.zeros(k, dtype=np.int8)
         n_events = K.step_kernel(self._s, self._season, self._ring, self._sums, self._params, idx, ts, x,
-                                 scores, kind, onset, direction, severity, base, observed)
+                                 scores, kind, onset, direction, severity, base, observed, chan, chz)
         events: list[DetectorEvent] = []
         if n_events:
             for q in np.flatnonzero(kind).tolist():
@@ -256,6 +268,7 @@ class StreamingDetector:
                     series=int(idx[q]), kind="open" if kind[q] == K.EV_OPEN else "close", ts=float(ts[q]),
                     onset=float(onset[q]), direction="up" if direction[q] > 0 else "down",
                     score=float(severity[q]), baseline=float(base[q]), observed=float(observed[q]),
+                    channel=K.CHANNELS[int(chan[q])], channel_z=float(chz[q]),
                 ))
         return StepResult(scores, events)
 

@@ -18,6 +18,10 @@ from typing import Any
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 DAY = 86400.0
 LOG_EPS = math.log(1.0000000001 - 0.9999999999)
@@ -34,13 +38,17 @@ FIELDS = (
     # score: robust scales, range, likelihood channels (knn, seasonal, drift)
     "off", "lvl", "dsc", "ssc", "mn", "mx", "prev_l", "hold", "surp", "shown",
     "avg0", "mu0", "var0", "avg1", "mu1", "var1", "xf", "ls", "lsc", "avg2", "mu2", "var2", "avg3", "mu3", "var3",
+    # alerting path: outlier run (blip filter), pending score alert and its onset, what opened the
+    # open anomaly, points since the last alert-level likelihood, rate of confirmed shifts
+    "orun", "pend", "pend_t0", "ochan", "calm", "srate", "sdt",
 )
 (N, LAST_TS, DT,
  LEVEL, SCALE, CP, CN, CP_T0, CN_T0, CP_SUM, CP_CNT, CN_SUM, CN_CNT,
  RUN, RUN_T0, RUN_SUM, OPEN, ONSET, BASE, BSCALE, OSUM, OCNT, REC, REC_T0,
  SLEVEL, SSCALE, SAMP, ERR0, ERR1, T0,
  OFF, LVL, DSC, SSC, MN, MX, PREV_L, HOLD, SURP, SHOWN,
- AVG0, MU0, VAR0, AVG1, MU1, VAR1, XF, LS, LSC, AVG2, MU2, VAR2, AVG3, MU3, VAR3) = range(len(FIELDS))
+ AVG0, MU0, VAR0, AVG1, MU1, VAR1, XF, LS, LSC, AVG2, MU2, VAR2, AVG3, MU3, VAR3,
+ ORUN, PEND, PEND_T0, OCHAN, CALM, SRATE, SDT) = range(len(FIELDS))
 NF = len(FIELDS)
 
 # ---- parameters: a float64 vector, filled from DetectorConfig by core.kernel_params ------
@@ -52,6 +60,7 @@ PARAMS = (
     "buffer", "dim", "knn_stride", "avg_points", "long_points", "learn", "scale_points",
     "var_floor", "score_rel_floor", "spatial_tol", "seasonal_score", "drift_score", "a_fast", "a_slow",
     "red", "yellow", "refresh", "holdoff", "spatial_hold", "level_score", "weekly", "event_gate", "gate_decay",
+    "shift_open", "score_open", "open_z", "blip_z", "blip_dt", "settle", "gate_rate", "rate_points",
 )
 (P_ALPHA_LEVEL, P_ALPHA_SCALE, P_CLIP, P_ABS_FLOOR, P_REL_FLOOR, P_WARMUP,
  P_SEASON_BINS, P_SEASON_DAYS, P_SEASON_GAIN, P_ALPHA_SLEVEL, P_ALPHA_SEASON, P_SEASON_CLIP,
@@ -59,15 +68,46 @@ PARAMS = (
  P_Z_CLOSE, P_CLOSE_REL, P_RECOVER_POINTS,
  P_BUFFER, P_DIM, P_KNN_STRIDE, P_AVG_POINTS, P_LONG_POINTS, P_LEARN, P_SCALE_POINTS,
  P_VAR_FLOOR, P_SCORE_REL_FLOOR, P_SPATIAL_TOL, P_SEASONAL_SCORE, P_DRIFT_SCORE, P_A_FAST, P_A_SLOW,
- P_RED, P_YELLOW, P_REFRESH, P_HOLDOFF, P_SPATIAL_HOLD, P_LEVEL_SCORE, P_WEEKLY, P_EVENT_GATE, P_GATE_DECAY) = range(len(PARAMS))
+ P_RED, P_YELLOW, P_REFRESH, P_HOLDOFF, P_SPATIAL_HOLD, P_LEVEL_SCORE, P_WEEKLY, P_EVENT_GATE, P_GATE_DECAY,
+ P_SHIFT_OPEN, P_SCORE_OPEN, P_OPEN_Z, P_BLIP_Z, P_BLIP_DT, P_SETTLE, P_GATE_RATE, P_RATE_POINTS) = range(len(PARAMS))
+
+#: prefetch distances (points ahead): a series' state row, then its history runs and lag sums
+PF_STATE, PF_RING = 4, 2
 
 #: event codes written to ``ev_kind``
 EV_NONE, EV_OPEN, EV_CLOSE = 0, 1, 2
+#: what opened an anomaly (``ev_chan``): a score channel reaching the alert level (kNN,
+#: seasonal, drift, level), the range rule, or a CUSUM-confirmed level shift
+CH_NONE, CH_KNN, CH_SEASONAL, CH_DRIFT, CH_LEVEL, CH_RANGE, CH_SHIFT = 0, 1, 2, 3, 4, 5, 6
+CHANNELS = ("", "knn", "seasonal", "drift", "level", "range", "shift")
 
 def _jit(inline: bool = False, fastmath: bool | set[str] = False) -> Any:
     """Numba's njit with this module's options (cached on disk, no bounds checks)."""
     return nb.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False, fastmath=fastmath,
                    inline="always" if inline else "never")
+
+
+def _prefetch_impl(typingctx: Any, arr: Any, i: Any, j: Any) -> Any:
+    """``_prefetch(arr, i, j)``: hint the CPU to fetch ``arr[i, j]``'s cache line (LLVM's
+    prefetch: read, keep in all cache levels). It changes no result, only when memory is
+    read: the kernel is bounded by memory traffic, and the next series' rows are known."""
+    sig = types.void(arr, i, j)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1], args[2]], wraparound=False)  # type: ignore[no-untyped-call]
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),  # type: ignore[no-untyped-call]
+                                            "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_prefetch: Any = intrinsic(_prefetch_impl)
 
 
 @_jit(inline=True)
@@ -190,7 +230,7 @@ def step_kernel(
     s: np.ndarray, season: np.ndarray, ring: np.ndarray, sums: np.ndarray, p: np.ndarray,
     idx: np.ndarray, ts: np.ndarray, xs: np.ndarray,
     scores: np.ndarray, ev_kind: np.ndarray, ev_onset: np.ndarray, ev_dir: np.ndarray,
-    ev_score: np.ndarray, ev_base: np.ndarray, ev_obs: np.ndarray,
+    ev_score: np.ndarray, ev_base: np.ndarray, ev_obs: np.ndarray, ev_chan: np.ndarray, ev_chz: np.ndarray,
 ) -> int:
     """Advance series ``idx[q]`` by the point ``(ts[q], xs[q])`` for every q; writes the
     score and the event (if any) of each point to the output arrays; returns the number
@@ -249,11 +289,41 @@ def step_kernel(
     c_z_clip = p[P_Z_CLIP]
     c_z_close = p[P_Z_CLOSE]
     c_z_persist = p[P_Z_PERSIST]
+    c_shift_open = p[P_SHIFT_OPEN]
+    c_score_open = p[P_SCORE_OPEN]
+    c_open_z = p[P_OPEN_Z]
+    c_blip_z = p[P_BLIP_Z]
+    c_blip_dt = p[P_BLIP_DT]
+    c_settle = p[P_SETTLE]
+    c_gate_rate = p[P_GATE_RATE]
+    a_rate = 1.0 / p[P_RATE_POINTS]
     inv_err_points = 1.0 / c_err_points
     inv_scale_points = 1.0 / c_scale_points
     inv_long_points = 1.0 / c_long_points
     yellow_score = math.log(1.0000000001 - c_yellow) / LOG_EPS  # the score of the yellow level (0.3)
-    for q in range(idx.shape[0]):
+    n_q = idx.shape[0]
+    for q in range(n_q):
+        # prefetch: the state row of the series 4 points ahead, and the history runs and lag
+        # sums of the one 2 points ahead (its state row, fetched 2 points ago, says where)
+        if q + PF_STATE < n_q:
+            j4 = idx[q + PF_STATE]
+            for f in range(0, NF, 8):
+                _prefetch(s, j4, f)
+            _prefetch(s, j4, NF - 1)  # rows are not line-aligned
+        if q + PF_RING < n_q:
+            j2 = idx[q + PF_RING]
+            n2 = int(s[j2, N])
+            a0 = _pos(n2 - D, stride, M)
+            a1 = _pos(n2 - 2 * D, stride, M)
+            for f in range(0, n_lags, 16):
+                _prefetch(ring, j2, a0 + f)
+                _prefetch(ring, j2, a1 + f)
+                _prefetch(sums, j2, f)
+            _prefetch(ring, j2, _pos(n2, stride, M))
+            _prefetch(ring, j2, _pos(n2, stride, M) + M)
+            if seasonal:
+                t2 = ts[q + PF_RING]
+                _prefetch(season, j2, min(int((t2 - math.floor(t2 / DAY) * DAY) / bin_w), bins - 1))
         i = idx[q]
         t = ts[q]
         n = s[i, N]
@@ -328,6 +398,22 @@ def step_kernel(
         conf_up = warm and cp > c_h and (run >= persist or cp > c_h_strong)
         conf_dn = (not conf_up) and warm and cn > c_h and (run <= -persist or cn > c_h_strong)
         conf = conf_up or conf_dn
+        # outlier run for the blip filter: +k consecutive points above blip_z scales, -k below
+        # (series sampled less often than every blip_dt seconds have no blip filter: one of
+        # their points already stands for minutes of behaviour). The sampling interval here
+        # is robust to gaps (a gap moves it by at most 5 %), so a data gap never switches
+        # the filter off.
+        sdt = s[i, SDT]
+        sdt_old = sdt
+        if gap > 0:
+            sdt = gap if sdt <= 0 else sdt + 0.05 * (min(gap, 2.0 * sdt) - sdt)
+        s[i, SDT] = sdt
+        orun = 0.0
+        if sdt <= c_blip_dt:
+            if z >= c_blip_z:
+                orun = max(s[i, ORUN], 0.0) + 1.0
+            elif z <= -c_blip_z:
+                orun = min(s[i, ORUN], 0.0) - 1.0
 
         # ---- baseline updates (robust) -------------------------------------------------
         a_l = max(a_next, c_alpha_level)
@@ -354,89 +440,6 @@ def step_kernel(
             a_se = max(c_alpha_season, 1.0 / (days + 1.0)) * min(1.0, max(dt, 1e-9) / bin_w)
             lim_se = c_season_clip * max(samp, sc1) if warm else np.inf
             season[i, b] = seas + a_se * _clip(d1, -lim_se, lim_se)
-
-        # ---- confirmed shifts re-base; open / close anomaly events ----------------------
-        ev_kind[q] = EV_NONE
-        is_open = s[i, OPEN]
-        if conf or is_open != 0:
-            run_ok = abs(run) >= persist
-            if run_ok:
-                seg_sum, seg_cnt, onset_est = run_sum, abs(run), run_t0
-            elif conf_up:
-                seg_sum, seg_cnt, onset_est = cp_sum, cp_cnt, cp_t0
-            else:
-                seg_sum, seg_cnt, onset_est = cn_sum, cn_cnt, cn_t0
-            shift_mean = seg_sum / max(seg_cnt, 1.0)
-            if conf:
-                new_level = shift_mean
-                if use_season:
-                    new_slevel = new_slevel + (shift_mean - pred)
-            was_open = is_open != 0
-            opening = conf and not was_open and abs(shift_mean - pred) >= c_min_rel_change * absl
-            if opening:
-                base, bscale, onset, osum, ocnt = pred, sc, onset_est, seg_sum, seg_cnt
-            else:
-                base, bscale, onset = s[i, BASE], s[i, BSCALE], s[i, ONSET]
-                osum = s[i, OSUM] + (x if was_open else 0.0)
-                ocnt = s[i, OCNT] + (1.0 if was_open else 0.0)
-            near = abs(x - base) <= max(c_z_close * bscale, c_close_rel * abs(base))
-            rec_old = s[i, REC]
-            rec_inc = was_open and near
-            rec = rec_old + 1.0 if rec_inc else 0.0
-            rec_t0 = t if (rec_inc and rec_old == 0) else s[i, REC_T0]
-            closing = was_open and rec >= c_recover_points
-            obs = osum / max(ocnt, 1.0)
-            # The likelihood gate: an anomaly is reported (its open event emitted) only once
-            # the shift is also surprising for this series -- its recent likelihood score
-            # reached event_gate (not required while the score is still learning). Until
-            # then it is tracked silently; if it recovers first, nothing is reported.
-            gate_ok = c_event_gate <= 0 or n < learn or s[i, SURP] >= c_event_gate
-            if opening:
-                s[i, OPEN] = 1.0 if conf_up else -1.0
-                s[i, SHOWN] = 0.0
-            emit_open = (opening or (was_open and not closing and s[i, SHOWN] == 0)) and gate_ok
-            if emit_open:
-                s[i, SHOWN] = 1.0
-                ev_kind[q] = EV_OPEN
-                ev_onset[q] = min(onset, t)
-                ev_dir[q] = 1.0 if s[i, OPEN] > 0 else -1.0
-                ev_score[q] = abs(obs - base) / bscale
-                ev_base[q] = base
-                ev_obs[q] = obs
-                n_events += 1
-            elif closing:
-                s[i, OPEN] = 0.0
-            if closing and s[i, SHOWN] != 0:
-                s[i, SHOWN] = 0.0
-                ev_kind[q] = EV_CLOSE
-                ev_onset[q] = rec_t0
-                ev_dir[q] = 1.0 if is_open > 0 else -1.0
-                ev_score[q] = abs(obs - base) / bscale
-                ev_base[q] = base
-                ev_obs[q] = x
-                n_events += 1
-            s[i, ONSET] = onset
-            s[i, BASE] = base
-            s[i, BSCALE] = bscale
-            s[i, OSUM] = osum
-            s[i, OCNT] = ocnt
-            s[i, REC] = 0.0 if closing else rec
-            s[i, REC_T0] = rec_t0
-        if conf:
-            cp = cn = cp_sum = cp_cnt = cn_sum = cn_cnt = run = run_sum = 0.0
-        s[i, LEVEL] = new_level
-        s[i, SLEVEL] = new_slevel
-        s[i, CP] = cp
-        s[i, CN] = cn
-        s[i, CP_T0] = cp_t0
-        s[i, CN_T0] = cn_t0
-        s[i, CP_SUM] = cp_sum
-        s[i, CP_CNT] = cp_cnt
-        s[i, CN_SUM] = cn_sum
-        s[i, CN_CNT] = cn_cnt
-        s[i, RUN] = run
-        s[i, RUN_T0] = run_t0
-        s[i, RUN_SUM] = run_sum
 
         # ---- score, kNN novelty: running lag sums over the strided lags ------------------
         xr = np.float64(np.float32(x - off))  # as stored: the ring holds values relative to off
@@ -478,16 +481,21 @@ def step_kernel(
         a_long = max(1.0 / (n + 1.0), inv_long_points)
         var_floor = c_var_floor
         zs = _channel(s, i, AVG0, raw0, a_avg, a_long, var_floor)
+        chan = CH_KNN
         z1 = _channel(s, i, AVG1, raw1, a_avg, a_long, var_floor)
-        if do_seasonal:
-            zs = max(zs, z1)
+        if do_seasonal and z1 > zs:
+            zs = z1
+            chan = CH_SEASONAL
         if c_drift_score > 0:
             xf = x if first else s[i, XF] + c_a_fast * (x - s[i, XF])
             ls = x if first else s[i, LS]
             lsc = s[i, LSC]
             lsc_f = max(lsc, lfloor)
             raw2 = math.log1p(abs(xf - ls) / lsc_f) if lsc > 0 else 0.0
-            zs = max(zs, _channel(s, i, AVG2, raw2, a_avg, a_long, var_floor))
+            z2 = _channel(s, i, AVG2, raw2, a_avg, a_long, var_floor)
+            if z2 > zs:
+                zs = z2
+                chan = CH_DRIFT
             a_ls = max(1.0 / (n + 1.0), c_a_slow)
             dls = _clip(xf - ls, -clip * lsc_f, clip * lsc_f) if lsc > 0 else xf - ls
             s[i, LS] = ls + a_ls * dls
@@ -495,7 +503,10 @@ def step_kernel(
             s[i, XF] = xf
         if c_level_score > 0:  # residual against the (seasonal) baseline, in its scales
             raw3 = math.log1p(abs(z) * 0.25) if warm else 0.0
-            zs = max(zs, _channel(s, i, AVG3, raw3, a_avg, a_long, var_floor))
+            z3 = _channel(s, i, AVG3, raw3, a_avg, a_long, var_floor)
+            if z3 > zs:
+                zs = z3
+                chan = CH_LEVEL
         lik = 0.5 if n < learn else 1.0 - 0.5 * math.erfc(zs * inv_sqrt2)
         lik_f = c_yellow if (s[i, PREV_L] > c_red and lik > c_red) else lik
         lik_score = math.log(1.0000000001 - lik) / LOG_EPS
@@ -504,17 +515,21 @@ def step_kernel(
         mn, mx = s[i, MN], s[i, MX]
         tol = (mx - mn) * c_spatial_tol
         spatial = n >= learn and mx > mn and (x > mx + tol or x < mn - tol)
-        s[i, SURP] = max(1.0 if spatial else lik_score, s[i, SURP] * c_gate_decay)
+        surp = max(1.0 if spatial else lik_score, s[i, SURP] * c_gate_decay)
+        s[i, SURP] = surp
         hold = s[i, HOLD]
         if spatial and (hold <= 0 or c_spatial_hold <= 0):
             score = 1.0
+            chan = CH_RANGE
         elif hold > 0:  # hold-off after an alert: report at most the yellow level
             score = min(score, yellow_score)
         if hold > 0:
             s[i, HOLD] = hold - 1.0
         elif score >= 0.5:
             s[i, HOLD] = c_holdoff
-        scores[q] = min(max(score, 0.0), 1.0)
+        score = min(max(score, 0.0), 1.0)
+        scores[q] = score
+        alert = score >= 0.5
 
         s[i, PREV_L] = lik
         s[i, MN] = min(mn, x)
@@ -525,6 +540,145 @@ def step_kernel(
         s[i, DSC] = dsc_old + a_sc * (1.25 * dd - dsc_old)
         s[i, LVL] = lvl + max(1.0 / (n + 1.0), inv_scale_points) * (x - lvl)
         s[i, SSC] = ssc
+
+        # ---- alert-level scores open anomalies, behind the blip filter -------------------
+        # An alert-level score (any channel, or the range rule) on a point at least open_z
+        # scales from the baseline opens an anomaly -- but never on a one-point blip: when
+        # that point is the first of its outlier run, the alert is held for one point and
+        # opens only if the next point is an outlier on the same side too (a 1-point
+        # excursion cancels it; the score's hold-off then keeps the blip from re-alerting).
+        calm = 0.0 if (n >= learn and (spatial or lik_score >= 0.5)) else s[i, CALM] + 1.0
+        pend = s[i, PEND]
+        pend_t0 = s[i, PEND_T0]
+        score_open = False
+        if c_score_open > 0 and warm and n >= learn and s[i, OPEN] == 0:
+            if pend != 0:  # held for one point: did the outlier run go on?
+                score_open = abs(orun) >= 2.0
+                if not score_open:
+                    pend = 0.0
+            elif alert and abs(z) >= c_open_z:
+                pend = float(chan)
+                pend_t0 = t
+                score_open = abs(orun) != 1.0
+        else:
+            pend = 0.0
+
+        # ---- confirmed shifts re-base; open / close anomaly events ----------------------
+        ev_kind[q] = EV_NONE
+        is_open = s[i, OPEN]
+        if conf or is_open != 0 or score_open:
+            run_ok = abs(run) >= persist
+            if run_ok:
+                seg_sum, seg_cnt, onset_est = run_sum, abs(run), run_t0
+            elif conf_up:
+                seg_sum, seg_cnt, onset_est = cp_sum, cp_cnt, cp_t0
+            elif conf_dn:
+                seg_sum, seg_cnt, onset_est = cn_sum, cn_cnt, cn_t0
+            elif run != 0:  # a score alert: the run of points beyond z_persist it belongs to
+                seg_sum, seg_cnt, onset_est = run_sum, abs(run), min(run_t0, pend_t0)
+            else:
+                seg_sum, seg_cnt, onset_est = x, 1.0, pend_t0
+            shift_mean = seg_sum / max(seg_cnt, 1.0)
+            if conf:
+                new_level = shift_mean
+                if use_season:
+                    new_slevel = new_slevel + (shift_mean - pred)
+            was_open = is_open != 0
+            opening_shift = conf and c_shift_open > 0 and not was_open and abs(shift_mean - pred) >= c_min_rel_change * absl
+            opening = opening_shift or (score_open and not was_open)
+            if opening:
+                base, bscale, onset, osum, ocnt = pred, sc, onset_est, seg_sum, seg_cnt
+            else:
+                base, bscale, onset = s[i, BASE], s[i, BSCALE], s[i, ONSET]
+                osum = s[i, OSUM] + (x if was_open else 0.0)
+                ocnt = s[i, OCNT] + (1.0 if was_open else 0.0)
+            near = abs(x - base) <= max(c_z_close * bscale, c_close_rel * abs(base))
+            rec_old = s[i, REC]
+            rec_inc = was_open and near
+            rec = rec_old + 1.0 if rec_inc else 0.0
+            rec_t0 = t if (rec_inc and rec_old == 0) else s[i, REC_T0]
+            # closes on recovery, or (settle > 0) once the series has settled at its new level:
+            # open for settle points and no alert-level likelihood for as long
+            recovered = was_open and rec >= c_recover_points
+            # ... or it settles: open settle points without an alert-level likelihood, or no
+            # data for longer than settle points would take (it ended when the data stopped)
+            went_silent = was_open and c_settle > 0 and sdt_old > 0 and gap > c_settle * sdt_old
+            closing = recovered or went_silent or (was_open and c_settle > 0 and calm >= c_settle
+                                                   and t - onset >= c_settle * dt)
+            obs = osum / max(ocnt, 1.0)
+            # The likelihood gate: a confirmed shift is reported (its open event emitted) only
+            # once it is also surprising for this series -- its recent likelihood score
+            # reached event_gate (not required while the score is still learning). Until
+            # then it is tracked silently; if it recovers first, nothing is reported.
+            # A series that has rarely shifted (fewer than gate_rate confirmed shifts in the last
+            # ~rate_points points) reports its shifts without the gate: its small sustained
+            # shifts are news even when the likelihood has not reached the alert level.
+            gate_ok = (c_event_gate <= 0 or n < learn or surp >= c_event_gate
+                       or s[i, SRATE] < c_gate_rate * a_rate)
+            if opening:
+                if opening_shift:
+                    s[i, OPEN] = 1.0 if conf_up else -1.0
+                    s[i, OCHAN] = float(CH_SHIFT)
+                else:
+                    s[i, OPEN] = 1.0 if z >= 0 else -1.0
+                    s[i, OCHAN] = pend
+                    gate_ok = True
+                s[i, SHOWN] = 0.0
+                pend = 0.0
+            emit_open = (opening or (was_open and not closing and s[i, SHOWN] == 0)) and gate_ok
+            if emit_open:
+                s[i, SHOWN] = 1.0
+                ev_kind[q] = EV_OPEN
+                ev_onset[q] = min(onset, t)
+                ev_dir[q] = 1.0 if s[i, OPEN] > 0 else -1.0
+                ev_score[q] = abs(obs - base) / bscale
+                ev_base[q] = base
+                ev_obs[q] = obs
+                ev_chan[q] = int(s[i, OCHAN])
+                ev_chz[q] = zs
+                n_events += 1
+            elif closing:
+                s[i, OPEN] = 0.0
+            if closing and s[i, SHOWN] != 0:
+                s[i, SHOWN] = 0.0
+                ev_kind[q] = EV_CLOSE
+                ev_onset[q] = rec_t0 if recovered else (t - gap if went_silent else t)  # settled: now
+                ev_dir[q] = 1.0 if is_open > 0 else -1.0
+                ev_score[q] = abs(obs - base) / bscale
+                ev_base[q] = base
+                ev_obs[q] = x
+                ev_chan[q] = int(s[i, OCHAN])
+                ev_chz[q] = zs
+                n_events += 1
+            s[i, ONSET] = onset
+            s[i, BASE] = base
+            s[i, BSCALE] = bscale
+            s[i, OSUM] = osum
+            s[i, OCNT] = ocnt
+            s[i, REC] = 0.0 if closing else rec
+            s[i, REC_T0] = rec_t0
+        # how often this series shifts (confirmed shifts per point, EW over rate_points): the
+        # likelihood gate is for series that shift routinely
+        s[i, SRATE] = s[i, SRATE] + a_rate * ((1.0 if conf else 0.0) - s[i, SRATE])
+        if conf:
+            cp = cn = cp_sum = cp_cnt = cn_sum = cn_cnt = run = run_sum = 0.0
+        s[i, LEVEL] = new_level
+        s[i, SLEVEL] = new_slevel
+        s[i, CP] = cp
+        s[i, CN] = cn
+        s[i, CP_T0] = cp_t0
+        s[i, CN_T0] = cn_t0
+        s[i, CP_SUM] = cp_sum
+        s[i, CP_CNT] = cp_cnt
+        s[i, CN_SUM] = cn_sum
+        s[i, CN_CNT] = cn_cnt
+        s[i, RUN] = run
+        s[i, RUN_T0] = run_t0
+        s[i, RUN_SUM] = run_sum
+        s[i, ORUN] = orun
+        s[i, PEND] = pend
+        s[i, PEND_T0] = pend_t0
+        s[i, CALM] = calm
 
         # ---- clock and ring -------------------------------------------------------------
         s[i, N] = n + 1.0

@@ -18,7 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from server.detector.core import DetectorConfig, DetectorEvent, StreamingDetector
+from server.detector.explain import explain
 from server.model.labels import parse_labels
+from server.model.points import Points, SeriesKey
 
 _SEP = "\x1f"  # canonical label JSON never holds a raw \x1f (JSON escapes control characters)
 
@@ -30,12 +32,15 @@ class SeriesEvent:
     series: int
     event: DetectorEvent
     labels: dict[str, str] | None = None  # the series' label set (None: no labels)
+    reason: str | None = None  # open events: one sentence on why it is anomalous
 
 
 class DetectorStage:
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self.detector = StreamingDetector(config)
         self.index: dict[str, int] = {}  # "service SEP metric SEP labels" -> series
+        self.by_key: dict[SeriesKey, int] = {}  # (service, metric, labels or None) -> series
+        self._batch_cache: tuple[pa.Table, np.ndarray] | None = None  # the last batch's series and their indices
         self.names: list[tuple[str, str]] = []
         self.labels: list[str] = []  # canonical label text per series ("" for none)
         self._parsed: dict[str, dict[str, str] | None] = {"": None}
@@ -58,6 +63,7 @@ class DetectorStage:
     def load(self, path: Path) -> bool:
         if not path.exists():
             return False
+        self._batch_cache = None
         with np.load(path, allow_pickle=True) as z:
             names = [str(x) for x in z["names"]]
             # a state file written before series had labels: every series has the empty label set
@@ -68,6 +74,7 @@ class DetectorStage:
             self.names = [tuple(n.split(_SEP, 1)) for n in names]  # type: ignore[misc]
             self.labels = labels
             self.index = {f"{n}{_SEP}{lab}": i for i, (n, lab) in enumerate(zip(names, labels, strict=True))}
+            self.by_key = {(s, m, lab or None): i for i, ((s, m), lab) in enumerate(zip(self.names, labels, strict=True))}
             self.last_ts = np.full(max(1024, len(names) * 2), -np.inf)
             self.last_ts[: len(names)] = z["last_ts"]
             self.late_points = int(z["late"][0])
@@ -87,31 +94,63 @@ class DetectorStage:
         for j, k in enumerate(uniq):
             i = self.index.get(k)
             if i is None:
-                i = len(self.names)
-                self.index[k] = i
                 name, _, lab = k.rpartition(_SEP)
                 svc, met = name.split(_SEP, 1)
-                self.names.append((svc, met))
-                self.labels.append(lab)
-                if lab not in self._parsed:
-                    self._parsed[lab] = parse_labels(lab)
+                i = self._add(svc, met, lab)
             mapping[j] = i
+        self._grow()
+        codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        out: np.ndarray = mapping[codes]
+        return out
+
+    def _add(self, svc: str, met: str, lab: str) -> int:
+        i = len(self.names)
+        self.index[f"{svc}{_SEP}{met}{_SEP}{lab}"] = i
+        self.by_key[(svc, met, lab or None)] = i
+        self.names.append((svc, met))
+        self.labels.append(lab)
+        if lab not in self._parsed:
+            self._parsed[lab] = parse_labels(lab)
+        return i
+
+    def _grow(self) -> None:
         n = len(self.names)
         if n > len(self.last_ts):
             grown = np.full(max(n, 2 * len(self.last_ts)), -np.inf)
             grown[: len(self.last_ts)] = self.last_ts
             self.last_ts = grown
         self.detector.ensure(n)
-        codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        out: np.ndarray = mapping[codes]
-        return out
 
     def process(self, table: pa.Table) -> list[SeriesEvent]:
+        """A wide table (service, metric, ts, value, optional labels)."""
         if table.num_rows == 0:
             return []
         sid = self._series_ids(table)
         ts = table.column("ts").to_numpy().astype(np.float64, copy=False)
         vals = table.column("value").to_numpy().astype(np.float64, copy=False)
+        return self._process(sid, ts, vals)
+
+    def process_points(self, points: Points) -> list[SeriesEvent]:
+        """A batch of distinct series plus per-point codes: the series are looked up once
+        each, the points go to the kernel as arrays."""
+        if points.n == 0:
+            return []
+        cached = self._batch_cache
+        if cached is not None and cached[0].num_rows == points.k and cached[0].equals(points.series):
+            mapping = cached[1]  # the same series as the last batch (a scrape, a replay): one compare
+        else:
+            by_key = self.by_key
+            mapping = np.empty(points.k, dtype=np.int64)
+            for j, key in enumerate(points.keys()):
+                i = by_key.get(key)
+                if i is None:
+                    i = self._add(key[0], key[1], key[2] or "")
+                mapping[j] = i
+            self._grow()
+            self._batch_cache = (points.series, mapping)
+        return self._process(mapping[points.code], points.ts, points.value)
+
+    def _process(self, sid: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> list[SeriesEvent]:
         order = np.lexsort((ts, sid))
         sid, ts, vals = sid[order], ts[order], vals[order]
         # previous timestamp of each row within its series (or the series' last detected point)
@@ -136,7 +175,8 @@ class DetectorStage:
         self.last_ts[sid[ends]] = ts[ends]
         self.watermark = max(self.watermark, float(ts.max()))
         out = [SeriesEvent(self.names[e.series][0], self.names[e.series][1], e.series, e,
-                           self.labels_of(e.series)) for e in events]
+                           self.labels_of(e.series),
+                           explain(e, self.names[e.series][1]) if e.kind == "open" else None) for e in events]
         out.sort(key=lambda se: (se.event.ts, se.series))
         return out
 

@@ -11,11 +11,19 @@ Printed figures:
 * time to detect: event time from the fault's onset to the incident's detected_at
   (median and 90th percentile);
 * incidents per detected fault (one regression should be one incident);
+* detected within 2 minutes of the onset (the target for small sustained shifts), and
+  how many faults are detectable that fast at all: an oracle that knows the onset and
+  the pre-fault level sees, on the best affected series, a shift of at least 5 noise
+  units (standard errors of the mean) in the first 2 minutes (the detector knows neither);
 * false incidents per 24 service-hours: incidents in control runs (only benign changes
   and one-point blips, no fault) and incidents of fault runs that match no fault.
 
 With --magnitudes the fault runs are repeated at smaller fault sizes (1 = latency
 x1.6-4 / +2-15 % errors) to show where detection stops.
+
+The default seeds were never used to choose the detector's settings: those were picked
+on seeds 3000-3029 (faults) and 3900-3903 (control runs); 80000-80029 and 81000-81003
+are a second held-out set.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
 from server.embedded import EmbeddedServer
 from server.sim.replay import list_incidents, matching_incidents, replay
@@ -57,6 +66,7 @@ class RunResult:
     false: int = 0
     ttd: float | None = None
     onset_error: float | None = None
+    snr_2min: float | None = None  # oracle: best affected series' shift in the first 2 min, in noise units
 
 
 @dataclass
@@ -67,6 +77,9 @@ class Summary:
     incidents_per_fault: float | None = None
     ttd_median: float | None = None
     ttd_p90: float | None = None
+    within_2min: int = 0
+    detectable_2min: int = 0        # faults an oracle sees at >= 5 noise units within 2 min
+    detectable_within_2min: int = 0  # ... of which the detector reported within 2 min
     onset_error_median: float | None = None
     false_incidents: int = 0
     service_hours: float = 0.0
@@ -81,9 +94,43 @@ class Summary:
         return 24.0 * self.false_incidents / self.service_hours if self.service_hours else 0.0
 
 
+WITHIN_S = 120.0
+DETECTABLE_SNR = 5.0
+
+
+def oracle_snr(sc: Scenario, window: float = WITHIN_S) -> float | None:
+    """How visible the fault is in its first ``window`` seconds to an oracle that knows the
+    onset and the pre-fault level: the largest, over the affected services' latency and
+    error-rate series, shift of the mean of the points in the window from the mean of the
+    30 min before, in standard errors (noise from the point-to-point differences before).
+    Ground truth is read here, by the evaluator, never by the server."""
+    tr = sc.truth
+    if tr.onset is None:
+        return None
+    svcs = set(tr.affected_services) | ({tr.fault_service} if tr.fault_service else set())
+    series: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for p in sc.metrics:
+        if p["service"] in svcs and p["metric"] in ("p95_latency_ms", "error_rate") and not p.get("labels"):
+            series.setdefault((str(p["service"]), str(p["metric"])), []).append((float(p["ts"]), float(p["value"])))
+    best = 0.0
+    for pts in series.values():
+        arr = np.asarray(pts)
+        ts, x = arr[:, 0], arr[:, 1]
+        pre = x[(ts < tr.onset) & (ts >= tr.onset - 1800.0)]
+        post = x[(ts >= tr.onset) & (ts < tr.onset + window)]
+        if pre.size < 10 or post.size == 0:
+            continue
+        sd = float(np.std(np.diff(pre))) / np.sqrt(2.0)
+        if sd <= 0:
+            continue
+        best = max(best, abs(float(post.mean() - pre.mean())) / (sd / np.sqrt(post.size)))
+    return best
+
+
 def run_scenario(sc: Scenario) -> RunResult:
     n_services = len({e for edge in sc.edges for e in (edge["source"], edge["target"])}) or 1
-    res = RunResult(seed=sc.seed, kind=sc.truth.kind, service_hours=n_services * (sc.end - sc.start) / 3600.0)
+    res = RunResult(seed=sc.seed, kind=sc.truth.kind, service_hours=n_services * (sc.end - sc.start) / 3600.0,
+                    snr_2min=oracle_snr(sc))
     with tempfile.TemporaryDirectory(prefix="rca-eval-detect-") as d, EmbeddedServer(data_dir=d) as srv, \
             httpx.Client(base_url=srv.url, timeout=60) as c:
         replay(sc, c, timeout=600)
@@ -114,6 +161,11 @@ def evaluate(seeds: list[int], control_seeds: list[int], *, hours: float, contro
         s.false_incidents += r.false
         if kind != "control":
             s.faults += 1
+            quick = r.ttd is not None and r.ttd <= WITHIN_S
+            s.within_2min += quick
+            if r.snr_2min is not None and r.snr_2min >= DETECTABLE_SNR:
+                s.detectable_2min += 1
+                s.detectable_within_2min += quick
             if r.matched:
                 s.detected += 1
                 per_fault.append(r.matched)
@@ -124,8 +176,9 @@ def evaluate(seeds: list[int], control_seeds: list[int], *, hours: float, contro
         if not quiet:
             what = "control" if kind == "control" else f"{sc.truth.kind:<13} on {sc.truth.fault_service}"
             ttd = f"ttd {r.ttd:5.0f}s" if r.ttd is not None else ("missed   " if kind != "control" else "         ")
+            snr = f"  2-min SNR {r.snr_2min:5.1f}" if r.snr_2min is not None else ""
             print(f"  [{k:3d}/{len(jobs)}] seed {seed} {what:<32} {ttd}  matching {r.matched}  "
-                  f"false {r.false}  ({time.perf_counter() - t0:.1f}s)", flush=True)
+                  f"false {r.false}{snr}  ({time.perf_counter() - t0:.1f}s)", flush=True)
     if per_fault:
         s.incidents_per_fault = statistics.fmean(per_fault)
     if ttds:
@@ -153,17 +206,25 @@ def run(args: argparse.Namespace) -> int:
                                 control_hours=args.control_hours, magnitude=m, quiet=args.quiet))
     print()
     print(f"{'magnitude':>9}  {'detected':>10}  {'rate':>6}  {'TTD median':>10}  {'TTD p90':>8}  "
-          f"{'incidents/fault':>15}  {'false/24 svc-h':>14}")
+          f"{'within 2 min':>12}  {'of detectable':>13}  {'incidents/fault':>15}  {'false/24 svc-h':>14}")
     for s in results:
         print(f"{s.magnitude:>9g}  {s.detected:>4}/{s.faults:<5}  {s.detection_rate:>6.1%}  "
-              f"{_fmt(s.ttd_median, 's'):>10}  {_fmt(s.ttd_p90, 's'):>8}  {_fmt(s.incidents_per_fault):>15}  "
+              f"{_fmt(s.ttd_median, 's'):>10}  {_fmt(s.ttd_p90, 's'):>8}  {s.within_2min:>5}/{s.faults:<6}  "
+              f"{s.detectable_within_2min:>6}/{s.detectable_2min:<6}  {_fmt(s.incidents_per_fault):>15}  "
               f"{s.false_per_24h:>14.2f}")
     base = results[0]
     print()
-    print(f"false incidents: {base.false_incidents} in {base.service_hours:,.0f} service-hours "
-          f"(control runs and non-matching incidents of fault runs)")
-    print("targets: detection rate >= 95%, median time to detect <= 30 s, "
-          "false incidents <= 1 per 24 service-hours, incidents per fault <= 1.2")
+    print(f"false incidents: {sum(s.false_incidents for s in results)} in "
+          f"{sum(s.service_hours for s in results):,.0f} service-hours "
+          f"(control runs and non-matching incidents of fault runs; {base.false_incidents} at magnitude "
+          f"{base.magnitude:g} with the control runs)")
+    print("'of detectable': reported within 2 min / faults an oracle (knowing onset and pre-fault level) sees at "
+          f">= {DETECTABLE_SNR:g} noise units within 2 min")
+    print(f"seeds: faults {args.seeds}, control runs {args.control_seeds or 'none'}; the detector's settings were "
+          "chosen on seeds 3000-3029 / 3900-3903 only")
+    print("targets: detection rate >= 95%, median time to detect <= 20 s, false incidents no more than before "
+          "(0 on the default seeds), incidents per fault <= 1.2, small faults (magnitude 0.1-0.15) within 2 min "
+          ">= 90%")
     if args.json:
         args.json.write_text(json.dumps([{**asdict(s), "detection_rate": s.detection_rate,
                                           "false_per_24h": s.false_per_24h} for s in results], indent=2))

@@ -177,13 +177,14 @@ def run_detector_batched(corpus: list[NabSeries], config: DetectorConfig | None 
 
 
 def run_detector_with_opens(
-    corpus: list[NabSeries], config: DetectorConfig | None = None
+    corpus: list[NabSeries], config: DetectorConfig | None = None, channels: dict[str, int] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Online scores for every series at once, and the anomaly opens (1.0 on the row where
     the detector opened an anomaly: what the server turns into incidents). One
     StreamingDetector holds all series and takes every series' rows in one call, each
     series in time order (the server's path). Series never share state, so each score
-    still depends only on its own past points."""
+    still depends only on its own past points. ``channels``, when given, counts the opens
+    by what opened them (shift, range, knn, ...)."""
     det = StreamingDetector(config, capacity=max(1, len(corpus)))
     lengths = [s.values.size for s in corpus]
     times = [monotone_times(s.epoch) for s in corpus]
@@ -195,6 +196,8 @@ def run_detector_with_opens(
     for ev in res.events:
         if ev.kind == "open":  # its row: the series' times are strictly increasing
             opens[ev.series][int(np.searchsorted(times[ev.series], ev.ts))] = 1.0
+            if channels is not None:
+                channels[ev.channel] = channels.get(ev.channel, 0) + 1
     return scores, opens
 
 
@@ -242,6 +245,13 @@ def stored_thresholds(root: Path, detector: str) -> dict[str, float]:
     with (root / "config" / "thresholds.json").open() as fh:
         data = json.load(fh)
     return {k: float(v["threshold"]) for k, v in data.get(detector, {}).items()}
+
+
+def halves(corpus: list[NabSeries]) -> dict[str, list[int]]:
+    """The split used to choose settings: the corpus files in sorted order, 0-based
+    positions 1, 3, 5, ... ("odd") and 0, 2, 4, ... ("even"). Every choice was picked on
+    one half and checked on the other (docs/detection.md)."""
+    return {"odd": list(range(1, len(corpus), 2)), "even": list(range(0, len(corpus), 2))}
 
 
 def default_workers() -> int:

@@ -85,7 +85,8 @@ class IncidentManager:
                 a = Anomaly(id=self.store.next_id(prefix="an"), service=se.service, metric=se.metric,
                             started_at=ev.onset, detected_at=ev.ts, direction=ev.direction,
                             score=round(float(ev.score), 4), baseline=float(ev.baseline),
-                            observed=float(ev.observed), labels=se.labels)
+                            observed=float(ev.observed), labels=se.labels, channel=ev.channel or None,
+                            reason=se.reason)
                 dirty.add(self._join(a, topology))
                 self.open_by_series[key] = a
             else:

@@ -19,7 +19,7 @@ from typing import Any
 
 from server.ingest.errors import BatchError, DecodeError, err
 from server.model import Alert
-from server.timeutil import parse_ts
+from server.timeutil import TS_MAX, parse_ts, ts_range_error
 
 _ZERO_TIME_BEFORE = 0.0  # Go's zero time (0001-01-01) and anything before 1970 means "not set"
 
@@ -59,6 +59,9 @@ def _time(v: Any, loc: list[Any], errors: list[dict[str, Any]], *, required: boo
     if t <= _ZERO_TIME_BEFORE:
         if required:
             errors.append(err(loc, "timestamp must be after 1970"))
+        return None
+    if t >= TS_MAX:
+        errors.append(err(loc, ts_range_error(t) or "invalid timestamp"))
         return None
     return t
 

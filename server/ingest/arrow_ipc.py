@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from server.ingest.errors import BatchError, DecodeError, err
+from server.model.points import Points, encode_column
 
 MEDIA_TYPE = "application/vnd.apache.arrow.stream"
 MAX_ERRORS = 100
@@ -37,27 +38,54 @@ def _bad_rows(mask: Any) -> list[int]:
     return [int(i) for i in np.flatnonzero(np.asarray(mask))[:MAX_ERRORS]]
 
 
-def _string_col(t: pa.Table, name: str, errors: list[dict[str, Any]]) -> pa.Array | None:
-    if name not in t.column_names:
-        errors.append(err(["body", name], f"column {name!r} is required", "missing"))
-        return None
+def _as_string(t: pa.Table, name: str, errors: list[dict[str, Any]]) -> pa.Array | None:
     col = t.column(name).combine_chunks()
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         errors.append(err(["body", name], f"column {name!r} must be strings, not {col.type}", "string_type"))
         return None
-    col = col.cast(pa.string())
-    if col.null_count:
-        errors.extend(err(["body", _KEY, i, name], "field required", "missing")
-                      for i in _bad_rows(col.is_null().to_numpy(zero_copy_only=False)))
+    return col.cast(pa.string())
+
+
+def _encoded(t: pa.Table, name: str, errors: list[dict[str, Any]]) -> tuple[pa.Array, np.ndarray, int] | None:
+    """A string column as (distinct values, per-row index; -1: null, number of nulls). A
+    dictionary column keeps its indices (only its dictionary is made distinct)."""
+    col = t.column(name).combine_chunks()
+    if pa.types.is_dictionary(col.type) and (pa.types.is_string(col.type.value_type)
+                                             or pa.types.is_large_string(col.type.value_type)):
+        values, remap = encode_column(col.dictionary.cast(pa.string()))
+        idx = col.indices.fill_null(-1) if col.indices.null_count else col.indices
+        codes = idx.to_numpy(zero_copy_only=False).astype(np.int64)
+        if len(remap):
+            codes = np.where(codes < 0, -1, remap[np.maximum(codes, 0)])
+        return values, codes, col.null_count
+    string = _as_string(t, name, errors)
+    if string is None:
         return None
-    lens = pc.utf8_length(col)
-    bad = pc.or_(pc.less(lens, 1), pc.greater(lens, 512)).to_numpy(zero_copy_only=False)
-    if bad.any():
+    values, codes = encode_column(string)
+    return values, codes, string.null_count
+
+
+def _key_col(t: pa.Table, name: str, errors: list[dict[str, Any]]) -> tuple[pa.Array, np.ndarray] | None:
+    """A service or metric column as (distinct values, per-row index): every check runs
+    on the distinct values, not on every row."""
+    if name not in t.column_names:
+        errors.append(err(["body", name], f"column {name!r} is required", "missing"))
+        return None
+    got = _encoded(t, name, errors)
+    if got is None:
+        return None
+    values, idx, nulls = got
+    if nulls:
+        errors.extend(err(["body", _KEY, i, name], "field required", "missing") for i in _bad_rows(idx < 0))
+        return None
+    lens = pc.utf8_length(values).to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero((lens < 1) | (lens > 512))
+    if len(bad):
         errors.extend(err(["body", _KEY, i, name], "must be a non-empty string of at most 512 characters")
-                      for i in _bad_rows(bad))
-    return col
+                      for i in _bad_rows(np.isin(idx, bad)))
+    return values, idx
 
 
 def _number_col(t: pa.Table, name: str, errors: list[dict[str, Any]]) -> np.ndarray | None:
@@ -74,7 +102,7 @@ def _number_col(t: pa.Table, name: str, errors: list[dict[str, Any]]) -> np.ndar
         errors.extend(err(["body", _KEY, i, name], "field required", "missing")
                       for i in _bad_rows(col.is_null().to_numpy(zero_copy_only=False)))
         return None
-    arr = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    arr = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     bad = ~np.isfinite(arr)
     if bad.any():
         errors.extend(err(["body", _KEY, i, name], f"{'timestamp' if name == 'ts' else 'value'} must be finite")
@@ -82,7 +110,23 @@ def _number_col(t: pa.Table, name: str, errors: list[dict[str, Any]]) -> np.ndar
     return arr
 
 
+_CANONICAL: dict[str, str | None | bool] = {}  # raw label text -> canonical text (bounded below)
+_MISS = object()
+
+
 def _canonical(text: str) -> str | None | bool:
+    """The canonical text of a raw label object (None: no labels; False: not valid),
+    remembered: a client sends the same label sets in every batch."""
+    got = _CANONICAL.get(text, _MISS)
+    if got is not _MISS:
+        return got  # type: ignore[return-value]
+    if len(_CANONICAL) >= 200_000:
+        _CANONICAL.clear()
+    got = _CANONICAL[text] = _parse_labels(text)
+    return got
+
+
+def _parse_labels(text: str) -> str | None | bool:
     try:
         d = orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -92,40 +136,44 @@ def _canonical(text: str) -> str | None | bool:
     return orjson.dumps(d, option=orjson.OPT_SORT_KEYS).decode() if d else None
 
 
-def _labels_col(t: pa.Table, errors: list[dict[str, Any]]) -> pa.Array:
+def _labels_col(t: pa.Table, errors: list[dict[str, Any]]) -> tuple[pa.Array, np.ndarray]:
+    """The labels column as (distinct canonical texts, per-row index; -1: no labels): each
+    distinct raw text is parsed and made canonical once."""
     n = t.num_rows
+    none = (pa.array([], pa.string()), np.full(n, -1, dtype=np.int64))
     if "labels" not in t.column_names:
-        return pa.nulls(n, pa.string())
+        return none
     col = t.column("labels").combine_chunks()
     if pa.types.is_map(col.type):
         texts = [None if m is None else (orjson.dumps(dict(m), option=orjson.OPT_SORT_KEYS).decode() or None)
                  for m in col.to_pylist()]
-        return pa.array([x if x != "{}" else None for x in texts], type=pa.string())
-    if pa.types.is_dictionary(col.type):
-        col = col.cast(col.type.value_type)
-    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_null(col.type)):
+        col = pa.array([x if x != "{}" else None for x in texts], type=pa.string())
+        t = pa.table({"labels": col})
+    if pa.types.is_null(col.type):
+        return none
+    got = _encoded(t, "labels", [])
+    if got is None:
         errors.append(err(["body", "labels"], f"column 'labels' must be JSON text or map<string,string>, not {col.type}",
                           "dict_type"))
-        return pa.nulls(n, pa.string())
-    col = col.cast(pa.string())
-    enc = col.dictionary_encode()
-    uniq = enc.dictionary.to_pylist()
-    canon = [_canonical(u) for u in uniq]
+        return none
+    raw, idx, _ = got
+    canon = [_canonical(u) for u in raw.to_pylist()]
     bad_u = [i for i, c in enumerate(canon) if c is False]
     if bad_u:
-        idx = enc.indices.to_numpy(zero_copy_only=False)
-        bad = np.isin(idx, bad_u) & ~np.asarray(col.is_null().to_numpy(zero_copy_only=False))
         errors.extend(err(["body", _KEY, i, "labels"], "labels must be a JSON object of string values", "dict_type")
-                      for i in _bad_rows(bad))
-        return pa.nulls(n, pa.string())
-    out = pa.array([c if isinstance(c, str) else None for c in canon], type=pa.string())
-    return out.take(enc.indices)
+                      for i in _bad_rows(np.isin(idx, bad_u)))
+        return none
+    # raw texts that spell one label set differently (key order, spaces) become one value
+    distinct: dict[str, int] = {}
+    remap = np.array([-1 if c is None else distinct.setdefault(str(c), len(distinct)) for c in canon] + [-1],
+                     dtype=np.int64)
+    return pa.array(list(distinct), pa.string()), remap[idx]
 
 
-def validate_table(t: pa.Table) -> pa.Table:
+def validate_points(t: pa.Table) -> Points:
     errors: list[dict[str, Any]] = []
-    service = _string_col(t, "service", errors)
-    metric = _string_col(t, "metric", errors)
+    service = _key_col(t, "service", errors)
+    metric = _key_col(t, "metric", errors)
     ts = _number_col(t, "ts", errors)
     value = _number_col(t, "value", errors)
     labels = _labels_col(t, errors)
@@ -133,12 +181,17 @@ def validate_table(t: pa.Table) -> pa.Table:
         errors.sort(key=lambda e: (e["loc"][2] if len(e["loc"]) > 2 and isinstance(e["loc"][2], int) else -1))
         raise BatchError(errors)
     assert service is not None and metric is not None and ts is not None and value is not None
-    return pa.table({"service": service, "metric": metric, "ts": pa.array(ts, type=pa.float64()),
-                     "value": pa.array(value, type=pa.float64()), "labels": labels})
+    return Points.from_codes(service, metric, labels, ts, value)
+
+
+def decode_points(body: bytes) -> Points:
+    """An Arrow IPC stream body as a validated batch (BatchError names every bad row)."""
+    return validate_points(read_stream(body))
 
 
 def decode(body: bytes) -> pa.Table:
-    return validate_table(read_stream(body))
+    """The wide point table (service, metric, ts, value, labels) of a body."""
+    return decode_points(body).table()
 
 
 def encode(table: pa.Table) -> bytes:

@@ -22,9 +22,10 @@ import orjson
 import pyarrow as pa
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
-from server.ingest import prom_scan
+from server.ingest import json_scan, prom_scan
 from server.ingest.errors import BatchError, DecodeError, UnsupportedMediaType, err
 from server.ingest.prompb import TimeSeries, WriteRequest, WriteRequestV2
+from server.model.points import Points
 
 V1 = "prometheus.WriteRequest"
 V2 = "io.prometheus.write.v2.Request"
@@ -34,11 +35,16 @@ _CACHE_MAX = 200_000
 
 @dataclass(slots=True)
 class WriteResult:
-    table: pa.Table
+    points: Points
     series: int
     samples: int
     dropped_non_finite: int
     proto: str
+
+    @property
+    def table(self) -> pa.Table:
+        """The wide point table (service, metric, ts, value, labels)."""
+        return self.points.table()
 
 
 def protocol_of(content_type: str | None) -> str:
@@ -97,17 +103,25 @@ class SeriesCache:
         self.met: list[str | None] = []
         self.lab: list[str | None] = []
         self.bad: set[int] = set()  # series numbers without a service or metric name
+        # raw series number -> number of its (service, metric, labels) key: label sets spelt
+        # in another order are one series
+        self.canon: list[int] = []
+        self._canon_of: dict[tuple[str | None, str | None, str | None], int] = {}
+        self._canon_arr: np.ndarray = np.empty(0, dtype=np.int64)
+        self.keys: list[tuple[str | None, str | None, str | None]] = []
         self._cols: tuple[int, pa.Array, pa.Array, pa.Array] | None = None
         self.lock = threading.Lock()  # requests decode in worker threads; one at a time per cache
 
-    def columns(self) -> tuple[pa.Array, pa.Array, pa.Array]:
-        """The key columns of every cached series as Arrow arrays (rebuilt only when the
-        cache grew), so a request's columns are one ``take`` each."""
-        n = len(self.svc)
+    def canonical(self) -> tuple[np.ndarray, pa.Array, pa.Array, pa.Array]:
+        """(raw series number -> key number, and the key columns by key number)."""
+        if len(self._canon_arr) != len(self.canon):
+            self._canon_arr = np.array(self.canon, dtype=np.int64)
+        n = len(self.keys)
         if self._cols is None or self._cols[0] != n:
-            self._cols = (n, pa.array(self.svc, type=pa.string()), pa.array(self.met, type=pa.string()),
-                          pa.array(self.lab, type=pa.string()))
-        return self._cols[1], self._cols[2], self._cols[3]
+            svc, met, lab = zip(*self.keys, strict=True) if self.keys else ((), (), ())
+            self._cols = (n, pa.array(svc, type=pa.string()), pa.array(met, type=pa.string()),
+                          pa.array(lab, type=pa.string()))
+        return self._canon_arr, self._cols[1], self._cols[2], self._cols[3]
 
     def begin(self) -> None:
         """Bound memory between requests (series numbers stay valid within one)."""
@@ -115,6 +129,8 @@ class SeriesCache:
             self._raw.clear()
             self.svc, self.met, self.lab = [], [], []
             self.bad, self._cols = set(), None
+            self.canon, self._canon_of, self.keys = [], {}, []
+            self._canon_arr = np.empty(0, dtype=np.int64)
         if len(self._d) >= _CACHE_MAX:
             self._d.clear()
 
@@ -128,6 +144,12 @@ class SeriesCache:
         self.svc.append(s)
         self.met.append(m)
         self.lab.append(t)
+        key = (s, m, t)
+        c = self._canon_of.get(key)
+        if c is None:
+            c = self._canon_of[key] = len(self.keys)
+            self.keys.append(key)
+        self.canon.append(c)
         if s is None or m is None:
             self.bad.add(n)
         self._raw[label_bytes] = n
@@ -187,13 +209,19 @@ def _decode_v1_fast(raw: bytes, cache: SeriesCache) -> WriteResult | None:
     if status != prom_scan.OK:
         return None
     get = cache.raw_id
+    # Prometheus sends each series' labels again with every sample: equal label bytes are
+    # numbered in the compiled pass, and only the distinct ones are looked up in the cache
+    starts, ends = ls[:n_series], le[:n_series]
+    same, first = json_scan.intern_spans(np.frombuffer(raw, np.uint8), starts, ends)
     try:
-        id_list = [get(raw[a:b]) for a, b in zip(ls[:n_series].tolist(), le[:n_series].tolist(), strict=True)]
+        distinct = [get(raw[a:b]) for a, b in zip(starts[first].tolist(), ends[first].tolist(), strict=True)]
     except ProtobufDecodeError:
         return None
-    ids = np.array(id_list, dtype=np.int64)
+    ids = np.array(distinct, dtype=np.int64)[same]
+    id_list = distinct
     svc, met = cache.svc, cache.met
-    bad = [i for i, k in enumerate(id_list) if k in cache.bad] if cache.bad and not cache.bad.isdisjoint(id_list) else []
+    bad = ([i for i, k in enumerate(ids.tolist()) if k in cache.bad]
+           if cache.bad and not cache.bad.isdisjoint(id_list) else [])
     if bad:
         errors: list[dict[str, Any]] = []
         for i in bad[:MAX_ERRORS]:
@@ -206,23 +234,25 @@ def _decode_v1_fast(raw: bytes, cache: SeriesCache) -> WriteResult | None:
                                   f"series has none of the service labels {list(cache.service_labels)}", "missing"))
         raise BatchError(errors)
     if not n:
-        return WriteResult(_empty(), n_series, 0, 0, V1)
+        return WriteResult(Points.empty(), n_series, 0, 0, V1)
     values = s_val[:n]
-    sample_ids = ids[s_series[:n]]
+    canon, c_svc, c_met, c_lab = cache.canonical()
+    sample_ids = canon[ids[s_series[:n]]]
     ts = s_ts[:n].astype(np.float64) / 1e3
     keep = np.isfinite(values)
     dropped = int(n - keep.sum())
     if dropped:
         sample_ids, ts, values = sample_ids[keep], ts[keep], values[keep]
-    c_svc, c_met, c_lab = cache.columns()
-    take = pa.array(sample_ids, type=pa.int64())
-    table = pa.table({
-        "service": c_svc.take(take), "metric": c_met.take(take),
-        "ts": pa.array(ts, type=pa.float64()),
-        "value": pa.array(values.copy(), type=pa.float64()),
-        "labels": c_lab.take(take),
-    })
-    return WriteResult(table, n_series, n, dropped, V1)
+    # the request's series: the keys its samples use, numbered in this batch
+    used = np.zeros(len(cache.keys), dtype=bool)
+    used[sample_ids] = True
+    keys = np.flatnonzero(used)
+    remap = np.zeros(len(cache.keys), dtype=np.int32)
+    remap[keys] = np.arange(len(keys), dtype=np.int32)
+    take = pa.array(keys, type=pa.int64())
+    series = pa.table({"service": c_svc.take(take), "metric": c_met.take(take), "labels": c_lab.take(take)})
+    points = Points(series, remap[sample_ids], np.ascontiguousarray(ts), values.copy())
+    return WriteResult(points, n_series, n, dropped, V1)
 
 
 def _table(series: list[tuple[tuple[str, ...], Any]], cache: SeriesCache, proto: str) -> WriteResult:
@@ -258,7 +288,7 @@ def _table(series: list[tuple[tuple[str, ...], Any]], cache: SeriesCache, proto:
         raise BatchError(errors)
     total = sum(counts)
     if not total:
-        return WriteResult(_empty(), len(series), 0, 0, proto)
+        return WriteResult(Points.empty(), len(series), 0, 0, proto)
     ts = np.fromiter((t for part in ts_parts for t in part), dtype=np.float64, count=total) / 1e3
     values = np.fromiter((v for part in val_parts for v in part), dtype=np.float64, count=total)
     idx = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
@@ -274,13 +304,7 @@ def _table(series: list[tuple[tuple[str, ...], Any]], cache: SeriesCache, proto:
         "value": pa.array(values, type=pa.float64()),
         "labels": pa.array(lab, type=pa.string()).take(take),
     })
-    return WriteResult(table, len(series), total, dropped, proto)
-
-
-def _empty() -> pa.Table:
-    return pa.table({"service": pa.array([], pa.string()), "metric": pa.array([], pa.string()),
-                     "ts": pa.array([], pa.float64()), "value": pa.array([], pa.float64()),
-                     "labels": pa.array([], pa.string())})
+    return WriteResult(Points.from_table(table), len(series), total, dropped, proto)
 
 
 def encode_v1(series: Sequence[tuple[dict[str, str], Sequence[tuple[float, float]]]]) -> bytes:

@@ -28,7 +28,7 @@ from typing import Any
 
 from server.ingest.errors import BatchError, DecodeError, Unauthorized, err
 from server.model import Change
-from server.timeutil import parse_ts
+from server.timeutil import parse_event_ts, ts_range_error
 
 _NO_VALUE = ("", "<no value>", "null", "None")
 
@@ -74,7 +74,7 @@ def _s(v: Any) -> str | None:
 
 def _ts(v: Any, loc: list[Any]) -> float:
     try:
-        return parse_ts(v)
+        return parse_event_ts(v)
     except (ValueError, TypeError) as exc:
         raise BatchError([err(loc, f"invalid timestamp: {exc}")]) from exc
 
@@ -247,6 +247,8 @@ def launchdarkly(doc: Any, *, services: Sequence[str] = ()) -> tuple[list[Change
     if not isinstance(date, int | float) or isinstance(date, bool):
         raise BatchError([err(["body", "date"], "date must be epoch milliseconds", "int_type")])
     ts = float(date) / 1000.0
+    if (why := ts_range_error(ts)) is not None:
+        raise BatchError([err(["body", "date"], f"date (epoch milliseconds): {why}")])
     tags = [str(t) for t in (cur.get("tags") or []) if isinstance(t, str)]
     svcs = [t.split(":", 1)[1] if t.startswith("service:") else t[len("service-"):]
             for t in tags if t.startswith(("service:", "service-")) and len(t) > 8]

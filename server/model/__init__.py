@@ -98,6 +98,10 @@ class Anomaly:
     join_reason: str | None = None
     # labels of the anomalous series (a series is service, metric and label set); None: none
     labels: dict[str, str] | None = None
+    # what opened it (knn, seasonal, drift, level, range, shift) and one sentence on why it
+    # is anomalous (None: recorded before the detector said)
+    channel: str | None = None
+    reason: str | None = None
 
 
 @dataclass(slots=True)

@@ -2,7 +2,7 @@
 
 - :class:`TelemetryStore`: raw metrics and logs, the series catalogue, range, bucketed
   and before/after reads, log pattern counts (DuckDB embedded; PostgreSQL for moderate
-  scale; ClickHouse later for large fleets).
+  scale; ClickHouse for large fleets, :mod:`server.store.clickhouse`).
 - :class:`StateStore`: changes, topology, anomalies, incidents (and their merges),
   suspects, labels, ranking models, id sequences and stage checkpoints with the offsets
   they cover (DuckDB embedded; PostgreSQL in stack mode). Writes that belong together
@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
@@ -38,6 +38,7 @@ from server.model import (
     SeriesInfo,
     Suspect,
 )
+from server.model.points import Points
 
 
 class StoreError(Exception):
@@ -90,6 +91,15 @@ class Checkpoint:
     offset: int
     state: bytes
     saved_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One record of an ingest journal (see :meth:`StateStore.append_journal`)."""
+
+    seq: int
+    key: bytes
+    value: bytes
 
 
 @dataclass(frozen=True)
@@ -328,6 +338,21 @@ class StateStore(Protocol):
                    limit: int = 100) -> list[AuditEntry]:
         """Newest first."""
 
+    # ---- ingest journal -------------------------------------------------------------------
+    def append_journal(self, *, log: str, key: bytes, value: bytes) -> int:
+        """Append a record to the durable log ``log`` and return its sequence number
+        (consecutive from 0 per log, no gaps). Call it inside the unit of work that stores
+        what the record describes: both are kept, or neither."""
+
+    def read_journal(self, *, log: str, since: int, until: int) -> list[JournalEntry]:
+        """Records with ``since <= seq < until``, in order (trimmed ones are gone)."""
+
+    def journal_end(self, *, log: str) -> int:
+        """The next sequence number of ``log`` (0 when nothing was ever appended)."""
+
+    def trim_journal(self, *, log: str, before: int) -> int:
+        """Forget records below ``before`` (every reader is past them); returns how many."""
+
     def get_idempotent(self, *, key: str, endpoint: str) -> tuple[int, str] | None:
         """The stored (status, body) of a batch already accepted under this idempotency key."""
 
@@ -349,6 +374,22 @@ class StateStore(Protocol):
     def list_alerts(self, *, incident_ids: list[str] | None = None, alert_ids: list[str] | None = None,
                     unassigned: bool = False) -> list[Alert]:
         """Oldest first (by starts_at)."""
+
+
+@runtime_checkable
+class PointLog(Protocol):
+    """A telemetry store that numbers metric batches as it stores them (an optional
+    capability; DuckDB has it): the stored batches are the metrics topic's durable log
+    for the in-process bus, read back after a restart."""
+
+    def insert_points(self, *, points: Points, limits: SeriesLimits | None = None) -> int:
+        """Store a batch (all or nothing, like ``insert_metrics``); returns its sequence number."""
+
+    def points_log_end(self) -> int:
+        """The next batch's sequence number (0 for an empty store)."""
+
+    def read_points(self, *, since_seq: int, until_seq: int) -> list[tuple[int, Points]]:
+        """Stored batches with ``since_seq <= seq < until_seq``, in order."""
 
 
 class Store(TelemetryStore, StateStore, Protocol):

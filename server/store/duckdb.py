@@ -1,9 +1,13 @@
 """DuckDB implementation of both store protocols (telemetry and state): one file under
 the data dir, the embedded default.
 
-Raw metrics and logs are appended column-wise from Arrow tables; a ``series``
-catalogue is maintained per batch so service/metric listings never scan the raw
-table. One connection guarded by a lock (DuckDB connections are not thread-safe, and
+Raw metrics are stored as a ``series`` table (one row per series: service, metric,
+label set, with a dense integer id) and a ``points`` table (series id, ts, value and the
+ingest sequence of the batch), appended column-wise from Arrow: no string is stored
+per point. The ``metrics`` view joins them back into the wide form. The series
+catalogue lives in memory (rebuilt on open), so listings never scan the raw table and a
+batch's series are interned with one dict lookup each. Logs are appended column-wise
+too. One connection guarded by a lock (DuckDB connections are not thread-safe, and
 one process owns the file); a unit of work holds the lock for its whole transaction.
 Every driver error is translated into :class:`StoreError`.
 """
@@ -40,11 +44,13 @@ from server.model import (
     SuspectRef,
 )
 from server.model.labels import canonical_labels, matches, parse_labels
+from server.model.points import Points, SeriesKey, series_stats
 from server.store.base import (
     LEVEL_RANK,
     BeforeAfter,
     CardinalityError,
     Checkpoint,
+    JournalEntry,
     LogPatternCount,
     SeriesLimits,
     StoreError,
@@ -53,9 +59,8 @@ from server.store.base import (
     services_summary,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 7
 
-SeriesKey = tuple[str, str, str | None]  # service, metric, canonical label text (None: no labels)
 
 _SCHEMA_V1 = [
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -87,7 +92,7 @@ _S, _F64, _I = pa.string(), pa.float64(), pa.int32()
 _ANOM_SCHEMA = pa.schema([("id", _S), ("incident_id", _S), ("service", _S), ("metric", _S), ("started_at", _F64),
                           ("detected_at", _F64), ("ended_at", _F64), ("direction", _S), ("score", _F64),
                           ("baseline", _F64), ("observed", _F64), ("join_reason", _S),
-                          ("labels", _S)])
+                          ("labels", _S), ("channel", _S), ("reason", _S)])
 _INC_SCHEMA = pa.schema([("id", _S), ("status", _S), ("title", _S), ("started_at", _F64), ("detected_at", _F64),
                          ("resolved_at", _F64), ("services", pa.list_(_S)), ("severity", _F64),
                          ("anomaly_count", _I), ("top_suspect", _S), ("no_convincing_change", pa.bool_()),
@@ -133,6 +138,18 @@ _MIGRATIONS: dict[int, list[str]] = {
     ],
     # 3 -> 4: an anomaly records the label set of its series
     3: ["ALTER TABLE anomalies ADD COLUMN IF NOT EXISTS labels VARCHAR"],
+    # 5 -> 6: metric points keyed by a dense series id (no strings per point) and the
+    # ingest sequence of their batch (the metrics log the in-process bus replays)
+    # and the journal of the events the API stored (replayed the same way)
+    5: [
+        "__points__",
+        """CREATE TABLE IF NOT EXISTS journal (log VARCHAR NOT NULL, seq BIGINT NOT NULL, key BLOB NOT NULL,
+            value BLOB NOT NULL, added_at DOUBLE NOT NULL, PRIMARY KEY (log, seq))""",
+        "CREATE TABLE IF NOT EXISTS journal_heads (log VARCHAR PRIMARY KEY, next_seq BIGINT NOT NULL)",
+        # the in-process bus's offsets restart with the new logs: the state saved so far
+        # covers everything before their first batch
+        "UPDATE checkpoints SET next_offset = 0 WHERE stage IN ('detector', 'grouping')",
+    ],
     # 4 -> 5: alerts from the user's own alerting (POST /ingest/alerts)
     4: [
         """CREATE TABLE IF NOT EXISTS alerts (id VARCHAR PRIMARY KEY, incident_id VARCHAR, name VARCHAR NOT NULL,
@@ -140,7 +157,28 @@ _MIGRATIONS: dict[int, list[str]] = {
             labels VARCHAR, annotations VARCHAR, fingerprint VARCHAR, source VARCHAR, generator_url VARCHAR,
             join_reason VARCHAR, updated_seq BIGINT)""",
     ],
+    # 6 -> 7: an anomaly records what opened it and one sentence on why it is anomalous
+    6: ["ALTER TABLE anomalies ADD COLUMN IF NOT EXISTS channel VARCHAR",
+        "ALTER TABLE anomalies ADD COLUMN IF NOT EXISTS reason VARCHAR"],
 }
+
+
+def _migrate_points(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema 5 -> 6: the wide ``metrics`` table becomes ``series`` + ``points`` (and a
+    ``metrics`` view over them). Does nothing when that was done already."""
+    kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = 'metrics'").fetchone()
+    if kind is not None and kind[0] != "BASE TABLE":
+        return
+    con.execute("""CREATE TABLE series (sid INTEGER PRIMARY KEY, service VARCHAR NOT NULL, metric VARCHAR NOT NULL,
+                   labels VARCHAR)""")
+    con.execute("""INSERT INTO series SELECT (row_number() OVER (ORDER BY service, metric, labels) - 1)::INTEGER,
+                   service, metric, labels FROM (SELECT DISTINCT service, metric, labels FROM metrics)""")
+    con.execute("""CREATE TABLE points AS SELECT s.sid, m.ts, m.value, -1::BIGINT AS seq FROM metrics m
+                   JOIN series s ON s.service = m.service AND s.metric = m.metric
+                   AND s.labels IS NOT DISTINCT FROM m.labels""")
+    con.execute("DROP TABLE metrics")
+    con.execute("""CREATE VIEW metrics AS SELECT s.service, s.metric, p.ts, p.value, s.labels, p.seq
+                   FROM points p JOIN series s USING (sid)""")
 
 
 def usable_cpus() -> int:
@@ -181,27 +219,56 @@ class DuckDBStore:
         except duckdb.Error as exc:
             raise StoreError(f"cannot open DuckDB file {self.path}: {exc}") from exc
         self._migrate()
-        self._series: dict[SeriesKey, list[float]] = {}
+        self._after: list[Any] = []  # catalogue updates waiting for the open unit of work to commit
+        self._sid: dict[SeriesKey, int] = {}  # key -> dense series id (the points table's sid)
+        self._keys: list[SeriesKey] = []  # sid -> key
+        # per series id: points stored, first and last timestamp
+        self._count = np.zeros(1024, dtype=np.int64)
+        self._first = np.full(1024, np.inf)
+        self._last = np.full(1024, -np.inf)
+        self._batch_cache: tuple[pa.Table, np.ndarray] | None = None  # the last batch's series and their ids
         self._label_sets: dict[tuple[str, str], list[str | None]] = {}  # (service, metric) -> label texts
         self._per_service: dict[str, int] = {}
         self._parsed: dict[str | None, dict[str, str]] = {None: {}}
-        rows = self._q("SELECT service, metric, labels, count(*), min(ts), max(ts) FROM metrics GROUP BY 1, 2, 3")
+        rows = self._q("""SELECT s.sid, s.service, s.metric, s.labels, count(p.sid), min(p.ts), max(p.ts)
+                          FROM series s LEFT JOIN points p USING (sid) GROUP BY ALL ORDER BY s.sid""")
         for r in rows:
-            self._add_series((r[0], r[1], r[2] or None), [float(r[3]), float(r[4]), float(r[5])])
+            sid = int(r[0])
+            self._add_series((r[1], r[2], r[3] or None), sid)
+            self._count[sid] = int(r[4])
+            self._first[sid] = float(r[5]) if r[5] is not None else np.inf
+            self._last[sid] = float(r[6]) if r[6] is not None else -np.inf
+        last = self._q("SELECT max(seq) FROM points")[0][0]
+        self._next_seq = int(last) + 1 if last is not None and last >= 0 else 0
 
-    def _add_series(self, key: SeriesKey, stats: list[float]) -> None:
-        """The series catalogue lives in memory (rebuilt from the raw table on open), so
-        ingest never pays for an upsert of per-series counters."""
-        self._series[key] = stats
+    def _add_series(self, key: SeriesKey, sid: int) -> None:
+        """The series catalogue lives in memory (rebuilt from the tables on open), so
+        ingest never pays for an upsert of per-series counters. Ids are dense: ``sid`` is
+        the next one."""
+        assert sid == len(self._keys)
+        self._sid[key] = sid
+        self._keys.append(key)
+        if sid >= len(self._count):
+            grow = max(2 * len(self._count), sid + 1)
+            self._count = np.concatenate([self._count, np.zeros(grow - len(self._count), np.int64)])
+            self._first = np.concatenate([self._first, np.full(grow - len(self._first), np.inf)])
+            self._last = np.concatenate([self._last, np.full(grow - len(self._last), -np.inf)])
         self._label_sets.setdefault((key[0], key[1]), []).append(key[2])
         self._per_service[key[0]] = self._per_service.get(key[0], 0) + 1
         if key[2] not in self._parsed:
             self._parsed[key[2]] = parse_labels(key[2])
 
+    def _on_commit(self, fn: Any) -> None:
+        """Run ``fn`` once what was just written is committed (at once outside a unit of work)."""
+        if self._in_uow:
+            self._after.append(fn)
+        else:
+            fn()
+
     def _check_limits(self, new: list[SeriesKey], limits: SeriesLimits) -> None:
         """Raise CardinalityError when adding ``new`` series would pass a limit."""
-        if limits.total is not None and len(self._series) + len(new) > limits.total:
-            raise CardinalityError(limit="max_series", scope="the store", existing=len(self._series),
+        if limits.total is not None and len(self._keys) + len(new) > limits.total:
+            raise CardinalityError(limit="max_series", scope="the store", existing=len(self._keys),
                                    new=len(new), maximum=limits.total)
         if limits.per_metric is not None:
             per_metric: dict[tuple[str, str], int] = {}
@@ -269,16 +336,20 @@ class DuckDBStore:
                 yield self
             except BaseException:
                 self._in_uow = False
+                self._after.clear()
                 with suppress(duckdb.Error):
                     self._con.execute("ROLLBACK")
                 raise
             self._in_uow = False
+            after, self._after = self._after, []
             try:
                 self._con.execute("COMMIT")
             except duckdb.Error as exc:
                 with suppress(duckdb.Error):
                     self._con.execute("ROLLBACK")
                 raise StoreError(str(exc)) from exc
+            for fn in after:
+                fn()
 
     def _q(self, sql: str, params: list[Any] | tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -310,7 +381,10 @@ class DuckDBStore:
                 )
             while version < SCHEMA_VERSION:
                 for stmt in _MIGRATIONS[version]:
-                    con.execute(stmt)
+                    if stmt == "__points__":
+                        _migrate_points(con)
+                    else:
+                        con.execute(stmt)
                 version += 1
             con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)])
 
@@ -393,38 +467,95 @@ class DuckDBStore:
 
     # ---- raw data ---------------------------------------------------------------------
     def insert_metrics(self, *, table: pa.Table, limits: SeriesLimits | None = None) -> int:
-        n = table.num_rows
-        if n == 0:
+        if table.num_rows == 0:
             return 0
-        if "labels" not in table.column_names:
-            table = table.append_column("labels", pa.nulls(n, pa.string()))
-        agg = table.group_by(["service", "metric", "labels"]).aggregate(
-            [("ts", "count"), ("ts", "min"), ("ts", "max")])
-        cols = [agg.column(c).to_pylist() for c in ("service", "metric", "labels", "ts_count", "ts_min", "ts_max")]
+        self.insert_points(points=Points.from_table(table), limits=limits)
+        return table.num_rows
+
+    def insert_points(self, *, points: Points, limits: SeriesLimits | None = None) -> int:
+        """Store a batch under the cardinality limits (all or nothing); returns its ingest
+        sequence number (consecutive from 0: the offset of the batch in the metrics log
+        that the in-process bus reads back after a restart)."""
         with self._lock:
-            series = self._series
-            if limits is not None:
-                new = [(svc, met, lab or None) for svc, met, lab in zip(cols[0], cols[1], cols[2], strict=True)
-                       if (svc, met, lab or None) not in series]
-                if new:
-                    self._check_limits(new, limits)
+            sids, new = self._series_ids(points)
+            if new and limits is not None:
+                self._check_limits([k for k, _ in new], limits)
+            seq = self._next_seq
+            batch = pa.table({"sid": pa.array(sids[points.code], pa.int32()),  # noqa: F841 (read by DuckDB)
+                              "ts": pa.array(points.ts, pa.float64()), "value": pa.array(points.value, pa.float64())})
+            if new:
+                fresh = pa.table({"sid": pa.array([s for _, s in new], pa.int32()),  # noqa: F841 (read by DuckDB)
+                                  "service": pa.array([k[0] for k, _ in new], pa.string()),
+                                  "metric": pa.array([k[1] for k, _ in new], pa.string()),
+                                  "labels": pa.array([k[2] for k, _ in new], pa.string())})
+                with self._tx() as con:
+                    con.execute("INSERT INTO series SELECT sid, service, metric, labels FROM fresh")
+                    con.execute(f"INSERT INTO points SELECT sid, ts, value, {int(seq)}::BIGINT FROM batch")
+            else:  # one statement: its own transaction, or part of the open unit of work
+                try:
+                    self._con.execute(f"INSERT INTO points SELECT sid, ts, value, {int(seq)}::BIGINT FROM batch")
+                except duckdb.Error as exc:
+                    raise StoreError(str(exc)) from exc
+            count, lo, hi = series_stats(points.code, points.ts, points.k)
+
+            def commit() -> None:
+                for key, sid in new:
+                    self._add_series(key, sid)
+                self._next_seq = seq + 1
+                self._count[sids] += count  # the series of a batch are distinct: no repeated index
+                self._first[sids] = np.minimum(self._first[sids], lo)
+                self._last[sids] = np.maximum(self._last[sids], hi)
+                self._batch_cache = (points.series, sids)
+
+            self._on_commit(commit)
+        return seq
+
+    def _series_ids(self, points: Points) -> tuple[np.ndarray, list[tuple[SeriesKey, int]]]:
+        """The id of each series of a batch, and the (key, id) of those not stored yet. A
+        batch with the same series as the last one (a scrape, a replay) costs one compare."""
+        cached = self._batch_cache
+        if cached is not None and cached[0].num_rows == points.k and cached[0].equals(points.series):
+            return cached[1], []
+        sids = np.empty(points.k, dtype=np.int64)
+        new: list[tuple[SeriesKey, int]] = []
+        sid_of = self._sid
+        next_sid = len(self._keys)
+        for j, key in enumerate(points.keys()):
+            sid = sid_of.get(key)
+            if sid is None:
+                sid = next_sid + len(new)
+                new.append((key, sid))
+            sids[j] = sid
+        return sids, new
+
+    def points_log_end(self) -> int:
+        """The next ingest sequence number (0 for an empty store)."""
+        with self._lock:
+            return self._next_seq
+
+    def read_points(self, *, since_seq: int, until_seq: int) -> list[tuple[int, Points]]:
+        """Stored batches with ingest sequence in [since_seq, until_seq), in order, each as
+        it was ingested (point order kept)."""
+        with self._lock:
             try:
-                self._con.register("_batch", table)
-                self._con.execute("INSERT INTO metrics SELECT service, metric, ts, value, labels FROM _batch")
+                tbl = self._con.sql("SELECT seq, sid, ts, value FROM points WHERE seq >= ? AND seq < ? "
+                                    "ORDER BY seq, rowid", params=[int(since_seq), int(until_seq)]).to_arrow_table()
             except duckdb.Error as exc:
                 raise StoreError(str(exc)) from exc
-            finally:
-                self._con.unregister("_batch")
-            for svc, met, lab, cnt, lo, hi in zip(*cols, strict=True):
-                key = (svc, met, lab or None)
-                cur = series.get(key)
-                if cur is None:
-                    self._add_series(key, [float(cnt), lo, hi])
-                else:
-                    cur[0] += cnt
-                    cur[1] = min(cur[1], lo)
-                    cur[2] = max(cur[2], hi)
-        return n
+            keys_of = list(self._keys)
+        out: list[tuple[int, Points]] = []
+        if tbl.num_rows == 0:
+            return out
+        seq = tbl.column(0).to_numpy()
+        sid = tbl.column(1).to_numpy().astype(np.int64)
+        ts = tbl.column(2).to_numpy().astype(np.float64)
+        val = tbl.column(3).to_numpy().astype(np.float64)
+        cuts = np.flatnonzero(np.diff(seq)) + 1
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(seq)], strict=True):
+            uniq, code = np.unique(sid[lo:hi], return_inverse=True)
+            keys = [keys_of[u] for u in uniq.tolist()]
+            out.append((int(seq[lo]), Points.build(keys, code.astype(np.int32), ts[lo:hi], val[lo:hi])))
+        return out
 
     def insert_logs(self, *, table: pa.Table) -> int:
         n = table.num_rows
@@ -481,22 +612,21 @@ class DuckDBStore:
         self, *, service: str, metric: str, since: float | None = None, until: float | None = None,
         step: float | None = None, labels: Mapping[str, str] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        chosen, every = self._selected_label_sets(service, metric, labels)
-        if not chosen:
+        chosen, _ = self._selected_label_sets(service, metric, labels)
+        with self._lock:
+            sids = [self._sid[(service, metric, t)] for t in chosen if (service, metric, t) in self._sid]
+        if not sids:
             return np.empty(0), np.empty(0)
-        where, params = _where(("service = ?", service), ("metric = ?", metric), ("ts >= ?", since),
-                               ("ts <= ?", until))
-        if not every:
-            where += " AND coalesce(labels, '') IN (SELECT unnest(?))"
-            params.append([t or "" for t in chosen])
+        where, params = _where(("ts >= ?", since), ("ts <= ?", until))
+        where += f" AND sid IN ({', '.join(str(int(x)) for x in sids)})"
         if step:
-            sql = ("SELECT floor(ts / ?::DOUBLE) * ?::DOUBLE AS b, avg(value) FROM metrics "
+            sql = ("SELECT floor(ts / ?::DOUBLE) * ?::DOUBLE AS b, avg(value) FROM points "
                    f"WHERE {where} GROUP BY b ORDER BY b")
             params = [float(step), float(step), *params]
-        elif len(chosen) > 1:  # several label sets: their average per timestamp
-            sql = f"SELECT ts, avg(value) FROM metrics WHERE {where} GROUP BY ts ORDER BY ts"
+        elif len(sids) > 1:  # several label sets: their average per timestamp
+            sql = f"SELECT ts, avg(value) FROM points WHERE {where} GROUP BY ts ORDER BY ts"
         else:
-            sql = f"SELECT ts, value FROM metrics WHERE {where} ORDER BY ts"
+            sql = f"SELECT ts, value FROM points WHERE {where} ORDER BY ts"
         with self._lock:
             try:
                 tbl = self._con.sql(sql, params=params).to_arrow_table()
@@ -568,12 +698,13 @@ class DuckDBStore:
 
     def list_series(self, *, service: str | None = None) -> list[SeriesInfo]:
         with self._lock:
-            items = sorted((k for k in self._series if service is None or k[0] == service),
+            items = sorted((k for k in self._sid if service is None or k[0] == service),
                            key=lambda k: (k[0], k[1], k[2] or ""))
-            stats = [self._series[k] for k in items]
+            ids = [self._sid[k] for k in items]
+            count, first, last = self._count[ids].tolist(), self._first[ids].tolist(), self._last[ids].tolist()
             parsed = self._parsed
-            return [SeriesInfo(k[0], k[1], int(v[0]), v[1], v[2], labels=dict(parsed[k[2]]))
-                    for k, v in zip(items, stats, strict=True)]
+            return [SeriesInfo(k[0], k[1], c, f, la, labels=dict(parsed[k[2]]))
+                    for k, c, f, la in zip(items, count, first, last, strict=True)]
 
     def list_services(self) -> list[dict[str, Any]]:
         return services_summary(self.list_series(), self.change_services())
@@ -715,13 +846,14 @@ class DuckDBStore:
 
     # ---- pipeline state -------------------------------------------------------------------
     _ANOM_COLS = ("id, incident_id, service, metric, started_at, detected_at, ended_at, direction, score, "
-                  "baseline, observed, join_reason, labels")
+                  "baseline, observed, join_reason, labels, channel, reason")
 
     def save_anomalies(self, *, anomalies: list[Anomaly]) -> None:
         if not anomalies:
             return
         rows = [(a.id, a.incident_id, a.service, a.metric, a.started_at, a.detected_at, a.ended_at, a.direction,
-                 a.score, a.baseline, a.observed, a.join_reason, canonical_labels(a.labels)) for a in anomalies]
+                 a.score, a.baseline, a.observed, a.join_reason, canonical_labels(a.labels), a.channel, a.reason)
+                for a in anomalies]
         with self._tx() as con:
             self._insert_rows(con, "anomalies", _ANOM_SCHEMA, rows, replace=True)
 
@@ -734,7 +866,7 @@ class DuckDBStore:
         return [
             Anomaly(id=r[0], incident_id=r[1], service=r[2], metric=r[3], started_at=r[4], detected_at=r[5],
                     ended_at=r[6], direction=r[7], score=r[8], baseline=r[9], observed=r[10], join_reason=r[11],
-                    labels=parse_labels(r[12]) or None)
+                    labels=parse_labels(r[12]) or None, channel=r[13], reason=r[14])
             for r in rows
         ]
 
@@ -862,9 +994,9 @@ class DuckDBStore:
 
     def counts(self) -> dict[str, int]:
         out = {}
-        for t in ("metrics", "logs", "changes", "topology", "anomalies", "incidents", "suspects", "labels",
+        for t in ("points", "logs", "changes", "topology", "anomalies", "incidents", "suspects", "labels",
                   "incident_merges"):
-            out[t] = int(self._q(f"SELECT count(*) FROM {t}")[0][0])
+            out["metrics" if t == "points" else t] = int(self._q(f"SELECT count(*) FROM {t}")[0][0])
         return out
 
     # ---- alerts (schema 4) ------------------------------------------------------------------
@@ -963,6 +1095,30 @@ class DuckDBStore:
                        "ORDER BY ts DESC, id DESC LIMIT ?", [*params, limit])
         return [AuditEntry(id=r[0], ts=r[1], actor=r[2], action=r[3], target=r[4], detail=json.loads(r[5] or "{}"))
                 for r in rows]
+
+    # ---- ingest journal ----------------------------------------------------------------
+    def append_journal(self, *, log: str, key: bytes, value: bytes) -> int:
+        with self._tx() as con:
+            row = con.execute("""INSERT INTO journal_heads VALUES (?, 1) ON CONFLICT (log)
+                                 DO UPDATE SET next_seq = journal_heads.next_seq + 1 RETURNING next_seq""",
+                              [log]).fetchone()
+            seq = int(row[0]) - 1 if row else 0
+            con.execute("INSERT INTO journal VALUES (?, ?, ?, ?, ?)", [log, seq, key, value, time.time()])
+        return seq
+
+    def read_journal(self, *, log: str, since: int, until: int) -> list[JournalEntry]:
+        rows = self._q("SELECT seq, key, value FROM journal WHERE log = ? AND seq >= ? AND seq < ? ORDER BY seq",
+                       [log, int(since), int(until)])
+        return [JournalEntry(int(r[0]), bytes(r[1]), bytes(r[2])) for r in rows]
+
+    def journal_end(self, *, log: str) -> int:
+        rows = self._q("SELECT next_seq FROM journal_heads WHERE log = ?", [log])
+        return int(rows[0][0]) if rows else 0
+
+    def trim_journal(self, *, log: str, before: int) -> int:
+        with self._tx() as con:
+            row = con.execute("DELETE FROM journal WHERE log = ? AND seq < ? RETURNING 1", [log, int(before)])
+            return len(row.fetchall())
 
     def get_idempotent(self, *, key: str, endpoint: str) -> tuple[int, str] | None:
         rows = self._q("SELECT status, body FROM idempotency WHERE key = ? AND endpoint = ?", [key, endpoint])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from server.settings import Settings
-from server.store.base import Store
+from server.store.base import Store, TelemetryStore
 
 
 def _open(backend: str, settings: Settings) -> Store:
@@ -24,7 +24,26 @@ def _open(backend: str, settings: Settings) -> Store:
         return PostgresStore(cfg.postgres_dsn, min_size=cfg.postgres_pool_min,
                              max_size=max(cfg.postgres_pool_min, cfg.postgres_pool_max),
                              timeout=cfg.postgres_timeout_seconds)
+    if backend == "clickhouse":
+        raise ValueError("ClickHouse holds telemetry only: use RCA_STORE__TELEMETRY_BACKEND=clickhouse with "
+                         "RCA_STORE__BACKEND=postgres (or duckdb) for the state")
     raise ValueError(f"unknown store backend {backend!r}")
+
+
+def open_clickhouse(settings: Settings) -> TelemetryStore:
+    """The ClickHouse telemetry store of the settings: a server at ``clickhouse_url``, else
+    chDB on ``clickhouse_path`` (default ``<data_dir>/clickhouse``)."""
+    from server.store.clickhouse import ClickHouseStore, Retention
+
+    cfg = settings.store
+    retention = Retention(raw_days=cfg.clickhouse_raw_days, rollup_1m_days=cfg.clickhouse_rollup_1m_days,
+                          rollup_1h_days=cfg.clickhouse_rollup_1h_days, logs_days=cfg.clickhouse_logs_days)
+    if cfg.clickhouse_url:
+        return ClickHouseStore(url=cfg.clickhouse_url, database=cfg.clickhouse_database, retention=retention,
+                               pool_size=cfg.clickhouse_pool_size, async_insert=cfg.clickhouse_async_insert)
+    path = cfg.clickhouse_path or Path(settings.data_dir) / "clickhouse"
+    return ClickHouseStore(path=path, database=cfg.clickhouse_database, retention=retention,
+                           pool_size=cfg.clickhouse_pool_size)
 
 
 def build_store(settings: Settings) -> Store:
@@ -38,7 +57,8 @@ def build_store(settings: Settings) -> Store:
     from server.store.split import SplitStore
 
     try:
-        telemetry = _open(telemetry_backend, settings)
+        telemetry = open_clickhouse(settings) if telemetry_backend == "clickhouse" else _open(telemetry_backend,
+                                                                                               settings)
     except BaseException:
         state.close()
         raise

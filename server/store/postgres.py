@@ -56,6 +56,7 @@ from server.store.base import (
     LEVEL_RANK,
     BeforeAfter,
     Checkpoint,
+    JournalEntry,
     LogPatternCount,
     SeriesLimits,
     StoreError,
@@ -609,7 +610,7 @@ class PostgresStore:
 
     # ---- anomalies and incidents -------------------------------------------------------
     _ANOM_COLS = ("id, incident_id, service, metric, started_at, detected_at, ended_at, direction, score, "
-                  "baseline, observed, join_reason")
+                  "baseline, observed, join_reason, channel, reason")
 
     def save_anomalies(self, *, anomalies: list[Anomaly]) -> None:
         if not anomalies:
@@ -618,7 +619,7 @@ class PostgresStore:
         rows = [last[k] for k in sorted(last)]
         cols = [[getattr(a, c.strip()) for a in rows] for c in self._ANOM_COLS.split(",")]
         types = ["text", "text", "text", "text", "float8", "float8", "float8", "text", "float8", "float8",
-                 "float8", "text"]
+                 "float8", "text", "text", "text"]
         casts = ", ".join(f"%s::{t}[]" for t in types)
         sets = ", ".join(f"{c.strip()} = EXCLUDED.{c.strip()}" for c in self._ANOM_COLS.split(",")[1:])
         self._q(f"INSERT INTO anomalies ({self._ANOM_COLS}) SELECT * FROM unnest({casts}) "
@@ -636,7 +637,8 @@ class PostgresStore:
                        "ORDER BY started_at, id COLLATE \"C\"", params)
         return [
             Anomaly(id=r[0], incident_id=r[1], service=r[2], metric=r[3], started_at=r[4], detected_at=r[5],
-                    ended_at=r[6], direction=r[7], score=r[8], baseline=r[9], observed=r[10], join_reason=r[11])
+                    ended_at=r[6], direction=r[7], score=r[8], baseline=r[9], observed=r[10], join_reason=r[11],
+                    channel=r[12], reason=r[13])
             for r in rows
         ]
 
@@ -902,6 +904,28 @@ class PostgresStore:
                        "ORDER BY ts DESC, id DESC LIMIT %s", [since, since, action, action, limit])
         return [AuditEntry(id=r[0], ts=r[1], actor=r[2], action=r[3], target=r[4], detail=json.loads(r[5] or "{}"))
                 for r in rows]
+
+    # ---- ingest journal ----------------------------------------------------------------
+    def append_journal(self, *, log: str, key: bytes, value: bytes) -> int:
+        with self._tx() as conn:  # the head row's lock orders concurrent writers: no gaps
+            row = conn.execute("""INSERT INTO journal_heads AS h VALUES (%s, 1) ON CONFLICT (log)
+                                  DO UPDATE SET next_seq = h.next_seq + 1 RETURNING next_seq""", [log]).fetchone()
+            seq = int(row[0]) - 1 if row else 0
+            conn.execute("INSERT INTO journal VALUES (%s, %s, %s, %s, %s)", [log, seq, key, value, time.time()])
+        return seq
+
+    def read_journal(self, *, log: str, since: int, until: int) -> list[JournalEntry]:
+        rows = self._q("SELECT seq, key, value FROM journal WHERE log = %s AND seq >= %s AND seq < %s ORDER BY seq",
+                       [log, int(since), int(until)])
+        return [JournalEntry(int(r[0]), bytes(r[1]), bytes(r[2])) for r in rows]
+
+    def journal_end(self, *, log: str) -> int:
+        rows = self._q("SELECT next_seq FROM journal_heads WHERE log = %s", [log])
+        return int(rows[0][0]) if rows else 0
+
+    def trim_journal(self, *, log: str, before: int) -> int:
+        rows = self._q("DELETE FROM journal WHERE log = %s AND seq < %s RETURNING 1", [log, int(before)])
+        return len(rows)
 
     def get_idempotent(self, *, key: str, endpoint: str) -> tuple[int, str] | None:
         rows = self._q("SELECT status, body FROM idempotency WHERE key = %s AND endpoint = %s", [key, endpoint])

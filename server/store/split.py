@@ -1,6 +1,6 @@
 """A :class:`Store` made of a telemetry store and a state store on different backends
-(e.g. metrics and logs in one database, incidents in PostgreSQL; later ClickHouse under
-telemetry). Each call goes to the store that holds its data."""
+(e.g. metrics and logs in ClickHouse, incidents in PostgreSQL). Each call goes to the
+store that holds its data."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from server.model import (
 from server.store.base import (
     BeforeAfter,
     Checkpoint,
+    JournalEntry,
     LogPatternCount,
     SeriesLimits,
     StateStore,
@@ -251,6 +252,18 @@ class SplitStore:
     def list_alerts(self, *, incident_ids: list[str] | None = None, alert_ids: list[str] | None = None,
                     unassigned: bool = False) -> list[Alert]:
         return self.state.list_alerts(incident_ids=incident_ids, alert_ids=alert_ids, unassigned=unassigned)
+
+    def append_journal(self, *, log: str, key: bytes, value: bytes) -> int:
+        return self.state.append_journal(log=log, key=key, value=value)
+
+    def read_journal(self, *, log: str, since: int, until: int) -> list[JournalEntry]:
+        return self.state.read_journal(log=log, since=since, until=until)
+
+    def journal_end(self, *, log: str) -> int:
+        return self.state.journal_end(log=log)
+
+    def trim_journal(self, *, log: str, before: int) -> int:
+        return self.state.trim_journal(log=log, before=before)
 
     def get_idempotent(self, *, key: str, endpoint: str) -> tuple[int, str] | None:
         return self.state.get_idempotent(key=key, endpoint=endpoint)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from server import obs
 from server.bus.base import Bus, BusError, Consumer, Delivery, TopicPartition
 from server.status import StatusBoard
 from server.store.base import StoreError
@@ -42,6 +43,8 @@ class _Locked:
 class StageWorker:
     stage: str = "stage"
     max_records: int = 500
+    #: this process's Prometheus metrics (None: not measured)
+    metrics: Any = None
 
     def __init__(self, *, bus: Bus, status: StatusBoard, group: str, topics: Sequence[str],
                  member_id: str | None = None) -> None:
@@ -115,9 +118,11 @@ class StageWorker:
 
     async def _process(self, batch: list[Delivery]) -> None:
         assert self.consumer is not None
+        t0 = time.perf_counter()
         try:
             async with self._work:
                 ack = await self.handle(batch)
+            obs.observe_batch(self.metrics, self.stage, time.perf_counter() - t0, len(batch))
         except (StoreError, BusError) as exc:  # transient: redeliver the batch after a pause
             self._fail(exc)
             firsts: dict[TopicPartition, int] = {}
@@ -137,6 +142,7 @@ class StageWorker:
             await self.consumer.ack(batch)
 
     def _fail(self, exc: BaseException) -> None:
+        obs.count_error(self.metrics, self.stage, exc)
         self.errors += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
         log.exception("%s worker error", self.stage)

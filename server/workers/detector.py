@@ -21,7 +21,7 @@ from typing import Any
 from server.bus.base import Bus, Delivery, TopicPartition
 from server.detector.core import DetectorConfig, warm_up
 from server.detector.worker import DetectorStage, SeriesEvent
-from server.events import AnomalyEvent, AnomalyEvents, MetricBatch, decode, encode
+from server.events import AnomalyEvent, AnomalyEvents, MetricBatch, MetricPoints, decode, encode
 from server.model.labels import canonical_labels
 from server.settings import Settings
 from server.status import Checkpoints, StatusBoard
@@ -121,10 +121,11 @@ class DetectorWorker(StageWorker):
         stage = self.stages.get(d.partition)
         if stage is None:  # not ours any more (revoked between poll and handle)
             raise RuntimeError(f"partition {d.partition} not owned")
-        if not isinstance(ev, MetricBatch):
+        if not isinstance(ev, MetricBatch | MetricPoints):
             return AnomalyEvents(partition=d.partition, source_offset=d.offset)
         t0 = time.perf_counter()
-        found: list[SeriesEvent] = stage.process(ev.table())
+        found: list[SeriesEvent] = (stage.process_points(ev.points()) if isinstance(ev, MetricPoints)
+                                    else stage.process(ev.table()))
         if self.metrics is not None:
             self.metrics.detect_seconds.observe(time.perf_counter() - t0)
         self.next_offset[d.partition] = d.offset + 1
@@ -134,7 +135,8 @@ class DetectorWorker(StageWorker):
                                       onset=float(s.event.onset), direction=s.event.direction,
                                       score=float(s.event.score), baseline=float(s.event.baseline),
                                       observed=float(s.event.observed),
-                                      labels=canonical_labels(s.labels)) for s in found),
+                                      labels=canonical_labels(s.labels), channel=s.event.channel or None,
+                                      reason=s.reason) for s in found),
             watermark=wm, partition=d.partition, source_offset=d.offset)
 
     async def handle(self, deliveries: list[Delivery]) -> bool:

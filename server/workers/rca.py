@@ -21,6 +21,7 @@ import orjson
 from server.bus.base import Bus, Delivery
 from server.events import (
     ChangesAdded,
+    Event,
     IncidentsNeedRca,
     LabelAdded,
     LogsAdded,
@@ -63,7 +64,7 @@ class RcaWorker(StageWorker):
                  metrics: Any = None, member_id: str | None = None) -> None:
         self.topics_ = Topics.of(settings)
         super().__init__(bus=bus, status=status, group=self.topics_.group("rca"),
-                         topics=[self.topics_.analysis], member_id=member_id)
+                         topics=self.topics_.consumed("rca"), member_id=member_id)
         self.store = store
         self.settings = settings
         self.rca = rca
@@ -88,10 +89,14 @@ class RcaWorker(StageWorker):
     def _open(self) -> set[str]:
         return {i.id for i in self.store.list_incidents(status="OPEN", limit=100_000)}
 
-    def _collect(self, deliveries: list[Delivery]) -> set[str]:
+    @staticmethod
+    def _reads_store(events: list[Event]) -> bool:
+        return any(isinstance(ev, ChangesAdded | LogsAdded | ModelRetrained)
+                   or (isinstance(ev, IncidentsNeedRca) and ev.all_open) for ev in events)
+
+    def _collect(self, events: list[Event]) -> set[str]:
         dirty: set[str] = set()
-        for d in deliveries:
-            ev = decode(d.value)
+        for ev in events:
             if isinstance(ev, IncidentsNeedRca):
                 dirty.update(ev.incident_ids)
                 if ev.watermark is not None:
@@ -111,7 +116,11 @@ class RcaWorker(StageWorker):
         return dirty
 
     async def handle(self, deliveries: list[Delivery]) -> bool:
-        self.dirty |= await asyncio.to_thread(self._collect, deliveries)
+        events = [decode(d.value) for d in deliveries]
+        if self._reads_store(events):
+            self.dirty |= await asyncio.to_thread(self._collect, events)
+        else:  # incident ids and watermarks only: no worker thread needed
+            self.dirty |= self._collect(events)
         now = time.monotonic()
         if not self.held:
             self._first_held = now
@@ -147,10 +156,11 @@ class RcaWorker(StageWorker):
             return
         dirty, self.dirty = self.dirty, set()
         held, self.held = self.held, []
-        try:
-            await asyncio.to_thread(self._analyse, dirty)
-        except Exception as exc:
-            self._fail(exc)
+        if dirty:
+            try:
+                await asyncio.to_thread(self._analyse, dirty)
+            except Exception as exc:
+                self._fail(exc)
         assert self.consumer is not None
         await self.consumer.ack(held)
 
@@ -172,15 +182,17 @@ class RetrainWorker(StageWorker):
                  member_id: str | None = None) -> None:
         self.topics_ = Topics.of(settings)
         super().__init__(bus=bus, status=status, group=self.topics_.group("retrain"),
-                         topics=[self.topics_.labels], member_id=member_id)
+                         topics=self.topics_.consumed("retrain"), member_id=member_id)
         self.store = store
         self.rca = rca
 
     async def handle(self, deliveries: list[Delivery]) -> bool:
         incidents: set[str] = set()
+        labels = 0
         for d in deliveries:
             ev = decode(d.value)
             if isinstance(ev, LabelAdded):
+                labels += 1
                 label = next((lbl for lbl in self.store.list_labels(incident_id=ev.incident_id)
                               if lbl.id == ev.label_id), None)
                 if label is None:  # moved with a merge since
@@ -188,6 +200,8 @@ class RetrainWorker(StageWorker):
                 if label is not None:
                     self.rca.on_label(label)
                 incidents.add(ev.incident_id)
+        if not labels:
+            return True  # other events on the topic are for other stages
         # the labelled incidents are re-ranked at once; retraining follows
         await self.bus.publish(self.topics_.analysis, encode(IncidentsNeedRca(incident_ids=tuple(sorted(incidents)))),
                                key=b"labels")

@@ -71,6 +71,11 @@ def test_level_shift_becomes_incident_with_ranked_suspects(http: httpx.Client) -
     assert {a["service"] for a in anomalies} == {"payments", "checkout", "frontend"}
     assert all(a["direction"] == "up" and a["observed"] > a["baseline"] for a in anomalies)
     assert all(a["join_reason"] for a in anomalies)
+    # each anomaly says why it is anomalous: which channel, against what baseline, how far, since when
+    for a in anomalies:
+        assert a["channel"] in ("shift", "range", "knn", "seasonal", "drift", "level")
+        assert a["reason"].startswith(f"{a['metric']} rose to ") and " from a baseline of " in a["reason"]
+        assert "x its usual noise" in a["reason"] and f"since {a['started_at']}" in a["reason"]
     suspects = http.get(f"/incidents/{inc['id']}/suspects").json()
     assert suspects and suspects[0]["change_id"] == "dep-bad"
     assert inc["top_suspect"]["change_id"] == "dep-bad"

@@ -127,3 +127,28 @@ async def test_rebalance_spreads_partitions_over_two_members(make_bus: BusFactor
     assert len(set(values)) == 40  # each message to exactly one member
     await a.close()
     await b.close()
+
+
+async def test_a_durable_bus_keeps_messages_and_committed_offsets_across_a_restart(
+        restart_bus: BusFactory, topic: str) -> None:
+    """What was published and acknowledged outlives the process that held the bus: after a
+    restart the group goes on after its last acknowledgement, and lag says so at once."""
+    bus = await restart_bus()
+    assert bus.durable
+    await bus.start([TopicSpec(topic, 2)])
+    group = f"{topic}-g"
+    await _publish(bus, topic, 30, keys=5)
+    c = await bus.consumer(group=group, topics=[topic])
+    got = (await _drain([c], 30, ack=False))[c.member_id]
+    done = [d for d in got if int(d.value.split(b":")[1]) < 10]
+    await c.ack(done)  # only the first 10 (of each partition's prefix) are stored
+    left = sum(p.lag for p in await bus.lag(group=group, topic=topic))
+    bus = await restart_bus()  # the process is gone; a new one opens the same bus
+    await bus.start([TopicSpec(topic, 2)])
+    assert sum(p.lag for p in await bus.lag(group=group, topic=topic)) == left == 20
+    await _publish(bus, topic, 5, keys=5)  # and new messages go on after the old ones
+    c = await bus.consumer(group=group, topics=[topic])
+    again = (await _drain([c], 25))[c.member_id]
+    assert sorted(int(d.value.split(b":")[1]) for d in again) == sorted([*range(10, 30), *range(5)])
+    assert sum(p.lag for p in await bus.lag(group=group, topic=topic)) == 0
+    await c.close()

@@ -1,8 +1,11 @@
 """Store conformance: one suite, parametrised over every backend (ibis-style: one
 fixture whose params are the backends). DuckDB runs on a file in tmp_path; PostgreSQL
-on the real server (tests/conftest.py starts it), one fresh database per test.
+on the real server (tests/conftest.py starts it), one fresh database per test;
+ClickHouse through chDB (the real ClickHouse engine, in process) on a directory in
+tmp_path, for the telemetry tests (``make_telemetry``), paired with a DuckDB state store.
 
-A new backend joins by adding a factory to BACKENDS; it must pass every test here.
+A new backend joins by adding a factory to BACKENDS (both stores) or TELEMETRY_BACKENDS
+(telemetry only); it must pass every test of its fixture here.
 """
 
 from __future__ import annotations
@@ -31,17 +34,33 @@ def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], St
     return lambda: PostgresStore(dsn, max_size=4)
 
 
-BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Callable[[], Store]]] = {
+def _clickhouse(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    from server.store.clickhouse import ClickHouseStore
+    from server.store.split import SplitStore
+
+    def open_one() -> Store:
+        state = DuckDBStore(tmp_path / "state.duckdb")
+        try:
+            return SplitStore(telemetry=ClickHouseStore(path=tmp_path / "chdb"), state=state)
+        except BaseException:
+            state.close()
+            raise
+
+    return open_one
+
+
+Factory = Callable[[pytest.FixtureRequest, Path], Callable[[], Store]]
+BACKENDS: dict[str, Factory] = {
     "duckdb": _duckdb,
     "postgres": _postgres,
 }
+TELEMETRY_BACKENDS: dict[str, Factory] = {**BACKENDS, "clickhouse": _clickhouse}
+LABELLED_BACKENDS: dict[str, Factory] = {"duckdb": _duckdb, "clickhouse": _clickhouse}
 
 
-@pytest.fixture(params=sorted(BACKENDS))
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
-    """Opens the backend's store; calling it again reopens the same data."""
+def _opener(factory: Factory, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
     opened: list[Store] = []
-    open_one = BACKENDS[request.param](request, tmp_path)
+    open_one = factory(request, tmp_path)
 
     def factory() -> Store:
         s = open_one()
@@ -54,14 +73,32 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
             s.close()
 
 
+@pytest.fixture(params=sorted(BACKENDS))
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """Opens the backend's store; calling it again reopens the same data."""
+    yield from _opener(BACKENDS[request.param], request, tmp_path)
+
+
+@pytest.fixture(params=sorted(TELEMETRY_BACKENDS))
+def make_telemetry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """Like make_store, over every backend of the telemetry store (ClickHouse included)."""
+    yield from _opener(TELEMETRY_BACKENDS[request.param], request, tmp_path)
+
+
+@pytest.fixture(params=sorted(LABELLED_BACKENDS))
+def labelled_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """The backends whose telemetry catalogues label sets (not PostgreSQL yet)."""
+    yield from _opener(LABELLED_BACKENDS[request.param], request, tmp_path)
+
+
 def _metrics(service: str, metric: str, ts: list[float], values: list[float]) -> pa.Table:
     n = len(ts)
     return pa.table({"service": [service] * n, "metric": [metric] * n, "ts": pa.array(ts, pa.float64()),
                      "value": pa.array(values, pa.float64()), "labels": pa.nulls(n, pa.string())})
 
 
-def test_metrics_series_and_catalogue(make_store: Callable[[], Store]) -> None:
-    s = make_store()
+def test_metrics_series_and_catalogue(make_telemetry: Callable[[], Store]) -> None:
+    s = make_telemetry()
     assert s.insert_metrics(table=_metrics("a", "lat", [3.0, 1.0, 2.0], [30, 10, 20])) == 3
     s.insert_metrics(table=_metrics("a", "qps", [1.0], [5]))
     s.insert_metrics(table=_metrics("b", "lat", [10.0, 20.0], [1, 2]))
@@ -86,8 +123,8 @@ def _py(col: object) -> list[object]:
     return col.to_pylist() if hasattr(col, "to_pylist") else list(col)  # type: ignore[call-overload]
 
 
-def test_logs_by_level_and_window(make_store: Callable[[], Store]) -> None:
-    s = make_store()
+def test_logs_by_level_and_window(make_telemetry: Callable[[], Store]) -> None:
+    s = make_telemetry()
     t = pa.table({"service": ["a", "a", "b", "a"], "ts": [1.0, 2.0, 3.0, 4.0],
                   "level": ["INFO", "ERROR", "WARN", "FATAL"], "message": ["ok", "boom", "slow", "dead"],
                   "attributes": pa.nulls(4, pa.string())})
@@ -129,8 +166,11 @@ def test_incidents_anomalies_suspects_labels_models(make_store: Callable[[], Sto
     inc_id = s.next_id(prefix="inc")
     assert inc_id == "inc-1" and s.next_id(prefix="inc") == "inc-2"
     a = Anomaly(id="an-1", service="a", metric="lat", started_at=100, detected_at=120, direction="up",
-                score=7.0, baseline=10, observed=30, incident_id=inc_id, join_reason="first")
+                score=7.0, baseline=10, observed=30, incident_id=inc_id, join_reason="first", channel="shift",
+                reason="lat rose to 30 from a baseline of 10 (+200%, 7.0x its usual noise) since ...")
     s.save_anomalies(anomalies=[a])
+    got = s.list_anomalies(incident_id=inc_id)[0]
+    assert (got.channel, got.reason) == (a.channel, a.reason)  # why it is anomalous is stored with it
     inc = Incident(id=inc_id, status="OPEN", title="a: lat up 3.0x", started_at=100, detected_at=120,
                    services=["a"], severity=0.5, anomaly_count=1)
     s.save_incidents(incidents=[inc])
@@ -168,13 +208,13 @@ def test_incidents_anomalies_suspects_labels_models(make_store: Callable[[], Sto
     assert s.list_model_infos() == [(1, {"labels": 1}), (2, {"labels": 2})]
 
 
-def test_data_survives_reopen(make_store: Callable[[], Store], tmp_path: Path) -> None:
-    s = make_store()
+def test_data_survives_reopen(make_telemetry: Callable[[], Store], tmp_path: Path) -> None:
+    s = make_telemetry()
     s.insert_metrics(table=_metrics("a", "lat", [1.0, 2.0], [1, 2]))
     s.upsert_changes(changes=[Change(id="c", kind="config_change", services=["a"], ts=1.0, fields={"key": "k"})])
     s.next_id(prefix="inc")
     s.close()
-    s2 = make_store()
+    s2 = make_telemetry()
     assert s2.list_series()[0].points == 2
     assert s2.get_change(change_id="c") is not None
     assert s2.next_id(prefix="inc") == "inc-2"
@@ -189,8 +229,8 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         DuckDBStore(tmp_path / "x.duckdb")
 
 
-def test_failed_insert_stores_nothing(make_store: Callable[[], Store]) -> None:
-    s = make_store()
+def test_failed_insert_stores_nothing(make_telemetry: Callable[[], Store]) -> None:
+    s = make_telemetry()
     bad = pa.table({"service": pa.array([None], pa.string()), "metric": ["m"], "ts": [1.0], "value": [1.0],
                     "labels": pa.nulls(1, pa.string())})
     with pytest.raises(StoreError):
@@ -200,23 +240,8 @@ def test_failed_insert_stores_nothing(make_store: Callable[[], Store]) -> None:
 
 
 # ---- labelled series: a series is (service, metric, label set) ------------------------------
-# DuckDB only for now: the PostgreSQL store does not catalogue label sets yet (it raises
-# StoreError for label matchers and get_labelled_series).
-
-
-@pytest.fixture
-def duckdb_store(tmp_path: Path) -> Iterator[Callable[[], Store]]:
-    opened: list[Store] = []
-
-    def factory() -> Store:
-        s = DuckDBStore(tmp_path / "labels.duckdb")
-        opened.append(s)
-        return s
-
-    yield factory
-    for s in opened:
-        with contextlib.suppress(Exception):
-            s.close()
+# Not on PostgreSQL yet: its store does not catalogue label sets (it raises StoreError for
+# label matchers and get_labelled_series).
 
 
 def _labelled(service: str, metric: str, rows: list[tuple[dict[str, str] | None, float, float]]) -> pa.Table:
@@ -237,8 +262,8 @@ def _pods(s: Store) -> None:
     s.insert_metrics(table=_labelled("web", "qps", [(None, 1.0, 5.0), (None, 2.0, 7.0)]))
 
 
-def test_catalogue_has_one_row_per_label_set(duckdb_store: Callable[[], Store]) -> None:
-    s = duckdb_store()
+def test_catalogue_has_one_row_per_label_set(labelled_store: Callable[[], Store]) -> None:
+    s = labelled_store()
     _pods(s)
     infos = s.list_series(service="web")
     assert [(i.metric, i.labels, i.points) for i in infos] == [
@@ -248,8 +273,8 @@ def test_catalogue_has_one_row_per_label_set(duckdb_store: Callable[[], Store]) 
     assert s.list_services() == [{"name": "web", "metrics": ["lat", "qps"], "last_seen": 3.0}]
 
 
-def test_series_label_matchers_and_average(duckdb_store: Callable[[], Store]) -> None:
-    s = duckdb_store()
+def test_series_label_matchers_and_average(labelled_store: Callable[[], Store]) -> None:
+    s = labelled_store()
     _pods(s)
     ts, v = s.get_series(service="web", metric="lat", labels={"pod": "b"})
     assert ts.tolist() == [1.0, 2.0, 3.0] and v.tolist() == [20.0, 40.0, 60.0]
@@ -270,8 +295,8 @@ def test_series_label_matchers_and_average(duckdb_store: Callable[[], Store]) ->
     assert many[("web", "qps")][1].tolist() == [5.0, 7.0]
 
 
-def test_get_labelled_series(duckdb_store: Callable[[], Store]) -> None:
-    s = duckdb_store()
+def test_get_labelled_series(labelled_store: Callable[[], Store]) -> None:
+    s = labelled_store()
     _pods(s)
     out = s.get_labelled_series(service="web", metric="lat", since=2.0, until=3.0)
     assert [(lab, t.tolist(), v.tolist()) for lab, t, v in out] == [
@@ -283,10 +308,10 @@ def test_get_labelled_series(duckdb_store: Callable[[], Store]) -> None:
     assert s.get_labelled_series(service="web", metric="nope", since=0.0, until=10.0) == []
 
 
-def test_cardinality_limits_reject_whole_batch(duckdb_store: Callable[[], Store]) -> None:
+def test_cardinality_limits_reject_whole_batch(labelled_store: Callable[[], Store]) -> None:
     from server.store.base import CardinalityError, SeriesLimits
 
-    s = duckdb_store()
+    s = labelled_store()
     lim = SeriesLimits(per_service=5, per_metric=3, total=100)
     s.insert_metrics(table=_labelled("web", "lat", [({"pod": str(i)}, 1.0, 1.0) for i in range(3)]), limits=lim)
     # existing series never count as new
@@ -309,8 +334,8 @@ def test_cardinality_limits_reject_whole_batch(duckdb_store: Callable[[], Store]
     assert len(s.list_series()) == 6
 
 
-def test_labelled_catalogue_survives_reopen(duckdb_store: Callable[[], Store]) -> None:
-    s = duckdb_store()
+def test_labelled_catalogue_survives_reopen(labelled_store: Callable[[], Store]) -> None:
+    s = labelled_store()
     _pods(s)
     s.save_anomalies(anomalies=[Anomaly(id="an-1", service="web", metric="lat", started_at=1.0, detected_at=2.0,
                                         direction="up", score=5.0, baseline=1.0, observed=3.0,
@@ -318,7 +343,7 @@ def test_labelled_catalogue_survives_reopen(duckdb_store: Callable[[], Store]) -
                                 Anomaly(id="an-2", service="web", metric="qps", started_at=1.0, detected_at=2.0,
                                         direction="down", score=5.0, baseline=1.0, observed=0.5)])
     s.close()
-    s2 = duckdb_store()
+    s2 = labelled_store()
     assert [i.labels for i in s2.list_series(service="web")][:3] == [
         {"pod": "a", "zone": "z1"}, {"pod": "b", "zone": "z1"}, {"pod": "c", "zone": "z2"}]
     assert s2.get_series(service="web", metric="lat", labels={"pod": "c"})[1].tolist() == [60.0, 120.0, 180.0]
@@ -333,7 +358,8 @@ def test_schema_3_data_dir_is_migrated(tmp_path: Path) -> None:
     s = DuckDBStore(tmp_path / "old.duckdb")
     s.close()
     con = duckdb.connect(str(tmp_path / "old.duckdb"))
-    con.execute("ALTER TABLE anomalies DROP COLUMN labels")
+    for col in ("labels", "channel", "reason"):  # columns later migrations add
+        con.execute(f"ALTER TABLE anomalies DROP COLUMN {col}")
     con.execute("INSERT INTO anomalies VALUES ('an-1', NULL, 'a', 'm', 1, 2, NULL, 'up', 3, 1, 2, NULL)")
     con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     con.close()
@@ -386,8 +412,8 @@ def test_schema_1_data_dir_is_migrated(tmp_path: Path) -> None:
 
 
 
-def test_telemetry_streams_in_bounded_batches(make_store: Callable[[], Store]) -> None:
-    s = make_store()
+def test_telemetry_streams_in_bounded_batches(make_telemetry: Callable[[], Store]) -> None:
+    s = make_telemetry()
     s.insert_metrics(table=_metrics("a", "lat", [float(i) for i in range(1000)], [float(i) for i in range(1000)]))
     s.insert_metrics(table=_metrics("b", "lat", [float(i) for i in range(500)], [1.0] * 500))
     batches = list(s.iter_metrics(batch_rows=128))
@@ -409,8 +435,8 @@ def test_telemetry_streams_in_bounded_batches(make_store: Callable[[], Store]) -
     assert got_logs.column_names == ["service", "ts", "level", "message", "attributes"]
     assert got_logs.column("message").to_pylist() == ["z"]
     assert list(s.iter_logs(since=10.0)) == []
-def test_failed_log_insert_stores_nothing(make_store: Callable[[], Store]) -> None:
-    s = make_store()
+def test_failed_log_insert_stores_nothing(make_telemetry: Callable[[], Store]) -> None:
+    s = make_telemetry()
     bad = pa.table({"service": ["a", "a"], "ts": [1.0, 2.0], "level": ["ERROR", None], "message": ["x", "y"],
                     "attributes": pa.nulls(2, pa.string())})
     with pytest.raises(StoreError):
@@ -524,8 +550,30 @@ def test_checkpoints_keep_the_newest_offset(make_store: Callable[[], Store]) -> 
     assert again is not None and again.state == b"p1"
 
 
-def test_before_after_and_log_patterns(make_store: Callable[[], Store]) -> None:
+def test_ingest_journal_is_gap_free_and_rolls_back_with_its_unit_of_work(make_store: Callable[[], Store]) -> None:
     s = make_store()
+    assert s.journal_end(log="rca.events") == 0 and s.read_journal(log="rca.events", since=0, until=9) == []
+    assert [s.append_journal(log="rca.events", key=b"k", value=b"v%d" % i) for i in range(3)] == [0, 1, 2]
+    assert s.append_journal(log="other", key=b"", value=b"x") == 0  # one sequence per log
+    with pytest.raises(RuntimeError), s.unit_of_work() as uow:  # the record goes with the data or not at all
+        uow.upsert_changes(changes=[Change(id="dep-j", kind="deployment", services=["a"], ts=1.0)])
+        assert uow.append_journal(log="rca.events", key=b"k", value=b"lost") == 3
+        raise RuntimeError("crash before commit")
+    assert s.get_change(change_id="dep-j") is None
+    with s.unit_of_work() as uow:
+        uow.upsert_changes(changes=[Change(id="dep-j", kind="deployment", services=["a"], ts=1.0)])
+        assert uow.append_journal(log="rca.events", key=b"k", value=b"kept") == 3
+    assert [(e.seq, e.value) for e in s.read_journal(log="rca.events", since=1, until=10)] == [
+        (1, b"v1"), (2, b"v2"), (3, b"kept")]
+    assert s.trim_journal(log="rca.events", before=2) == 2
+    assert [e.seq for e in s.read_journal(log="rca.events", since=0, until=10)] == [2, 3]
+    s.close()
+    again = make_store()
+    assert again.journal_end(log="rca.events") == 4 and again.journal_end(log="other") == 1
+
+
+def test_before_after_and_log_patterns(make_telemetry: Callable[[], Store]) -> None:
+    s = make_telemetry()
     s.insert_metrics(table=_metrics("a", "lat", [1.0, 2.0, 3.0, 4.0, 5.0], [10, 10, 30, 30, 50]))
     s.insert_metrics(table=_metrics("b", "lat", [1.0], [7]))
     ba = s.series_before_after(services=["a", "b"], at=3.0, before=2.0, after=1.0)
@@ -547,8 +595,8 @@ def test_before_after_and_log_patterns(make_store: Callable[[], Store]) -> None:
         "timeout", "ok"]
 
 
-def test_change_services_and_list_services(make_store: Callable[[], Store]) -> None:
-    s = make_store()
+def test_change_services_and_list_services(make_telemetry: Callable[[], Store]) -> None:
+    s = make_telemetry()
     s.insert_metrics(table=_metrics("a", "lat", [5.0], [1]))
     s.upsert_changes(changes=[Change(id="f", kind="flag_change", services=["a", "z"], ts=9.0, fields={}),
                               Change(id="d", kind="deployment", services=["z"], ts=3.0, fields={})])
@@ -557,8 +605,8 @@ def test_change_services_and_list_services(make_store: Callable[[], Store]) -> N
                                  {"name": "z", "metrics": [], "last_seen": 9.0}]
 
 
-def test_large_metric_batch_round_trips(make_store: Callable[[], Store]) -> None:
-    s = make_store()
+def test_large_metric_batch_round_trips(make_telemetry: Callable[[], Store]) -> None:
+    s = make_telemetry()
     rng = np.random.default_rng(3)
     n = 20_000
     svc = np.array(["s0", "s1", "s2"])[rng.integers(0, 3, n)]

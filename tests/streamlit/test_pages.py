@@ -115,6 +115,12 @@ def test_evidence_page_charts_suspects_and_patterns(app: App, replayed_server: E
     table = _frame(at, "explanation")
     assert list(table["kind"]) == [s.kind for s in sus]
     assert sus[0].explanation in " ".join(m.value for m in at.markdown)
+    # every charted anomaly says why it is anomalous
+    first = {}
+    for a in sorted(anomalies, key=lambda a: a.started_at):
+        first.setdefault((a.service, a.metric, tuple(sorted(a.labels.items()))), a)
+    shown_md = " ".join(m.value for m in at.markdown)
+    assert all(a.reason and f"**Why anomalous:** {a.reason}" in shown_md for a in first.values())
     assert patterns.change_id == inc.top_suspect.change_id  # type: ignore[union-attr]
 
 

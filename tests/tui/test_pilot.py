@@ -42,7 +42,7 @@ async def test_list_shows_incidents_of_a_replayed_scenario(scenario_server: Embe
     with RcaClient(scenario_server.url) as c:
         expected = {i.id for i in c.incidents(limit=1000)}
     assert expected, "the scenario should open at least one incident"
-    app = RcaTui(scenario_server.url, refresh=0.3)
+    app = RcaTui(scenario_server.url, refresh=0.3, slow_after=60.0)  # a loaded machine is not "slow" here
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(lambda: list_screen(app).loaded)
         assert set(table_keys(app, "incidents")) == expected
@@ -62,6 +62,10 @@ async def test_list_shows_incidents_of_a_replayed_scenario(scenario_server: Embe
         assert cell(app, "suspects", f"root:{roots[0].service}", "kind") == "ROOT"
         anoms = str(screen.query_one("#anoms").render())
         assert screen.data.anomalies[0].metric in anoms and "^" in anoms
+        # each anomaly says why it is anomalous (wrapped to the pane: compare without spaces)
+        flat = "".join(anoms.split())
+        assert all("".join(f"why: {a.reason}".split()) in flat for a in screen.data.anomalies if a.reason)
+        assert any(a.reason for a in screen.data.anomalies)
 
 
 async def test_live_updates_arrive_without_a_key_press(small_server: EmbeddedServer) -> None:
@@ -194,7 +198,7 @@ async def test_server_down_is_shown_and_the_app_reconnects(tmp_path: Path) -> No
     srv = EmbeddedServer(data_dir=tmp_path / "data").start()
     seed_small(store_of(srv))
     port = srv.port
-    app = RcaTui(srv.url, refresh=0.2, timeout=2.0)
+    app = RcaTui(srv.url, refresh=0.2, timeout=2.0, slow_after=60.0)
     try:
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(lambda: list_screen(app).loaded)
@@ -213,7 +217,7 @@ async def test_server_down_is_shown_and_the_app_reconnects(tmp_path: Path) -> No
 
 async def test_starting_before_the_server_connects_once_it_is_up(tmp_path: Path) -> None:
     port = free_port()
-    app = RcaTui(f"http://127.0.0.1:{port}", refresh=0.2, timeout=2.0)
+    app = RcaTui(f"http://127.0.0.1:{port}", refresh=0.2, timeout=2.0, slow_after=60.0)
     async with app.run_test(size=SIZE):
         await wait_for(lambda: "unreachable" in status_bar(app))
         assert "loading" in str(app.screen.query_one("#empty").render())

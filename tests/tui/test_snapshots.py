@@ -19,8 +19,10 @@ SIZE = (140, 40)
 
 
 def make_app(srv: EmbeddedServer) -> RcaTui:
-    # a long refresh keeps polling out of the picture; the name hides the random port
-    return RcaTui(srv.url, refresh=60, server_name="rca-test-server", web_url="http://web")
+    # a long refresh keeps polling out of the picture; the name hides the random port; a
+    # loaded CI machine may take seconds per request, which must not turn the bar to "slow"
+    return RcaTui(srv.url, refresh=60, server_name="rca-test-server", web_url="http://web",
+                  slow_after=120.0, timeout=60.0)
 
 
 def shown(pilot: Pilot[Any], selector: str) -> str:

@@ -105,7 +105,9 @@ def anomalies(incident_id: str) -> list[Anomaly]:
     return [
         Anomaly(id=f"an-{incident_id}-1", service="payments", metric="p95_latency_ms", started_at=ONSET,
                 detected_at=ONSET + 20, direction="up", score=7.4, baseline=58.0, observed=181.0,
-                incident_id=incident_id, join_reason="first anomaly of a new incident"),
+                incident_id=incident_id, join_reason="first anomaly of a new incident", channel="shift",
+                reason="p95_latency_ms rose to 181 from a baseline of 58 (+212%, 7.4x its usual noise) "
+                       "since 2026-11-30T04:00:20Z: a sustained level shift (CUSUM change point)."),
         Anomaly(id=f"an-{incident_id}-2", service="checkout", metric="error_rate", started_at=ONSET + 30,
                 detected_at=ONSET + 60, direction="up", score=5.1, baseline=0.005, observed=0.035,
                 incident_id=incident_id, join_reason="topology: checkout calls payments"),
@@ -132,7 +134,7 @@ def seed_many(store: Store, *, n_incidents: int = 5000, n_suspects: int = 200) -
     store.replace_suspects(incident_id="inc-1", suspects=suspects("inc-1", n_suspects))
 
 
-async def wait_for(cond: Callable[[], bool], timeout: float = 10.0, step: float = 0.05) -> None:
+async def wait_for(cond: Callable[[], bool], timeout: float = 30.0, step: float = 0.05) -> None:
     """Let the app run until ``cond()`` holds (fails the test after ``timeout``)."""
     deadline = time.monotonic() + timeout
     while not cond():

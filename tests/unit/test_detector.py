@@ -57,15 +57,82 @@ def test_downward_shift_is_reported_down() -> None:
     assert len(opens) == 1 and opens[0].direction == "down"
 
 
-def test_one_point_and_two_point_blips_do_not_open() -> None:
-    ts, x = _noisy(2000, seed=4)
+def test_one_point_blips_never_open() -> None:
+    """A blip is one point: above, below, far beyond anything seen (the range rule), or
+    followed by a point on the other side. None of them opens an anomaly, while each still
+    raises the per-point score."""
+    ts, x = _noisy(3000, seed=4)
     for i in range(200, 2000, 150):
-        x[i] += 80.0
-    x[1100:1102] += 80.0
-    events = _feed(StreamingDetector(), ts, x)
-    assert events == []
+        x[i] += 80.0 if (i // 150) % 2 else -80.0
+    x[2100] += 10_000.0          # far outside the range seen so far
+    x[2400] += 80.0              # a spike ...
+    x[2401] -= 80.0              # ... and a dip right after it: two one-point blips
+    x[2700] += 30.0              # a moderate blip next to a noise point 3 scales off
+    x[2701] += 6.0
+    assert _feed(StreamingDetector(), ts, x) == []
     scores = score_series(ts, x)
     assert scores[200] > 0.5 and scores[200] == scores[150:250].max()  # the blip still raises the score
+    assert scores[2100] == 1.0
+
+
+def test_a_shift_is_reported_at_its_second_point_with_its_onset() -> None:
+    """Two consecutive points far off on the same side are a shift as far as anyone can
+    tell: it is reported then (20 s at 10-s sampling), with the first point as onset."""
+    ts, x = _noisy(1500, seed=14)
+    x[1000:] += 40.0
+    opens = [e for e in _feed(StreamingDetector(), ts, x) if e.kind == "open"]
+    assert len(opens) == 1
+    op = opens[0]
+    assert (op.ts, op.onset, op.direction) == (ts[1001], ts[1000], "up")
+    assert op.channel in ("range", "level", "knn", "drift", "seasonal", "shift")
+    assert abs(op.baseline - 100.0) < 2.0 and abs(op.observed - 140.0) < 6.0
+
+
+def test_a_one_point_spike_of_a_coarse_series_opens() -> None:
+    """The blip filter is for series sampled every minute or faster: one point of a
+    5-minute series already stands for 5 minutes of behaviour."""
+    rng = np.random.default_rng(15)
+    ts = np.arange(2000) * 300.0
+    x = 100.0 + rng.normal(0.0, 2.0, 2000)
+    x[1500] += 80.0
+    opens = [e for e in _feed(StreamingDetector(), ts, x) if e.kind == "open"]
+    assert [(e.ts, e.direction) for e in opens] == [(ts[1500], "up")]
+    fine = [e for e in _feed(StreamingDetector(), ts / 30.0, x) if e.kind == "open"]  # the same at 10 s
+    assert fine == []
+
+
+def test_small_sustained_shift_of_a_steady_series_is_reported() -> None:
+    """A shift of 2 noise scales (10 % of the level) that stays is confirmed by the CUSUM
+    within about 3 minutes at 10-s sampling, with its onset."""
+    for seed in (16, 17, 18, 19):
+        ts, x = _noisy(2000, seed=seed, sd=5.0)
+        x[1500:] += 10.0
+        opens = [e for e in _feed(StreamingDetector(), ts, x) if e.kind == "open"]
+        assert len(opens) == 1 and opens[0].direction == "up" and opens[0].channel == "shift"
+        assert opens[0].ts - ts[1500] <= 25 * STEP and abs(opens[0].onset - ts[1500]) <= 10 * STEP
+
+
+def test_an_anomaly_ends_when_the_series_settles_at_its_new_level() -> None:
+    ts, x = _noisy(4000, seed=17)
+    x[1000:] += 40.0  # a new normal
+    events = _feed(StreamingDetector(DetectorConfig(settle=500)), ts, x)
+    assert [e.kind for e in events] == ["open", "close"]
+    assert events[1].ts - ts[1000] >= 500 * STEP
+    never = _feed(StreamingDetector(DetectorConfig(settle=0)), ts, x)
+    assert [e.kind for e in never] == ["open"]  # without it, open until the series recovers
+
+
+def test_an_anomaly_open_when_the_data_stops_ends_at_the_last_point_seen() -> None:
+    """A series that stops reporting for longer than ``settle`` points would take: its open
+    anomaly ends when the data stopped (so an incident never spans the gap), and a data gap
+    does not switch the blip filter off."""
+    ts, x = _noisy(1600, seed=18)
+    x[1000:] += 40.0           # a shift that is still on ...
+    ts[1200:] += 30 * 86400.0  # ... when the data stops for a month
+    x[1300] += 80.0            # a one-point blip after the gap
+    events = _feed(StreamingDetector(), ts, x)
+    assert [e.kind for e in events] == ["open", "close"]
+    assert events[1].onset == ts[1199] and events[1].ts == ts[1200]
 
 
 def test_near_constant_series_does_not_open_on_tiny_absolute_moves() -> None:

@@ -34,7 +34,9 @@ def test_every_event_round_trips() -> None:
     # the label set travels with each point: a series is (service, metric, label set)
     assert back.table().equals(table.select(["service", "metric", "ts", "value", "labels"]))
     events = [
-        AnomalyEvents(events=(AnomalyEvent("a", "m", "open", 5.0, 4.0, "up", 0.9, 1.0, 2.0),), watermark=5.0,
+        AnomalyEvents(events=(AnomalyEvent("a", "m", "open", 5.0, 4.0, "up", 0.9, 1.0, 2.0),
+                              AnomalyEvent("a", "m", "open", 6.0, 4.0, "up", 0.9, 1.0, 2.0, channel="shift",
+                                           reason="m rose to 2 from a baseline of 1 ...")), watermark=5.0,
                       partition=3, source_offset=17),
         ChangesAdded(ids=("dep-1", "cfg-2"), ts=(1.0, 2.0)),
         LogsAdded(min_ts=1.0, max_ts=9.0, count=4, services=("a",)),

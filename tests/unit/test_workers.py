@@ -38,10 +38,14 @@ async def env(tmp_path: Path) -> AsyncIterator[tuple[Settings, DuckDBStore, Memo
 
 
 async def _idle(bus: MemoryBus, topics: Topics, stage: str, timeout: float = 30.0) -> None:
-    """Until ``stage`` has acknowledged everything on its topic (no downstream worker runs)."""
-    topic = dict(topics.stages())[stage]
+    """Until ``stage`` has acknowledged everything on its topics (no downstream worker runs)."""
     deadline = time.monotonic() + timeout
-    while sum(p.lag for p in await bus.lag(group=topics.group(stage), topic=topic)):
+    while True:
+        lag = 0
+        for t in topics.consumed(stage):
+            lag += sum(p.lag for p in await bus.lag(group=topics.group(stage), topic=t))
+        if not lag:
+            return
         assert time.monotonic() < deadline, "work never finished"
         await asyncio.sleep(0.02)
 

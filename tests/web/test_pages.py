@@ -101,6 +101,10 @@ def test_detail_shows_ranked_suspects_with_evidence_and_charts(seeded_web: WebAp
     charts = page.get_by_test_id("anomaly")
     assert charts.count() == min(8, len({(a["service"], a["metric"]) for a in anomalies}))
     assert charts.first.locator(".marker.onset").count() == 1
+    # each chart says why its anomaly is anomalous (the sentence the server stored with it)
+    reasons = {a["reason"] for a in anomalies}
+    shown = charts.first.get_by_test_id("anomaly-reason").inner_text()
+    assert shown.startswith("Why anomalous:") and shown.removeprefix("Why anomalous:").strip() in reasons
     assert charts.first.locator("path.line").count() == 1
     assert page.locator(".marker.change").count() >= 1
     screenshot(page, "incident", height=1500)

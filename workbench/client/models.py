@@ -108,7 +108,7 @@ class Incident:
 
 
 _ANOMALY_KEYS = frozenset({"id", "incident_id", "service", "metric", "started_at", "ended_at", "direction",
-                           "score", "baseline", "observed"})
+                           "score", "baseline", "observed", "channel", "reason"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +123,10 @@ class Anomaly:
     score: float
     baseline: float
     observed: float
+    # one sentence on why it is anomalous, and what opened it (shift, range, knn, seasonal,
+    # drift, level); None from an older server or for an anomaly stored before the detector said
+    reason: str | None = None
+    channel: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -132,6 +136,8 @@ class Anomaly:
             metric=str(d["metric"]), started_at=parse_dt(d["started_at"]),
             ended_at=parse_opt_dt(d.get("ended_at")), direction=str(d.get("direction", "up")),
             score=_f(d.get("score")), baseline=_f(d.get("baseline")), observed=_f(d.get("observed")),
+            reason=str(d["reason"]) if d.get("reason") else None,
+            channel=str(d["channel"]) if d.get("channel") else None,
             extra=_extra(d, _ANOMALY_KEYS),
         )
 
@@ -140,12 +146,6 @@ class Anomaly:
         """The label set of the anomalous series (``{}`` for an unlabelled series or an older server)."""
         lbl = self.extra.get("labels")
         return {str(k): str(v) for k, v in lbl.items()} if isinstance(lbl, Mapping) else {}
-
-    @property
-    def reason(self) -> str | None:
-        """One sentence on why this is an anomaly, when the server gives one."""
-        r = self.extra.get("reason")
-        return str(r) if r else None
 
     @property
     def join_reason(self) -> str | None:

@@ -691,6 +691,16 @@ export interface components {
             labels?: {
                 [key: string]: string;
             };
+            /**
+             * Channel
+             * @description what opened the anomaly: a CUSUM level shift, the range rule, or a score channel (kNN, seasonal, drift or level novelty); null for anomalies stored before detectors said (extension)
+             */
+            channel?: ("shift" | "range" | "knn" | "seasonal" | "drift" | "level") | null;
+            /**
+             * Reason
+             * @description one sentence on why it is anomalous: what moved which way, against what baseline, how far, since when, and which channel fired (extension)
+             */
+            reason?: string | null;
         };
         /** AuditPublic */
         AuditPublic: {
@@ -1601,26 +1611,32 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -1636,7 +1652,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -1647,12 +1674,36 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description processing is behind (Retry-After); nothing stored */
-            503: {
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -1680,26 +1731,32 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -1715,7 +1772,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -1726,12 +1794,36 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description processing is behind (Retry-After); nothing stored */
-            503: {
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -1759,26 +1851,32 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -1794,7 +1892,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -1805,12 +1914,36 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description processing is behind (Retry-After); nothing stored */
-            503: {
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -1838,26 +1971,32 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -1873,7 +2012,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -1884,12 +2034,36 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description processing is behind (Retry-After); nothing stored */
-            503: {
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -1917,26 +2091,32 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -1952,7 +2132,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -1963,12 +2154,36 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description processing is behind (Retry-After); nothing stored */
-            503: {
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -1996,26 +2211,32 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body not received in time */
             408: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -2031,7 +2252,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description invalid batch; nothing stored */
             422: {
@@ -2042,12 +2274,36 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description processing is behind (Retry-After); nothing stored */
-            503: {
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description processing is behind (Retry-After); nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -2082,19 +2338,32 @@ export interface operations {
                     };
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -2118,6 +2387,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2127,6 +2405,37 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2166,19 +2475,32 @@ export interface operations {
                     };
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -2202,6 +2524,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2211,6 +2542,37 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2250,19 +2612,32 @@ export interface operations {
                     };
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -2286,6 +2661,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2295,6 +2679,37 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2338,19 +2753,32 @@ export interface operations {
                     };
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description body too large */
             413: {
@@ -2374,6 +2802,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2383,6 +2820,37 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2436,6 +2904,24 @@ export interface operations {
                     };
                 };
             };
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description body too large */
             413: {
                 headers: {
@@ -2458,6 +2944,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2467,6 +2962,26 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2520,6 +3035,24 @@ export interface operations {
                     };
                 };
             };
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description body too large */
             413: {
                 headers: {
@@ -2542,6 +3075,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2551,6 +3093,26 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2602,6 +3164,24 @@ export interface operations {
                     };
                 };
             };
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description body too large */
             413: {
                 headers: {
@@ -2624,6 +3204,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid items (loc names the item and field); nothing stored */
             422: {
                 headers: {
@@ -2633,6 +3222,26 @@ export interface operations {
                     "application/json": {
                         detail?: unknown;
                     };
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -2664,19 +3273,32 @@ export interface operations {
                     "application/json": components["schemas"]["IncidentPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description Unprocessable Entity */
             422: {
@@ -2687,9 +3309,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2718,22 +3362,35 @@ export interface operations {
                     "application/json": components["schemas"]["IncidentPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2750,9 +3407,31 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2781,22 +3460,35 @@ export interface operations {
                     "application/json": components["schemas"]["AnomalyPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2813,9 +3505,31 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2844,22 +3558,35 @@ export interface operations {
                     "application/json": components["schemas"]["SuspectPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2876,9 +3603,31 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2907,22 +3656,35 @@ export interface operations {
                     "application/json": components["schemas"]["LabelPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2939,9 +3701,31 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2974,22 +3758,62 @@ export interface operations {
                     "application/json": components["schemas"]["LabelPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description the body cannot be decoded (not UTF-8 JSON); nothing stored */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident, suspect or change */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description request body over RCA_API__MAX_BODY_BYTES, or more items than RCA_API__MAX_BATCH_ITEMS; nothing stored */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3006,9 +3830,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3037,22 +3883,35 @@ export interface operations {
                     "application/json": components["schemas"]["RerunAccepted"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3069,9 +3928,31 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3104,19 +3985,32 @@ export interface operations {
                     "application/json": components["schemas"]["ChangePublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description Unprocessable Entity */
             422: {
@@ -3127,9 +4021,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3158,22 +4074,35 @@ export interface operations {
                     "application/json": components["schemas"]["ChangePublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown change */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3190,9 +4119,31 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3219,23 +4170,58 @@ export interface operations {
                     "application/json": components["schemas"]["ServicePublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3267,19 +4253,32 @@ export interface operations {
                     "application/json": components["schemas"]["SeriesInfoPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description Validation Error */
             422: {
@@ -3290,9 +4289,31 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3329,22 +4350,35 @@ export interface operations {
                     "application/json": components["schemas"]["SeriesPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown series */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3361,9 +4395,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3390,23 +4446,58 @@ export interface operations {
                     "application/json": components["schemas"]["ModelInfoPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description storage error */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3433,6 +4524,24 @@ export interface operations {
                     "application/json": components["schemas"]["HealthPublic"];
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
         };
     };
     metrics_metrics_get: {
@@ -3453,19 +4562,52 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -3498,19 +4640,23 @@ export interface operations {
                     "application/json": components["schemas"]["LogPatternsPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident or change */
             404: {
@@ -3521,9 +4667,49 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid parameter */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3552,19 +4738,23 @@ export interface operations {
                     "application/json": components["schemas"]["ChangeIncidentPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident or change */
             404: {
@@ -3575,9 +4765,49 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid parameter */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3604,19 +4834,23 @@ export interface operations {
                     "application/json": components["schemas"]["ModelVersionPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown incident or change */
             404: {
@@ -3627,9 +4861,49 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description invalid parameter */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3663,19 +4937,32 @@ export interface operations {
                     "application/zip": string;
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description Validation Error */
             422: {
@@ -3684,6 +4971,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description over this client's rate limit (RCA_LIMITS__INGEST / __QUERY): retry after Retry-After seconds; nothing stored */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -3706,19 +5024,52 @@ export interface operations {
                     "application/json": components["schemas"]["KeyPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -3744,26 +5095,88 @@ export interface operations {
                     "application/json": components["schemas"]["KeyCreated"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description the body cannot be decoded (not UTF-8 JSON); nothing stored */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the request body did not arrive within RCA_API__BODY_TIMEOUT_SECONDS; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description request body over RCA_API__MAX_BODY_BYTES, or more items than RCA_API__MAX_BATCH_ITEMS; nothing stored */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description unknown role or bad name */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
         };
     };
@@ -3787,22 +5200,35 @@ export interface operations {
                     "application/json": components["schemas"]["KeyPublic"];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description no such active key */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3817,6 +5243,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -3842,19 +5288,32 @@ export interface operations {
                     "application/json": components["schemas"]["AuditPublic"][];
                 };
             };
-            /** @description missing, invalid or revoked API key (only once keys exist or auth is required) */
+            /** @description missing, invalid or revoked API key (once a key exists, or RCA_AUTH__MODE=required); WWW-Authenticate: Bearer */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
-            /** @description the API key lacks the role this endpoint needs */
+            /** @description the API key lacks the role this operation needs (x-rca-role), or a browser's cross-origin write was refused */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description the Host header is not served here (DNS rebinding guard; RCA_API__ALLOWED_HOSTS) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
             };
             /** @description Validation Error */
             422: {
@@ -3863,6 +5322,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description unexpected server error (a bug: please report it); the connection is closed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description storage unavailable, or (ingest) processing is behind: retry after Retry-After seconds; nothing stored */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };

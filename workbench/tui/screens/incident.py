@@ -173,6 +173,9 @@ def anomalies_text(data: IncidentData, width: int) -> Text:
         if reason:
             out.append(f"  · joined: {reason}", style="dim")
         out.append("\n")
+        if a.reason:
+            out.append("  why: ", style="bold")
+            out.append(f"{a.reason}\n")
         ser = data.series.get(series_key(a))
         if i >= MAX_SERIES or ser is None:
             continue

@@ -138,9 +138,10 @@ def _anomalies(url: str, inc: Incident, anomalies: list[Anomaly], changes: list[
                 st.caption(f"{svc} · {metric}: no stored points around onset")
                 continue
             st.plotly_chart(charts.anomaly_figure(a, s, onset=inc.started_at, changes=marks), key=f"an-{n}")
-            why = a.reason or a.join_reason
+            if a.reason:
+                st.markdown(f"**Why anomalous:** {a.reason}")
             st.caption(f"{a.direction} {a.baseline:.4g} → {a.observed:.4g}, score {a.score:.2f}"
-                       + (f" · {why}" if why else ""))
+                       + (f" · joined: {a.join_reason}" if a.join_reason else ""))
 
 
 def _suspect_detail(inc: Incident, s: Suspect, changes_by_id: dict[str, Change], labelled: dict[str, str]) -> None:

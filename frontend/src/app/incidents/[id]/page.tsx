@@ -130,6 +130,11 @@ export default async function IncidentPage({ params }: Params) {
                   from={t0 - BEFORE_S}
                   to={Math.max(Math.min(t0 + AFTER_S, last), t0 + 60)}
                 />
+                {anomaly.reason ? (
+                  <p className="reason" data-testid="anomaly-reason">
+                    <strong>Why anomalous:</strong> {anomaly.reason}
+                  </p>
+                ) : null}
                 <p className="muted">
                   {anomaly.direction === "up" ? "up" : "down"} from {fmtValue(anomaly.baseline)} to{" "}
                   {fmtValue(anomaly.observed)} (score {anomaly.score.toFixed(1)}), onset {fmtTime(anomaly.started_at)}

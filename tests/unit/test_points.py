@@ -1,0 +1,153 @@
+"""Metric batches as distinct series plus points: every fast path gives the batch the
+reference validator gives, and hands anything unusual to it."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pytest
+
+from server.api.validation import BatchError, parse_items, validate_metrics
+from server.events import MetricPoints, decode, encode
+from server.ingest import arrow_ipc, json_points, remote_write
+from server.model.points import Points
+
+
+def _rows(points: Points) -> list[tuple[str, str, str | None, float, float]]:
+    t = points.table()
+    return list(zip(*(t.column(c).to_pylist() for c in ("service", "metric", "labels", "ts", "value")), strict=True))
+
+
+def _reference(body: bytes, *, ndjson: bool = False) -> Points:
+    return Points.from_table(validate_metrics(parse_items(body, "points", ndjson=ndjson)))
+
+
+def _random_points(seed: int, n: int = 300) -> list[dict[str, object]]:
+    rnd = random.Random(seed)
+    out: list[dict[str, object]] = []
+    for i in range(n):
+        p: dict[str, object] = {"service": rnd.choice(["a", "b", "é-svc"]), "metric": rnd.choice(["lat", "qps"]),
+                                "ts": 1.7e9 + i * 10 + rnd.random(), "value": rnd.choice([rnd.gauss(0, 1e3), 7, -0.0])}
+        r = rnd.random()
+        if r < 0.3:
+            pod, zone = rnd.choice("xyz"), rnd.choice(["eu", "us"])
+            # one label set, spelt with its keys in either order
+            p["labels"] = {"pod": pod, "zone": zone} if rnd.random() < 0.5 else {"zone": zone, "pod": pod}
+        elif r < 0.4:
+            p["labels"] = None
+        elif r < 0.5:
+            p["labels"] = {}
+        if rnd.random() < 0.1:
+            p["extra"] = {"ignored": [1, 2]}
+        out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_json_fast_paths_give_the_reference_batch(seed: int) -> None:
+    pts = _random_points(seed)
+    import json
+
+    pretty = json.dumps({"source": {"x": [1, "]"]}, "points": pts, "n": 3}, indent=2, ensure_ascii=False).encode()
+    for body, ndjson in ((orjson.dumps({"points": pts}), False), (orjson.dumps(pts), False),
+                         (b"\n".join(orjson.dumps(p) for p in pts) + b"\n", True), (pretty, False)):
+        ref = _rows(_reference(body, ndjson=ndjson))
+        for decoder in (json_points.scan, json_points.decode_structs):
+            fast = decoder(body, ndjson=ndjson)
+            assert fast is not None, decoder
+            assert _rows(fast) == ref
+            assert fast.k == len(set(fast.keys()))  # one series per label set, however it was spelt
+
+
+def test_json_scan_reads_every_number_as_the_json_parser_does() -> None:
+    rnd = random.Random(3)
+    values = [0.1, 1e-7, 5e-324, 1.7976931348623157e308, -0.0, 123456789012345678, 2 ** 53 + 1, 0.30000000000000004,
+              *[rnd.uniform(-1e6, 1e6) for _ in range(200)], *[rnd.random() * 10 ** rnd.randint(-30, 30) for _ in range(200)]]
+    texts = [orjson.dumps(v).decode() for v in values] + ["1E5", "1e+2", "-12.5e-3", "0.000001230", "7.0"]
+    body = ("[" + ",".join(f'{{"service":"a","metric":"m","ts":{1_700_000_000 + i},"value":{t}}}'
+                           for i, t in enumerate(texts)) + "]").encode()
+    got = json_points.scan(body)
+    assert got is not None
+    assert got.value.tolist() == [orjson.loads(t) * 1.0 for t in texts]
+    assert np.signbit(got.value[4])
+
+
+@pytest.mark.parametrize("bad", [
+    {"service": "", "metric": "m", "ts": 1.7e9, "value": 1.0},
+    {"service": "a", "metric": "m", "ts": "2026-01-01T00:00:00Z", "value": 1.0},  # valid, but text ts
+    {"service": "a", "metric": "m", "ts": 1.7e12, "value": 1.0},  # epoch milliseconds
+    {"service": "a", "metric": "m", "ts": 1.7e9, "value": True},
+    {"service": "a", "metric": "m", "ts": 1.7e9, "value": 1.0, "labels": {"pod": 3}},
+    {"service": "a", "metric": "m", "ts": 1.7e9},
+])
+def test_json_fast_path_leaves_anything_unusual_to_the_reference(bad: dict[str, object]) -> None:
+    body = orjson.dumps({"points": [{"service": "a", "metric": "m", "ts": 1.7e9, "value": 1.0}, bad]})
+    assert json_points.scan(body) is None and json_points.decode(body) is None
+    if bad["ts"] == "2026-01-01T00:00:00Z":
+        assert _reference(body).n == 2
+    else:
+        with pytest.raises(BatchError):
+            _reference(body)
+
+
+@pytest.mark.parametrize("body", [
+    b'{"points": [{"service": "a", "metric": "m", "ts": 1.7e9, "value": 1.0}]} trailing',
+    b'{"points": [{"service": "a", "metric": "m", "ts": 1.7e9, "value": 1.0}], "points": []}',
+    b'{"points": [{"service": "a", "metric": "m", "ts": 1.7e9, "value": 1.0, "x": tru}]}',
+    b'{"points": [{"service": "a\\u00e9", "metric": "m", "ts": 1.7e9, "value": 01}]}',
+    b'[{"service": "a", "metric": "m", "ts": 1.7e9, "value": 1.0},]',
+])
+def test_json_scan_takes_only_valid_json(body: bytes) -> None:
+    assert json_points.scan(body) is None
+
+
+def test_arrow_batch_validated_per_distinct_value_matches_the_reference() -> None:
+    pts = _random_points(7)
+    for p in pts:
+        p.pop("extra", None)
+    table = pa.table({
+        "service": pa.array([p["service"] for p in pts]).dictionary_encode(),
+        "metric": pa.array([p["metric"] for p in pts]),
+        "ts": pa.array([p["ts"] for p in pts], pa.float64()),
+        "value": pa.array([float(p["value"]) for p in pts]),  # type: ignore[arg-type]
+        "labels": pa.array([orjson.dumps(p["labels"]).decode() if p.get("labels") else None for p in pts]),
+    })
+    got = arrow_ipc.decode_points(arrow_ipc.encode(table))
+    assert _rows(got) == _rows(_reference(orjson.dumps({"points": pts})))
+    bad = table.set_column(0, "service", pa.array(["a"] * (len(pts) - 1) + [""]))
+    with pytest.raises(BatchError) as exc:
+        arrow_ipc.decode_points(arrow_ipc.encode(bad))
+    assert exc.value.errors[0]["loc"] == ["body", "points", len(pts) - 1, "service"]
+
+
+def test_remote_write_label_orders_are_one_series() -> None:
+    cache = remote_write.SeriesCache(("service", "job"))
+    raw = remote_write.encode_v1([({"__name__": "up", "job": "api", "pod": "a", "zone": "eu"}, [(1.7e9, 1.0)])])
+    first = remote_write.decode(remote_write.decompress(raw, 1 << 20), cache=cache)
+    # the same series with its labels in another order (another client): the same key
+    from server.ingest.prompb import WriteRequest
+
+    req = WriteRequest()
+    ts = req.timeseries.add()
+    for k, v in (("zone", "eu"), ("pod", "a"), ("job", "api"), ("__name__", "up")):
+        ts.labels.add(name=k, value=v)
+    ts.samples.add(value=2.0, timestamp=int(1.7e12) + 10_000)
+    import cramjam
+
+    second = remote_write.decode(bytes(cramjam.snappy.decompress_raw(cramjam.snappy.compress_raw(
+        req.SerializeToString()))), cache=cache)
+    assert first.points.keys() == second.points.keys() == [("api", "up", '{"pod":"a","zone":"eu"}')]
+
+
+def test_a_batch_travels_as_series_plus_codes() -> None:
+    pts = Points.from_table(pa.table({"service": ["a", "b", "a"], "metric": ["m", "m", "m"], "ts": [1.0, 2.0, 3.0],
+                                      "value": [1.0, 2.0, 3.0], "labels": [None, '{"p":"1"}', None]}))
+    back = decode(encode(MetricPoints.from_points(pts, seq=41)))
+    assert isinstance(back, MetricPoints) and back.seq == 41 and back.count == 3
+    assert _rows(back.points()) == _rows(pts) and back.points().k == 2
+    parts = pts.split(np.array([0, 1]), 2)
+    assert [_rows(p) for p in parts] == [[("a", "m", None, 1.0, 1.0), ("a", "m", None, 3.0, 3.0)],
+                                         [("b", "m", '{"p":"1"}', 2.0, 2.0)]]
