@@ -29,7 +29,7 @@ from server.rca.signals import CHANGE_SIGNALS
 #: with signs constrained (evidence can only raise suspicion; penalties only lower it).
 #: Evaluation uses other seeds (docs/ranking.md).
 PRIOR_WEIGHTS: dict[str, float] = {s.name: s.weight for s in CHANGE_SIGNALS if s.weight != 0.0}
-PRIOR_BIAS = -14.02
+PRIOR_BIAS = -10.5
 #: Minimum probability for the top suspect to be presented as the likely cause (chosen on
 #: the tuning seeds: 3 of 183 correct top suspects fall below it, 7 of 9 wrong ones above).
 CONVINCING = 0.5

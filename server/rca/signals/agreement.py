@@ -12,7 +12,7 @@ class RootService(ChangeSignal):
     change is on the most likely root service."""
 
     name = "root_service"
-    weight = 3.4
+    weight = 1.0
     explain_rank = 9
     inputs = ("extra['root_scores']",)
 

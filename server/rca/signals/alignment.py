@@ -12,7 +12,7 @@ class ChangePointAlignment(ChangeSignal):
     its raw series at the change time (15 min before vs 10 min after)."""
 
     name = "change_point_alignment"
-    weight = 0.0
+    weight = 0.65
     explain_rank = 1
     inputs = ("onsets_by_service", "view")
 

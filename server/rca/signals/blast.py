@@ -11,7 +11,7 @@ class BlastRadius(ChangeSignal):
     the changed service being anomalous weighs most."""
 
     name = "blast_radius"
-    weight = 6.11
+    weight = 6.65
     explain_rank = 4
     inputs = ("anomalous", "topo")
 

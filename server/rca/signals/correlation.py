@@ -13,7 +13,7 @@ class MetricCorrelation(ChangeSignal):
     incident's reference shape (its anomalous series, signed by direction)."""
 
     name = "metric_correlation"
-    weight = 0.0
+    weight = 0.7
     explain_rank = 8
     inputs = ("view", "reference")
 

@@ -14,7 +14,7 @@ class ErrorLogs(ChangeSignal):
     after the change count less."""
 
     name = "error_logs"
-    weight = 1.0
+    weight = 2.4
     explain_rank = 2
     inputs = ("new_patterns", "group_masks")
 
@@ -39,7 +39,7 @@ class LogMentions(ChangeSignal):
     the flag or the version."""
 
     name = "log_mentions"
-    weight = 4.38
+    weight = 3.25
     explain_rank = 3
     always_explain = True
     inputs = ("new_patterns", "group_masks")

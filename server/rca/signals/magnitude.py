@@ -11,7 +11,7 @@ class AnomalyMagnitude(ChangeSignal):
     when none of them is anomalous)."""
 
     name = "anomaly_magnitude"
-    weight = 1.14
+    weight = 2.55
     inputs = ("anomalies", "topo")
 
     def compute(self, data: IncidentData, cand: Candidate) -> Evidence:

@@ -13,7 +13,7 @@ class ChangeRisk(ChangeSignal):
     ``config_change``; flag changes: neutral."""
 
     name = "change_risk"
-    weight = 0.16
+    weight = 0.65
     explain_rank = 6
 
     def compute(self, data: IncidentData, cand: Candidate) -> Evidence:
@@ -31,7 +31,7 @@ class Rollout(ChangeSignal):
     """A flag's rollout share (a flag at 5 % rarely explains a big shift)."""
 
     name = "rollout"
-    weight = 0.65
+    weight = 0.35
     explain_rank = 7
 
     def compute(self, data: IncidentData, cand: Candidate) -> Evidence:

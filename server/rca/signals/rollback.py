@@ -17,7 +17,7 @@ class RollbackRecovery(ChangeSignal):
     config restored, flag turned back) after which the incident recovered."""
 
     name = "rollback_recovery"
-    weight = 5.62
+    weight = 5.25
     explain_rank = 0
     inputs = ("by_subject", "anomalies", "view", "watermark")
 

@@ -105,7 +105,7 @@ class RolloutCompare(ChangeSignal):
     (z = 3 -> ~0.5, z = 8 -> ~0.9); 0 without version- or pod-labelled series."""
 
     name = "rollout_compare"
-    weight = 4.2
+    weight = 3.0
     explain_rank = 0
     inputs = ("extra['labelled']",)
 
@@ -127,7 +127,7 @@ class RolloutAlike(ChangeSignal):
     release whose pods all behave alike did not cause the incident)."""
 
     name = "rollout_alike"
-    weight = -2.01
+    weight = -2.0
     inputs = ("extra['labelled']",)
 
     def compute(self, data: IncidentData, cand: Candidate) -> Evidence:

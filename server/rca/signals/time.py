@@ -11,7 +11,7 @@ class TimeProximity(ChangeSignal):
     after the onset (beyond its estimation error) penalised."""
 
     name = "time_proximity"
-    weight = 2.14
+    weight = 2.75
     inputs = ("onset",)
 
     def compute(self, data: IncidentData, cand: Candidate) -> Evidence:
@@ -24,7 +24,7 @@ class AfterOnset(ChangeSignal):
     """1 when the change came clearly after the onset (it cannot have started it)."""
 
     name = "after_onset"
-    weight = -3.01
+    weight = -2.9
     inputs = ("onset",)
 
     def compute(self, data: IncidentData, cand: Candidate) -> Evidence:
@@ -62,7 +62,7 @@ class Fresh(ChangeSignal):
     minutes) it lets the prior tell "just before" from "several minutes before"."""
 
     name = "fresh"
-    weight = 1.6
+    weight = 0.0
     inputs = ("onset",)
 
     def compute(self, data: IncidentData, cand: Candidate) -> Evidence:
