@@ -200,3 +200,16 @@ def test_the_root_of_a_latency_cascade_is_found_without_a_call_graph() -> None:
                    fields={"key": "pool.size", "old_value": "32", "new_value": "4"})
     res2 = analyse(_infra_context([fresh], edges=[]))
     assert [s.change.id for s in res2.suspects] == ["cfg-pay"]
+
+
+def test_a_metrics_only_culprit_minutes_before_the_onset_is_convincing() -> None:
+    """The plainest real case: one service's latency triples, a deployment on it came
+    30 s to 5 min before, no logs and no rollout labels. Whatever the lead, that
+    deployment is the convincing top suspect (a prior fitted to a simulator whose culprits
+    show within a minute or two once scored it 0.43 at 3 min 20 s)."""
+    for lead in (30.0, 120.0, 200.0, 300.0):
+        dep = Change("dep-bad", "deployment", ["payments"], ONSET - lead, fields={"version": "v2"})
+        res = analyse(context([dep], shifted=["payments"]))
+        top = res.suspects[0]
+        assert top.change.id == "dep-bad" and not res.no_convincing_change, (lead, top.score)
+        assert top.score > 0.8, (lead, top.score)
