@@ -163,12 +163,10 @@ async def _otlp(request: Request, state: AppState, signal: str) -> Response:
         raw = otlp.decompress(body, request.headers.get("content-encoding"), state.settings.api.max_body_bytes)
         if signal == "metrics":
             res = otlp.decode_metrics(raw, mtype, resource_labels=state.settings.receivers.otlp_resource_labels)
-            _check_items(state, res.table.num_rows)
-            check_table_bounds(res.table, "dataPoints")
         else:
             res = otlp.decode_logs(raw, mtype)
-            _check_items(state, res.table.num_rows)
-            check_table_bounds(res.table, "logRecords")
+        _check_items(state, res.table.num_rows)
+        check_table_bounds(res.table, "dataPoints" if signal == "metrics" else "logRecords")
         return mtype, res
 
     mtype, res = await _run(state, f"otlp_{signal}", work)

@@ -399,6 +399,13 @@ class Store(TelemetryStore, StateStore, Protocol):
         """[{"name", "metrics": [...], "last_seen": float}] over metrics and changes."""
 
 
+def series_arrays(tbl: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """A series read (first column timestamps, second values) as two float64 arrays."""
+    if tbl.num_rows == 0:
+        return np.empty(0), np.empty(0)
+    return tbl.column(0).to_numpy().astype(np.float64), tbl.column(1).to_numpy().astype(np.float64)
+
+
 def services_summary(series: list[SeriesInfo], change_last: dict[str, float]) -> list[dict[str, Any]]:
     """``list_services`` from the series catalogue and each service's newest change."""
     out: dict[str, dict[str, Any]] = {}

@@ -58,6 +58,7 @@ from server.store.base import (
     SeriesLimits,
     StoreError,
     WindowStats,
+    series_arrays,
 )
 
 SCHEMA_VERSION = 1
@@ -574,9 +575,7 @@ class ClickHouseStore:
         else:
             sql = f"SELECT t, sum(s) / sum(n) AS v FROM {src} GROUP BY t ORDER BY t"
         tbl = self._arrow(sql, p.values)
-        if tbl.num_rows == 0:
-            return np.empty(0), np.empty(0)
-        return (tbl.column(0).to_numpy().astype(np.float64), tbl.column(1).to_numpy().astype(np.float64))
+        return series_arrays(tbl)
 
     def get_series_many(
         self, *, services: list[str], since: float, until: float

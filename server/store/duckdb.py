@@ -56,6 +56,7 @@ from server.store.base import (
     StoreError,
     WindowStats,
     check_prefix,
+    series_arrays,
     services_summary,
 )
 
@@ -632,9 +633,7 @@ class DuckDBStore:
                 tbl = self._con.sql(sql, params=params).to_arrow_table()
             except duckdb.Error as exc:
                 raise StoreError(str(exc)) from exc
-        if tbl.num_rows == 0:
-            return np.empty(0), np.empty(0)
-        return (tbl.column(0).to_numpy().astype(np.float64), tbl.column(1).to_numpy().astype(np.float64))
+        return series_arrays(tbl)
 
     def get_series_many(
         self, *, services: list[str], since: float, until: float

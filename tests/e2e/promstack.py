@@ -7,13 +7,27 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 from server.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def until(fn: Callable[[], T | None], timeout: float, what: str) -> T:
+    """Poll ``fn`` every 0.5 s until it returns something truthy (that value), else TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.5)
+    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def ensure_installed() -> None:

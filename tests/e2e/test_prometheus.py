@@ -8,11 +8,10 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -20,18 +19,6 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from server.embedded import EmbeddedServer, free_port
 from tests.e2e import promstack
-
-T = TypeVar("T")
-
-
-def _until(fn: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.5)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -76,7 +63,7 @@ remote_write:
                         if r["metric"] == "checkout_latency_ms"]
                 return rows if sum(r["points"] for r in rows) >= 6 else None
 
-            _until(labelled, 60, "remote-written checkout_latency_ms points")
+            promstack.until(labelled, 60, "remote-written checkout_latency_ms points")
             metrics = {r["metric"] for r in http.get("/services/metrics", params={"service": "checkout"}).json()}
             assert {"checkout_latency_ms", "up", "scrape_duration_seconds"} <= metrics
             store: Any = srv.app.state.rca.store
@@ -119,7 +106,7 @@ receivers:
         r = httpx.post(f"{am_url}/api/v2/alerts", json=[alert], timeout=10)
         assert r.status_code == 200, r.text
         with httpx.Client(base_url=srv.url, timeout=30) as http:
-            incs = _until(lambda: http.get("/incidents").json() or None, 60, "an incident from Alertmanager")
+            incs = promstack.until(lambda: http.get("/incidents").json() or None, 60, "an incident from Alertmanager")
             (inc,) = incs
             assert inc["status"] == "OPEN" and inc["services"] == ["checkout"]
             assert inc["started_at"] == _iso(starts)
@@ -131,7 +118,7 @@ receivers:
             ends = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
             r = httpx.post(f"{am_url}/api/v2/alerts", json=[{**alert, "endsAt": _iso(ends)}], timeout=10)
             assert r.status_code == 200
-            done = _until(lambda: [i for i in http.get("/incidents").json() if i["status"] == "RESOLVED"] or None,
+            done = promstack.until(lambda: [i for i in http.get("/incidents").json() if i["status"] == "RESOLVED"] or None,
                           60, "the incident to resolve")
             assert done[0]["id"] == inc["id"] and done[0]["resolved_at"] == _iso(ends)
             assert done[0]["alerts"][0]["status"] == "resolved"

@@ -13,9 +13,8 @@ stack's own rule files.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -31,19 +30,6 @@ from tests.stack.harness import Stack
 
 pytestmark = pytest.mark.slow
 PARTITIONS = 2
-T = TypeVar("T")
-
-
-def until(fn: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.5)
-    raise TimeoutError(f"timed out waiting for {what}")
-
-
 def prom_config(api: str, workers: dict[str, int]) -> str:
     jobs = [("rca-api", [api])] + [(f"rca-{stage}", [f"127.0.0.1:{port}"]) for stage, port in workers.items()]
     scrape = "".join(f"""
@@ -108,9 +94,9 @@ def test_stack_processes_share_the_cache_and_export_what_dashboards_and_rules_qu
                     targets = p.get("/api/v1/targets").json()["data"]["activeTargets"]
                     return len(targets) == 4 and all(t["health"] == "up" for t in targets)
 
-                until(all_up, 60, "every process scraped")
+                promstack.until(all_up, 60, "every process scraped")
                 # the recording rules evaluated at least twice over scraped samples (rates need two)
-                until(lambda: query("rca:stage_messages:rate1m"), 60, "recording rules")
+                promstack.until(lambda: query("rca:stage_messages:rate1m"), 60, "recording rules")
 
                 def missing() -> dict[str, list[str]]:
                     names = set(p.get("/api/v1/label/__name__/values").json()["data"])
