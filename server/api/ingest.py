@@ -236,9 +236,7 @@ async def _decode_points(request: Request, state: State) -> Points | JSONRespons
             if fast is None:  # not the common shape, or something is wrong: the reference path says what
                 items = parse_items(body, "points", ndjson=ndjson)
                 _too_many(state, len(items))
-                table = validate_metrics(items)
-                check_table_bounds(table, "points")
-                return Points.from_table(table)
+                fast = Points.from_table(validate_metrics(items))
             points = fast
         _too_many(state, points.n)
         check_points_bounds(points, "points")
