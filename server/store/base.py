@@ -399,6 +399,15 @@ class Store(TelemetryStore, StateStore, Protocol):
         """[{"name", "metrics": [...], "last_seen": float}] over metrics and changes."""
 
 
+def require_columns(table: pa.Table, columns: tuple[str, ...], what: str) -> None:
+    """StoreError (nothing stored) when a batch lacks one of ``columns`` or has a null in one."""
+    for col in columns:
+        if col not in table.column_names:
+            raise StoreError(f"{what} batch has no {col!r} column; nothing stored")
+        if table.column(col).null_count:
+            raise StoreError(f"{what} batch has a null {col!r}; nothing stored")
+
+
 def series_arrays(tbl: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """A series read (first column timestamps, second values) as two float64 arrays."""
     if tbl.num_rows == 0:

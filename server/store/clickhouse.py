@@ -58,6 +58,7 @@ from server.store.base import (
     SeriesLimits,
     StoreError,
     WindowStats,
+    require_columns,
     series_arrays,
 )
 
@@ -439,11 +440,7 @@ class ClickHouseStore:
         n = table.num_rows
         if n == 0:
             return 0
-        for col in ("service", "metric", "ts", "value"):
-            if col not in table.column_names:
-                raise StoreError(f"metrics batch has no {col!r} column; nothing stored")
-            if table.column(col).null_count:
-                raise StoreError(f"metrics batch has a null {col!r}; nothing stored")
+        require_columns(table, ("service", "metric", "ts", "value"), "metrics")
         ts = pc.cast(table.column("ts"), pa.float64())
         lo, hi = pc.min_max(ts).values()
         if not (lo.as_py() >= _TS_MIN and hi.as_py() <= _TS_MAX):  # also false for NaN
@@ -516,11 +513,7 @@ class ClickHouseStore:
         n = table.num_rows
         if n == 0:
             return 0
-        for col in ("service", "ts", "level", "message"):
-            if col not in table.column_names:
-                raise StoreError(f"logs batch has no {col!r} column; nothing stored")
-            if table.column(col).null_count:
-                raise StoreError(f"logs batch has a null {col!r}; nothing stored")
+        require_columns(table, ("service", "ts", "level", "message"), "logs")
         ts = pc.cast(table.column("ts"), pa.float64())
         lo, hi = pc.min_max(ts).values()
         if not (lo.as_py() >= _TS_MIN and hi.as_py() <= _TS_MAX):

@@ -62,6 +62,7 @@ from server.store.base import (
     StoreError,
     WindowStats,
     check_prefix,
+    require_columns,
     services_summary,
 )
 
@@ -274,9 +275,7 @@ class PostgresStore:
         n = table.num_rows
         if n == 0:
             return 0
-        for col in ("service", "metric", "ts", "value"):
-            if table.column(col).null_count:
-                raise StoreError(f"metrics batch has a null {col!r}; nothing stored")
+        require_columns(table, ("service", "metric", "ts", "value"), "metrics")
         labels = table.column("labels") if "labels" in table.column_names else pa.nulls(n, pa.string())
         table = pa.table({"service": pc.cast(table.column("service"), pa.string()),
                           "metric": pc.cast(table.column("metric"), pa.string()),
@@ -328,9 +327,7 @@ class PostgresStore:
         n = table.num_rows
         if n == 0:
             return 0
-        for col in ("service", "ts", "level", "message"):
-            if table.column(col).null_count:
-                raise StoreError(f"logs batch has a null {col!r}; nothing stored")
+        require_columns(table, ("service", "ts", "level", "message"), "logs")
         levels = table.column("level").to_pylist()
         ranks = [LEVEL_RANK.get(lv, 4) for lv in levels]
         cols = [table.column(c).to_pylist() for c in ("service", "ts")]
