@@ -167,33 +167,36 @@ def exact_sums(ring: np.ndarray, sums: np.ndarray, i: int, t: int, dim: int, str
 
 
 @_jit(fastmath={"nnan", "nsz", "contract"})
-def _update_sums(s: np.ndarray, a: np.ndarray, a0: int, c: np.ndarray, c0: int, x: float, xd: float) -> None:
-    """s[j] += (x - a[a0+j])^2 - (xd - c[c0+j])^2, clamped at 0, in float64 arithmetic on
-    float32 storage (vectorised by LLVM)."""
-    for j in range(s.shape[0]):
-        u = x - np.float64(a[a0 + j])
-        w = xd - np.float64(c[c0 + j])
-        v = np.float64(s[j]) + (u * u - w * w)
-        s[j] = v if v > 0.0 else 0.0
+def _update_sums(sums: np.ndarray, ring: np.ndarray, i: int, a0: int, c0: int, x: float, xd: float) -> None:
+    """sums[i, j] += (x - ring[i, a0+j])^2 - (xd - ring[i, c0+j])^2, clamped at 0, in float64
+    arithmetic on float32 storage (vectorised by LLVM).  It takes the 2-D arrays and a row,
+    not row views: a view is a reference-counted array in Numba, and its increments and
+    decrements (atomic) cost more than the arithmetic."""
+    for j in range(sums.shape[1]):
+        u = x - np.float64(ring[i, a0 + j])
+        w = xd - np.float64(ring[i, c0 + j])
+        v = np.float64(sums[i, j]) + (u * u - w * w)
+        sums[i, j] = v if v > 0.0 else 0.0
 
 
-@_jit()
-def _min_prefix(s: np.ndarray, m: int) -> float:
-    """min(s[:m]) (inf when m <= 0) with eight independent running minima."""
+@_jit(inline=True)
+def _min_prefix(s: np.ndarray, i: int, m: int) -> float:
+    """min(s[i, :m]) (inf when m <= 0) with eight independent running minima (a 2-D array
+    and a row, not a row view: see :func:`_update_sums`)."""
     b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = np.inf
     j = 0
     while j + 8 <= m:
-        b0 = min(b0, s[j])
-        b1 = min(b1, s[j + 1])
-        b2 = min(b2, s[j + 2])
-        b3 = min(b3, s[j + 3])
-        b4 = min(b4, s[j + 4])
-        b5 = min(b5, s[j + 5])
-        b6 = min(b6, s[j + 6])
-        b7 = min(b7, s[j + 7])
+        b0 = min(b0, s[i, j])
+        b1 = min(b1, s[i, j + 1])
+        b2 = min(b2, s[i, j + 2])
+        b3 = min(b3, s[i, j + 3])
+        b4 = min(b4, s[i, j + 4])
+        b5 = min(b5, s[i, j + 5])
+        b6 = min(b6, s[i, j + 6])
+        b7 = min(b7, s[i, j + 7])
         j += 8
     while j < m:
-        b0 = min(b0, s[j])
+        b0 = min(b0, s[i, j])
         j += 1
     return min(min(min(b0, b1), min(b2, b3)), min(min(b4, b5), min(b6, b7)))
 
@@ -446,9 +449,9 @@ def step_kernel(
         xd = _at(ring, i, ni - D, stride, M)
         p0 = _pos(ni - D, stride, M)        # x[t-D-j*stride], j = 0.. : ring[i, p0 + j]
         p1 = _pos(ni - 2 * D, stride, M)    # x[t-2D-j*stride]
-        _update_sums(sums[i], ring[i], p0, ring[i], p1, xr, xd)
+        _update_sums(sums, ring, i, p0, p1, xr, xd)
         # lags up to n - D compare with real history only
-        best = _min_prefix(sums[i], min(n_lags, (ni - 2 * D) // stride + 1) if ni >= 2 * D else 0)
+        best = _min_prefix(sums, i, min(n_lags, (ni - 2 * D) // stride + 1) if ni >= 2 * D else 0)
         lvl = x if first else s[i, LVL]
         lfloor = max(c_score_rel_floor * abs(lvl), 1e-9)
         dsc_old = s[i, DSC]
