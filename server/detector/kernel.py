@@ -144,24 +144,26 @@ def ring_slots(buffer: int, dim: int, stride: int) -> int:
 # ``x - off`` with ``off`` a per-series reference re-based on the level every ``refresh``
 # points, so differences keep their precision whatever the series' level.
 @_jit(inline=True)
-def _pos(u: int, stride: int, m_slots: int) -> int:
-    return (u & (stride - 1)) * 2 * m_slots + m_slots - 1 - (u & (m_slots * stride - 1)) // stride
+def _pos(u: int, sh: int, m_slots: int) -> int:
+    # stride = 1 << sh: a shift, not a division (an integer division by a value known only
+    # at run time costs tens of cycles, and a point computes several positions)
+    return (u & ((1 << sh) - 1)) * 2 * m_slots + m_slots - 1 - ((u & ((m_slots << sh) - 1)) >> sh)
 
 
 @_jit(inline=True)
-def _at(ring: np.ndarray, i: int, u: int, stride: int, m_slots: int) -> float:
-    return float(ring[i, _pos(u, stride, m_slots)])
+def _at(ring: np.ndarray, i: int, u: int, sh: int, m_slots: int) -> float:
+    return float(ring[i, _pos(u, sh, m_slots)])
 
 
 @_jit()
-def exact_sums(ring: np.ndarray, sums: np.ndarray, i: int, t: int, dim: int, stride: int, m_slots: int) -> None:
+def exact_sums(ring: np.ndarray, sums: np.ndarray, i: int, t: int, dim: int, sh: int, m_slots: int) -> None:
     """Recompute the kNN lag sums of series ``i`` from its ring (latest point index ``t``,
     already stored): ``sums[i, j] = sum_{m<dim} (x[t-m] - x[t-m-lag_j])^2``."""
     for j in range(sums.shape[1]):
-        lag = dim + j * stride
+        lag = dim + (j << sh)
         acc = 0.0
         for m in range(dim):
-            d = _at(ring, i, t - m, stride, m_slots) - _at(ring, i, t - m - lag, stride, m_slots)
+            d = _at(ring, i, t - m, sh, m_slots) - _at(ring, i, t - m - lag, sh, m_slots)
             acc += d * d
         sums[i, j] = acc
 
@@ -202,12 +204,12 @@ def _min_prefix(s: np.ndarray, i: int, m: int) -> float:
 
 
 @_jit(inline=True)
-def _window_dist(ring: np.ndarray, i: int, t: int, xr: float, lag: int, dim: int, stride: int, m_slots: int) -> float:
+def _window_dist(ring: np.ndarray, i: int, t: int, xr: float, lag: int, dim: int, sh: int, m_slots: int) -> float:
     """Squared distance between the last ``dim`` values (the newest, ``xr``, not yet in
     the ring) and the window ``lag`` points earlier."""
-    acc: float = (xr - _at(ring, i, t - lag, stride, m_slots)) ** 2
+    acc: float = (xr - _at(ring, i, t - lag, sh, m_slots)) ** 2
     for m in range(1, dim):
-        d = _at(ring, i, t - m, stride, m_slots) - _at(ring, i, t - m - lag, stride, m_slots)
+        d = _at(ring, i, t - m, sh, m_slots) - _at(ring, i, t - m - lag, sh, m_slots)
         acc += d * d
     return acc
 
@@ -247,10 +249,14 @@ def step_kernel(
     D = int(p[P_DIM])
     stride = int(p[P_KNN_STRIDE])
     M = ring_slots(B, D, stride)
+    sh = 0  # stride = 1 << sh (a power of two, checked by DetectorConfig)
+    while (1 << sh) < stride:
+        sh += 1
     n_lags = sums.shape[1]
     clip = p[P_CLIP]
     learn = p[P_LEARN]
     refresh = int(p[P_REFRESH])
+    refresh_mask = refresh - 1 if refresh > 0 and refresh & (refresh - 1) == 0 else -1  # a power of two: a mask
     a_avg = 1.0 / p[P_AVG_POINTS]
     inv_sqrt2 = 1.0 / math.sqrt(2.0)
     n_events = 0
@@ -316,14 +322,15 @@ def step_kernel(
         if q + PF_RING < n_q:
             j2 = idx[q + PF_RING]
             n2 = int(s[j2, N])
-            a0 = _pos(n2 - D, stride, M)
-            a1 = _pos(n2 - 2 * D, stride, M)
+            a0 = _pos(n2 - D, sh, M)
+            a1 = _pos(n2 - 2 * D, sh, M)
             for f in range(0, n_lags, 16):
                 _prefetch(ring, j2, a0 + f)
                 _prefetch(ring, j2, a1 + f)
                 _prefetch(sums, j2, f)
-            _prefetch(ring, j2, _pos(n2, stride, M))
-            _prefetch(ring, j2, _pos(n2, stride, M) + M)
+            a2 = _pos(n2, sh, M)
+            _prefetch(ring, j2, a2)
+            _prefetch(ring, j2, a2 + M)
             if seasonal:
                 t2 = ts[q + PF_RING]
                 _prefetch(season, j2, min(int((t2 - math.floor(t2 / DAY) * DAY) / bin_w), bins - 1))
@@ -333,7 +340,7 @@ def step_kernel(
         ni = int(n)
         first = n == 0.0
         off = s[i, OFF]
-        prev = _at(ring, i, ni - 1, stride, M) + off
+        prev = _at(ring, i, ni - 1, sh, M) + off
         x = xs[q]
         if not math.isfinite(x):  # a missing value repeats the previous one
             x = prev if n > 0 else 0.0
@@ -446,12 +453,12 @@ def step_kernel(
 
         # ---- score, kNN novelty: running lag sums over the strided lags ------------------
         xr = np.float64(np.float32(x - off))  # as stored: the ring holds values relative to off
-        xd = _at(ring, i, ni - D, stride, M)
-        p0 = _pos(ni - D, stride, M)        # x[t-D-j*stride], j = 0.. : ring[i, p0 + j]
-        p1 = _pos(ni - 2 * D, stride, M)    # x[t-2D-j*stride]
+        xd = _at(ring, i, ni - D, sh, M)
+        p0 = _pos(ni - D, sh, M)        # x[t-D-j*stride], j = 0.. : ring[i, p0 + j]
+        p1 = _pos(ni - 2 * D, sh, M)    # x[t-2D-j*stride]
         _update_sums(sums, ring, i, p0, p1, xr, xd)
         # lags up to n - D compare with real history only
-        best = _min_prefix(sums, i, min(n_lags, (ni - 2 * D) // stride + 1) if ni >= 2 * D else 0)
+        best = _min_prefix(sums, i, min(n_lags, ((ni - 2 * D) >> sh) + 1) if ni >= 2 * D else 0)
         lvl = x if first else s[i, LVL]
         lfloor = max(c_score_rel_floor * abs(lvl), 1e-9)
         dsc_old = s[i, DSC]
@@ -468,11 +475,11 @@ def step_kernel(
             per = DAY / max(dt_old, 1.0)
             lag_p = min(max(_round_half_even(per), D), B)
             if dt_old > 0 and per <= B and n >= lag_p + D:
-                sv = math.sqrt(_window_dist(ring, i, ni, xr, lag_p, D, stride, M) / D)
+                sv = math.sqrt(_window_dist(ring, i, ni, xr, lag_p, D, sh, M) / D)
                 if c_weekly > 0:
                     lag_w = 7 * lag_p
                     if lag_w <= B and n >= lag_w + D:
-                        sv = min(sv, math.sqrt(_window_dist(ring, i, ni, xr, lag_w, D, stride, M) / D))
+                        sv = min(sv, math.sqrt(_window_dist(ring, i, ni, xr, lag_w, D, sh, M) / D))
                 if ssc > 0:
                     ssc_f = max(ssc, 1e-12)
                     raw1 = math.log1p(sv / ssc_f)
@@ -687,14 +694,14 @@ def step_kernel(
         s[i, N] = n + 1.0
         s[i, LAST_TS] = t
         s[i, DT] = dt
-        pos = _pos(ni, stride, M)
+        pos = _pos(ni, sh, M)
         ring[i, pos] = xr
         ring[i, pos + M] = xr
-        if refresh > 0 and (ni + 1) % refresh == 0:
+        if refresh > 0 and (((ni + 1) & refresh_mask) == 0 if refresh_mask >= 0 else (ni + 1) % refresh == 0):
             # re-base the ring on the current level, then recompute the sums exactly
             delta = s[i, LVL] - off
             for j in range(ring.shape[1]):
                 ring[i, j] = ring[i, j] - delta
             s[i, OFF] = off + delta
-            exact_sums(ring, sums, i, ni, D, stride, M)
+            exact_sums(ring, sums, i, ni, D, sh, M)
     return n_events
