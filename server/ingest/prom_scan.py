@@ -120,10 +120,10 @@ def scan_v1(buf: np.ndarray):  # type: ignore[no-untyped-def]  # pragma: no cove
                     if ff == 1 and ww == 1:
                         if q + 8 > fe:
                             return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0
-                        w = np.uint64(0)
+                        word = np.uint64(0)
                         for y in range(8):  # little-endian, no array per sample
-                            w |= np.uint64(buf[q + y]) << np.uint64(8 * y)
-                        bits[0] = w
+                            word |= np.uint64(buf[q + y]) << np.uint64(8 * y)
+                        bits[0] = word
                         value = as_double[0]
                         q += 8
                     elif ff == 2 and ww == 0:
