@@ -105,6 +105,33 @@ class Publisher:
             await self._publish_messages(messages, seq)
         return seq
 
+    async def decode_and_store(self, decode: Callable[[], Points], *, limits: SeriesLimits | None = None,
+                               idempotency: Idempotency | None = None) -> tuple[Points, int]:
+        """Decode a metric batch (``decode`` raises what is wrong with it: nothing stored) and
+        store and publish it as :meth:`store_metrics` does; an empty batch is not stored
+        (sequence number -1). While no other batch is being stored, decode and store run in
+        one worker-thread hand-off instead of two (a hand-off costs context switches: on one
+        core about as much CPU as a quarter of an Arrow batch's decode); while one is, the
+        decode runs first, beside it."""
+        if self._metrics_lock.locked():
+            points = await asyncio.to_thread(decode)
+            if not points.n:
+                return points, -1
+            return points, await self.store_metrics(points, limits=limits, idempotency=idempotency)
+        async with self._metrics_lock:
+            points, seq, messages = await asyncio.to_thread(self._decode_store, decode, limits, idempotency)
+            if points.n:
+                await self._publish_messages(messages, seq)
+        return points, seq
+
+    def _decode_store(self, decode: Callable[[], Points], limits: SeriesLimits | None,
+                      idem: Idempotency | None) -> tuple[Points, int, list[tuple[int, bytes]]]:
+        points = decode()
+        if not points.n:
+            return points, -1, []
+        seq, messages = self._store_points(points, limits, idem)
+        return points, seq, messages
+
     def _store_points(self, points: Points, limits: SeriesLimits | None,
                       idem: Idempotency | None) -> tuple[int, list[tuple[int, bytes]]]:
         seq = self._insert_points(points, limits, idem)
@@ -124,7 +151,7 @@ class Publisher:
         with store.unit_of_work():
             self._check_key(idem)
             seq = insert()
-            self._save_key(idem, None)
+            self._save_key(idem, points)
         return seq
 
     async def store_event(self, work: Callable[[], T], event: Callable[[T], Event | None], *,

@@ -9,6 +9,7 @@ queries, ``label`` for labels and reruns, ``admin`` for keys and the audit trail
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass
@@ -54,25 +55,33 @@ class KeyRing:
         with self._lock:
             self._loaded = -float("inf")
 
-    def _active(self) -> dict[str, ApiKey]:
+    def stale(self) -> bool:
+        """The cached keys are older than ``cache_seconds``: the next use reads the store."""
+        return time.monotonic() - self._loaded > self.settings.cache_seconds
+
+    def _active(self, reload: bool = True) -> dict[str, ApiKey]:
+        """The active keys (read from the store first when stale, unless ``reload`` is False)."""
         with self._lock:
-            if time.monotonic() - self._loaded > self.settings.cache_seconds:
+            if reload and self.stale():
                 self._keys = {k.id: k for k in self.store.list_api_keys() if k.active}
                 self._loaded = time.monotonic()
             return self._keys
 
-    def required(self) -> bool:
+    def refresh(self) -> None:
+        self._active()
+
+    def required(self, *, reload: bool = True) -> bool:
         if self.settings.mode == "off":
             return False
         if self.settings.mode == "required":
             return True
-        return bool(self._active())
+        return bool(self._active(reload))
 
-    def authenticate(self, secret: str) -> ApiKey | None:
+    def authenticate(self, secret: str, *, reload: bool = True) -> ApiKey | None:
         key_id = auth.key_id_of(secret)
         if key_id is None:
             return None
-        key = self._active().get(key_id)
+        key = self._active(reload).get(key_id)
         return key if key is not None and auth.matches(key, secret) else None
 
 
@@ -89,14 +98,23 @@ def _unauthorized(msg: str) -> HTTPException:
     return HTTPException(401, detail=msg, headers={"WWW-Authenticate": 'Bearer realm="rca"'})
 
 
-def principal(request: Request, state: State) -> Principal:
-    """Who is calling (anonymous with every role while the server runs open)."""
+async def principal(request: Request, state: State) -> Principal:
+    """Who is calling (anonymous with every role while the server runs open). Async, so a
+    request costs no thread hand-off: the store is read (in a worker thread) only when
+    the cached keys are stale."""
     ring: KeyRing = state.keys
+    if ring.stale():
+        await asyncio.to_thread(ring.refresh)
+    return identify(request, ring)
+
+
+def identify(request: Request, ring: KeyRing) -> Principal:
+    """Who is calling, from the keys ``ring`` holds now (no store read: see :func:`principal`)."""
     secret = presented_key(request)
-    key = ring.authenticate(secret) if secret else None
+    key = ring.authenticate(secret, reload=False) if secret else None
     if key is not None:
         return Principal(name=key.name, key_id=key.id, roles=auth.granted(key.roles))
-    if not ring.required():
+    if not ring.required(reload=False):
         return ANONYMOUS
     if secret:
         raise _unauthorized("invalid or revoked API key")
@@ -106,7 +124,7 @@ def principal(request: Request, state: State) -> Principal:
 def require(role: str) -> Any:
     """A dependency that admits callers holding ``role`` (401 without a key, 403 without the role)."""
 
-    def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
         if role not in who.roles:
             raise HTTPException(403, detail=f"this API key ({who.key_id}) lacks the '{role}' role; "
                                             f"it has: {', '.join(sorted(who.roles)) or 'none'}")

@@ -35,7 +35,9 @@ class AppState:
     cache: Cache | None = None
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    """The app's state (async: FastAPI runs a sync dependency in a worker thread, a
+    thread hand-off per request for an attribute read)."""
     state: AppState = request.app.state.rca
     return state
 

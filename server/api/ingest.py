@@ -221,10 +221,9 @@ async def _decode_table(request: Request, state: State, kind: str, key: str,
         return _reject(state, kind, exc)
 
 
-async def _decode_points(request: Request, state: State) -> Points | JSONResponse:
-    """Read and validate as a whole one metric batch (JSON, bare array, NDJSON or Arrow IPC):
-    the batch, or the 4xx response naming what is wrong (nothing stored)."""
-    body = await read_batch(request, state, accepted=_JSON_TYPES + (arrow_ipc.MEDIA_TYPE,))
+def _metrics_decoder(request: Request, state: State, body: bytes) -> Callable[[], Points]:
+    """The decode and whole-batch validation of a metric body (JSON, bare array, NDJSON or
+    Arrow IPC), run in a worker thread; it raises what is wrong with the batch."""
     ctype = request.headers.get("content-type", "")
     ndjson = ctype.startswith(("application/x-ndjson", "application/ndjson"))
 
@@ -242,13 +241,7 @@ async def _decode_points(request: Request, state: State) -> Points | JSONRespons
         check_points_bounds(points, "points")
         return points
 
-    try:
-        return await asyncio.to_thread(work)
-    except BatchError as exc:
-        return _reject(state, "metrics", exc)
-    except DecodeError as exc:
-        state.metrics.rejected.labels("metrics").inc()
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+    return work
 
 
 async def store_points(state: AppState, points: Points, kind: str = "metrics") -> JSONResponse | None:
@@ -262,6 +255,21 @@ async def store_points(state: AppState, points: Points, kind: str = "metrics") -
         return cardinality_response(exc)
     state.metrics.ingested.labels(kind).inc(points.n)
     return None
+
+
+async def decode_store_points(state: AppState, decode: Callable[[], Points], kind: str) -> Points | JSONResponse:
+    """Decode one metric batch (its errors are raised: nothing stored), then store and
+    publish it under the cardinality limits (all or nothing), in as few thread hand-offs
+    as the publisher can (see ``Publisher.decode_and_store``): the batch, or the 422 of a
+    batch over a limit."""
+    idem = take_idempotency(lambda p: _json_body({"accepted": p.n}))
+    try:
+        points, _ = await state.publisher.decode_and_store(decode, limits=series_limits(state), idempotency=idem)
+    except CardinalityError as exc:
+        state.metrics.rejected.labels(kind).inc()
+        return cardinality_response(exc)
+    state.metrics.ingested.labels(kind).inc(points.n)
+    return points
 
 
 def series_limits(state: AppState) -> SeriesLimits:
@@ -279,13 +287,18 @@ async def ingest_metrics(request: Request, state: State) -> JSONResponse:
 
 
 async def _metrics(request: Request, state: State) -> JSONResponse:
-    got = await _decode_points(request, state)
+    """Read, validate as a whole, store and publish one metric batch: 202, or the 4xx
+    response naming what is wrong (nothing stored)."""
+    body = await read_batch(request, state, accepted=_JSON_TYPES + (arrow_ipc.MEDIA_TYPE,))
+    try:
+        got = await decode_store_points(state, _metrics_decoder(request, state, body), "metrics")
+    except BatchError as exc:
+        return _reject(state, "metrics", exc)
+    except DecodeError as exc:
+        state.metrics.rejected.labels("metrics").inc()
+        return JSONResponse({"detail": str(exc)}, status_code=400)
     if isinstance(got, JSONResponse):
         return got
-    if got.n:
-        refused = await store_points(state, got)
-        if refused is not None:
-            return refused
     return _accepted(got.n)
 
 

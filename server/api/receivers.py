@@ -11,7 +11,7 @@ invalid items (named by index and field). Nothing of a rejected request is store
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
@@ -22,6 +22,7 @@ from server.api import schemas
 from server.api.deps import AppState, State
 from server.api.ingest import (
     _json_body,
+    decode_store_points,
     idempotent,
     read_batch,
     store_changes,
@@ -55,8 +56,13 @@ _E422 = {"description": "invalid items (loc names the item and field); nothing s
 
 async def _run(state: AppState, kind: str, work: Callable[[], T]) -> T:
     """Run the blocking decode+store in a thread; protocol errors become 4xx responses."""
+    return await _answered(state, kind, asyncio.to_thread(work))
+
+
+async def _answered(state: AppState, kind: str, work: Awaitable[T]) -> T:
+    """Await ``work``; protocol errors become 4xx responses."""
     try:
-        return await asyncio.to_thread(work)
+        return await work
     except DecodeError as exc:
         state.metrics.rejected.labels(kind).inc()
         raise HTTPException(400, detail=str(exc)) from exc
@@ -115,21 +121,22 @@ def _series_cache(state: AppState) -> remote_write.SeriesCache:
 async def remote_write_endpoint(request: Request, state: State) -> Response:
     body = await read_batch(request, state, accepted=_RW_TYPES)
 
-    def work() -> remote_write.WriteResult:
+    decoded: list[remote_write.WriteResult] = []
+
+    def work() -> Points:
         proto = remote_write.protocol_of(request.headers.get("content-type"))
         raw = remote_write.decompress(body, state.settings.api.max_body_bytes, request.headers.get("content-encoding"))
         res = remote_write.decode(raw, proto=proto, cache=_series_cache(state))
         _check_items(state, res.points.n)
         check_points_bounds(res.points, "samples")
-        return res
+        decoded.append(res)
+        return res.points
 
-    res = await _run(state, "remote_write", work)
-    points = res.points
-    n = points.n
-    if n:
-        refused = await store_points(state, points, "remote_write")
-        if refused is not None:
-            return refused
+    got = await _answered(state, "remote_write", decode_store_points(state, work, "remote_write"))
+    if not isinstance(got, Points):
+        return got  # over a cardinality limit: 422, nothing stored
+    res = decoded[0]
+    n = got.n
     headers = {}
     if res.proto == remote_write.V2:
         headers = {"X-Prometheus-Remote-Write-Samples-Written": str(n),

@@ -64,6 +64,8 @@ def scan_v1(buf: np.ndarray):  # type: ignore[no-untyped-def]  # pragma: no cove
     s_val = np.empty(cap, np.float64)
     n_series = 0
     n_samples = 0
+    bits = np.empty(1, np.uint64)  # a sample's value: its 8 bytes, read as a double through this view
+    as_double = bits.view(np.float64)
     pos = 0
     while pos < end:
         key, pos = _varint(buf, pos, end)
@@ -118,7 +120,11 @@ def scan_v1(buf: np.ndarray):  # type: ignore[no-untyped-def]  # pragma: no cove
                     if ff == 1 and ww == 1:
                         if q + 8 > fe:
                             return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0
-                        value = buf[q:q + 8].copy().view(np.float64)[0]
+                        word = np.uint64(0)
+                        for y in range(8):  # little-endian, no array per sample
+                            word |= np.uint64(buf[q + y]) << np.uint64(8 * y)
+                        bits[0] = word
+                        value = as_double[0]
                         q += 8
                     elif ff == 2 and ww == 0:
                         tsv, q = _varint(buf, q, fe)

@@ -111,6 +111,8 @@ class SeriesCache:
         self.keys: list[tuple[str | None, str | None, str | None]] = []
         self._cols: tuple[int, pa.Array, pa.Array, pa.Array] | None = None
         self.lock = threading.Lock()  # requests decode in worker threads; one at a time per cache
+        #: the last request's distinct label bytes (lengths, bytes back to back) and their series numbers
+        self.last_spans: tuple[np.ndarray, np.ndarray, list[int]] | None = None
 
     def canonical(self) -> tuple[np.ndarray, pa.Array, pa.Array, pa.Array]:
         """(raw series number -> key number, and the key columns by key number)."""
@@ -127,6 +129,7 @@ class SeriesCache:
         """Bound memory between requests (series numbers stay valid within one)."""
         if len(self._raw) >= _CACHE_MAX:
             self._raw.clear()
+            self.last_spans = None
             self.svc, self.met, self.lab = [], [], []
             self.bad, self._cols = set(), None
             self.canon, self._canon_of, self.keys = [], {}, []
@@ -212,11 +215,22 @@ def _decode_v1_fast(raw: bytes, cache: SeriesCache) -> WriteResult | None:
     # Prometheus sends each series' labels again with every sample: equal label bytes are
     # numbered in the compiled pass, and only the distinct ones are looked up in the cache
     starts, ends = ls[:n_series], le[:n_series]
-    same, first = json_scan.intern_spans(np.frombuffer(raw, np.uint8), starts, ends)
-    try:
-        distinct = [get(raw[a:b]) for a, b in zip(starts[first].tolist(), ends[first].tolist(), strict=True)]
-    except ProtobufDecodeError:
-        return None
+    buf = np.frombuffer(raw, np.uint8)
+    same, first = json_scan.intern_spans(buf, starts, ends)
+    # the distinct label bytes, back to back: a request with the series of the last one (each
+    # scrape sends the same) reuses its series numbers after one compare
+    f_start, f_end = starts[first], ends[first]
+    lens = f_end - f_start
+    gathered = buf[np.arange(int(lens.sum())) + np.repeat(f_start - (np.cumsum(lens) - lens), lens)]
+    last = cache.last_spans
+    if last is not None and np.array_equal(last[0], lens) and np.array_equal(last[1], gathered):
+        distinct = last[2]
+    else:
+        try:
+            distinct = [get(raw[a:b]) for a, b in zip(f_start.tolist(), f_end.tolist(), strict=True)]
+        except ProtobufDecodeError:
+            return None
+        cache.last_spans = (lens, gathered, distinct)
     ids = np.array(distinct, dtype=np.int64)[same]
     id_list = distinct
     svc, met = cache.svc, cache.met

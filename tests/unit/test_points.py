@@ -123,6 +123,61 @@ def test_arrow_batch_validated_per_distinct_value_matches_the_reference() -> Non
     assert exc.value.errors[0]["loc"] == ["body", "points", len(pts) - 1, "service"]
 
 
+def test_arrow_batches_that_repeat_the_last_ones_series_decode_as_the_reference() -> None:
+    """The decoder reuses the last batch's label sets and series when a batch repeats them
+    (the usual client): shuffled rows, a new label set and a null between such batches
+    must each still give the reference batch."""
+    pts = _random_points(11)
+    for p in pts:
+        p.pop("extra", None)
+
+    def body(rows: list[dict[str, object]]) -> bytes:
+        return arrow_ipc.encode(pa.table({
+            "service": pa.array([p["service"] for p in rows]).dictionary_encode(),
+            "metric": pa.array([p["metric"] for p in rows]),
+            "ts": pa.array([p["ts"] for p in rows], pa.float64()),
+            "value": pa.array([float(p["value"]) for p in rows]),  # type: ignore[arg-type]
+            "labels": pa.array([orjson.dumps(p["labels"]).decode() if p.get("labels") else None for p in rows]),
+        }))
+
+    shuffled = random.Random(3).sample(pts, len(pts))
+    relabelled = [dict(p, labels={"zone": "new"}) if i % 5 == 0 else p for i, p in enumerate(pts)]
+    for rows in (pts, pts, shuffled, relabelled, pts[: len(pts) // 2], pts):
+        assert _rows(arrow_ipc.decode_points(body(rows))) == _rows(_reference(orjson.dumps({"points": rows})))
+
+
+def test_remote_write_requests_that_repeat_the_last_ones_series() -> None:
+    cache = remote_write.SeriesCache(("service", "job"))
+    series = [({"__name__": f"m{i % 3}", "job": f"svc{i % 4}", "instance": f"h{i}"}, [(1.7e9 + i, float(i))])
+              for i in range(40)]
+    variants = [series, series, series[::-1], [(dict(lab, instance="x"), s) for lab, s in series], series[:7], series]
+    for v in variants:
+        raw = remote_write.decompress(remote_write.encode_v1(v), 1 << 20)
+        got = remote_write.decode(raw, cache=cache).points
+        want = remote_write.decode(raw, cache=remote_write.SeriesCache(("service", "job"))).points
+        assert _rows(got) == _rows(want)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_intern_spans_numbers_equal_byte_spans_alike(seed: int) -> None:
+    from server.ingest.json_scan import intern_spans
+
+    rng = random.Random(seed)
+    words = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 30))) for _ in range(12)]
+    buf, starts, ends = b"", [], []
+    for _ in range(400):
+        w = rng.choice(words)
+        buf += bytes(rng.randrange(256) for _ in range(rng.randrange(0, 9)))  # any alignment
+        starts.append(len(buf))
+        buf += w
+        ends.append(len(buf))
+    code, first = intern_spans(np.frombuffer(buf, np.uint8), np.array(starts, np.int64), np.array(ends, np.int64))
+    seen: dict[bytes, int] = {}
+    for q, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        assert code[q] == seen.setdefault(buf[a:b], len(seen))
+    assert [buf[starts[f]:ends[f]] for f in first] == list(seen)
+
+
 def test_remote_write_label_orders_are_one_series() -> None:
     cache = remote_write.SeriesCache(("service", "job"))
     raw = remote_write.encode_v1([({"__name__": "up", "job": "api", "pod": "a", "zone": "eu"}, [(1.7e9, 1.0)])])
