@@ -244,19 +244,6 @@ def _metrics_decoder(request: Request, state: State, body: bytes) -> Callable[[]
     return work
 
 
-async def store_points(state: AppState, points: Points, kind: str = "metrics") -> JSONResponse | None:
-    """Store and publish one validated metric batch under the cardinality limits (all or
-    nothing); None, or the 422 of a batch over a limit."""
-    idem = take_idempotency(_json_body({"accepted": points.n}))
-    try:
-        await state.publisher.store_metrics(points, limits=series_limits(state), idempotency=idem)
-    except CardinalityError as exc:
-        state.metrics.rejected.labels(kind).inc()
-        return cardinality_response(exc)
-    state.metrics.ingested.labels(kind).inc(points.n)
-    return None
-
-
 async def decode_store_points(state: AppState, decode: Callable[[], Points], kind: str) -> Points | JSONResponse:
     """Decode one metric batch (its errors are raised: nothing stored), then store and
     publish it under the cardinality limits (all or nothing), in as few thread hand-offs

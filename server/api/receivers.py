@@ -27,7 +27,6 @@ from server.api.ingest import (
     read_batch,
     store_changes,
     store_logs,
-    store_points,
     take_idempotency,
 )
 from server.api.validation import check_points_bounds, check_table_bounds
@@ -179,10 +178,10 @@ async def _otlp(request: Request, state: AppState, signal: str) -> Response:
     mtype, res = await _run(state, f"otlp_{signal}", work)
     n = res.table.num_rows
     if n and signal == "metrics":
-        points = await asyncio.to_thread(Points.from_table, res.table)
-        refused = await store_points(state, points, "otlp_metrics")
-        if refused is not None:
-            return refused
+        table = res.table
+        got = await decode_store_points(state, lambda: Points.from_table(table), "otlp_metrics")
+        if not isinstance(got, Points):
+            return got  # over a cardinality limit: 422, nothing stored
     elif n:
         await store_logs(state, res.table)
     return Response(otlp.response_body(signal, mtype, res.rejected, res.message), status_code=200, media_type=mtype)
