@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import threading
 import time
@@ -59,6 +60,7 @@ from server.store.base import (
     series_arrays,
     services_summary,
 )
+from server.store.points_log import PointsLog
 
 SCHEMA_VERSION = 7
 
@@ -192,6 +194,9 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+log = logging.getLogger("rca.store.duckdb")
+
+
 def _where(*filters: tuple[str, Any]) -> tuple[str, list[Any]]:
     """A WHERE clause from ``(condition with one ?, value)`` pairs; a None value drops its
     condition. Returns the clause (``TRUE`` when empty) and its parameters, in order."""
@@ -206,20 +211,31 @@ def _num(v: Any) -> float | None:
 class DuckDBStore:
     """The embedded store. ``path`` is the database file (created if missing)."""
 
-    def __init__(self, path: Path | str, *, memory_limit: str | None = None, threads: int | None = None) -> None:
+    def __init__(self, path: Path | str, *, memory_limit: str | None = None, threads: int | None = None,
+                 flush_seconds: float = 0.25, flush_rows: int = 262_144) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._in_uow = False  # a unit of work is open (only ever by the thread holding the lock)
+        # group commit of metric points (see _con): batches waiting to be appended together
+        self._flush_seconds = float(flush_seconds)
+        self._flush_rows = int(flush_rows)
+        self._waiting: list[pa.Table] = []
+        self._waiting_rows = 0
+        self._waiting_since = 0.0
+        self._closing = threading.Event()  # set by close(): the flusher thread ends
+        self._flusher: threading.Thread | None = None
+        self._log = PointsLog(self.path.with_name(self.path.name + ".points.log"))
         try:
             config: dict[str, Any] = {}
             if memory_limit:
                 config["memory_limit"] = memory_limit
             config["threads"] = threads or usable_cpus()
-            self._con = duckdb.connect(str(self.path), config=config)
+            self._db = duckdb.connect(str(self.path), config=config)
         except duckdb.Error as exc:
             raise StoreError(f"cannot open DuckDB file {self.path}: {exc}") from exc
         self._migrate()
+        self._replay_log()
         self._after: list[Any] = []  # catalogue updates waiting for the open unit of work to commit
         self._sid: dict[SeriesKey, int] = {}  # key -> dense series id (the points table's sid)
         self._keys: list[SeriesKey] = []  # sid -> key
@@ -398,10 +414,111 @@ class DuckDBStore:
         return True
 
     def close(self) -> None:
+        self._closing.set()
+        if self._flusher is not None:
+            self._flusher.join(10.0)
         with self._lock:
+            try:
+                self._flush_points()
+            except StoreError as exc:
+                log.error("closing the store: %d accepted points could not be written: %s", self._waiting_rows, exc)
+            else:
+                self._log.close()
+                with suppress(OSError):
+                    self._log.path.unlink()
             with suppress(duckdb.Error):
-                self._con.execute("CHECKPOINT")
-            self._con.close()
+                self._db.execute("CHECKPOINT")
+            self._db.close()
+
+    # ---- group commit of metric points -----------------------------------------------------
+    @property
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        """The connection, once the points waiting for their group commit are written:
+        every statement but that append goes through here, so a read sees every accepted
+        point, and a stage checkpoint never refers to points that are not stored."""
+        if self._waiting:
+            self._flush_points()
+        return self._db
+
+    def _flush_points(self) -> None:
+        """Append the waiting batches in one statement (outside any transaction: a unit of
+        work begins through ``_con``, which flushes first). On an error they stay waiting."""
+        with self._lock:
+            if not self._waiting:
+                return
+            waiting = self._waiting[0] if len(self._waiting) == 1 else pa.concat_tables(self._waiting)  # noqa: F841
+            try:
+                self._db.execute("INSERT INTO points SELECT sid, ts, value, seq FROM waiting")
+            except duckdb.Error as exc:
+                raise StoreError(f"writing {self._waiting_rows} accepted points: {exc}") from exc
+            self._waiting = []
+            self._waiting_rows = 0
+            try:
+                self._log.clear()
+            except OSError as exc:  # harmless: a replay skips what the points table holds
+                log.warning("could not empty %s: %s", self._log.path, exc)
+
+    def _replay_log(self) -> None:
+        """Append the accepted batches that were still waiting for their group commit when
+        the process stopped without closing the store (a crash), then empty the log."""
+        records = self._log.read()
+        if records:
+            row = self._db.execute("SELECT max(seq) FROM points").fetchone()
+            last = -1 if row is None or row[0] is None else int(row[0])
+            fresh = [r for r in records if r[0] > last]
+            if fresh:
+                waiting = pa.table({  # noqa: F841 (read by DuckDB)
+                    "sid": pa.array(np.concatenate([r[1] for r in fresh]), pa.int32()),
+                    "ts": pa.array(np.concatenate([r[2] for r in fresh]), pa.float64()),
+                    "value": pa.array(np.concatenate([r[3] for r in fresh]), pa.float64()),
+                    "seq": pa.array(np.concatenate([np.full(len(r[1]), r[0], np.int64) for r in fresh]))})
+                try:
+                    self._db.execute("INSERT INTO points SELECT sid, ts, value, seq FROM waiting")
+                except duckdb.Error as exc:
+                    raise StoreError(f"re-appending the accepted points in {self._log.path}: {exc}") from exc
+                log.warning("re-appended %d accepted points (%d batches) from %s", waiting.num_rows, len(fresh),
+                            self._log.path)
+        try:
+            self._log.clear()
+        except OSError as exc:
+            raise StoreError(f"cannot write {self._log.path}: {exc}") from exc
+
+    def _wait_points(self, seq: int, sid: np.ndarray, ts: np.ndarray, value: np.ndarray) -> None:
+        """Log a batch, then queue it for the group commit (the lock is held); appended to
+        DuckDB at once when the queue reaches ``flush_rows``, else by the flusher thread
+        within ``flush_seconds``."""
+        try:
+            self._log.append(seq, sid, ts, value)
+        except OSError as exc:
+            raise StoreError(f"cannot write {self._log.path}: {exc}") from exc
+        batch = pa.table({"sid": pa.array(sid, pa.int32()), "ts": pa.array(ts, pa.float64()),
+                          "value": pa.array(value, pa.float64()), "seq": pa.array(np.full(len(sid), seq, np.int64))})
+        if not self._waiting:
+            self._waiting_since = time.monotonic()
+        self._waiting.append(batch)
+        self._waiting_rows += batch.num_rows
+        if self._waiting_rows >= self._flush_rows:
+            self._flush_points()
+        elif self._flusher is None:
+            self._flusher = threading.Thread(target=self._flush_loop, name="rca-duckdb-flush", daemon=True)
+            self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        timeout = self._flush_seconds
+        while not self._closing.wait(timeout):
+            with self._lock:
+                if not self._waiting:
+                    timeout = self._flush_seconds
+                    continue
+                age = time.monotonic() - self._waiting_since
+                if age < self._flush_seconds:
+                    timeout = self._flush_seconds - age
+                    continue
+                timeout = self._flush_seconds
+                try:
+                    self._flush_points()
+                except StoreError as exc:
+                    log.error("group commit failed (retried): %s", exc)
 
     def _insert_rows(self, con: duckdb.DuckDBPyConnection, sql_table: str, schema: pa.Schema,
                      rows: list[tuple[Any, ...]], *, replace: bool = False) -> None:
@@ -482,21 +599,27 @@ class DuckDBStore:
             if new and limits is not None:
                 self._check_limits([k for k, _ in new], limits)
             seq = self._next_seq
-            batch = pa.table({"sid": pa.array(sids[points.code], pa.int32()),  # noqa: F841 (read by DuckDB)
-                              "ts": pa.array(points.ts, pa.float64()), "value": pa.array(points.value, pa.float64())})
-            if new:
-                fresh = pa.table({"sid": pa.array([s for _, s in new], pa.int32()),  # noqa: F841 (read by DuckDB)
-                                  "service": pa.array([k[0] for k, _ in new], pa.string()),
-                                  "metric": pa.array([k[1] for k, _ in new], pa.string()),
-                                  "labels": pa.array([k[2] for k, _ in new], pa.string())})
-                with self._tx() as con:
-                    con.execute("INSERT INTO series SELECT sid, service, metric, labels FROM fresh")
-                    con.execute(f"INSERT INTO points SELECT sid, ts, value, {int(seq)}::BIGINT FROM batch")
-            else:  # one statement: its own transaction, or part of the open unit of work
-                try:
-                    self._con.execute(f"INSERT INTO points SELECT sid, ts, value, {int(seq)}::BIGINT FROM batch")
-                except duckdb.Error as exc:
-                    raise StoreError(str(exc)) from exc
+            per_point = sids[points.code].astype(np.int32)
+            if not new and self._flush_seconds > 0 and not self._in_uow:
+                self._wait_points(seq, per_point, points.ts, points.value)  # logged; DuckDB gets it with others
+            else:
+                batch = pa.table({"sid": pa.array(per_point, pa.int32()),  # noqa: F841 (read by DuckDB)
+                                  "ts": pa.array(points.ts, pa.float64()),
+                                  "value": pa.array(points.value, pa.float64())})
+                insert = f"INSERT INTO points SELECT sid, ts, value, {int(seq)}::BIGINT FROM batch"
+                if new:
+                    fresh = pa.table({"sid": pa.array([s for _, s in new], pa.int32()),  # noqa: F841 (read by DuckDB)
+                                      "service": pa.array([k[0] for k, _ in new], pa.string()),
+                                      "metric": pa.array([k[1] for k, _ in new], pa.string()),
+                                      "labels": pa.array([k[2] for k, _ in new], pa.string())})
+                    with self._tx() as con:
+                        con.execute("INSERT INTO series SELECT sid, service, metric, labels FROM fresh")
+                        con.execute(insert)
+                else:  # one statement: its own transaction, or part of the open unit of work
+                    try:
+                        self._con.execute(insert)
+                    except duckdb.Error as exc:
+                        raise StoreError(str(exc)) from exc
             count, lo, hi = series_stats(points.code, points.ts, points.k)
 
             def commit() -> None:

@@ -14,7 +14,8 @@ def _open(backend: str, settings: Settings) -> Store:
     if backend == "duckdb":
         from server.store.duckdb import DuckDBStore
 
-        return DuckDBStore(Path(settings.data_dir) / "rca.duckdb", memory_limit=cfg.memory_limit, threads=cfg.threads)
+        return DuckDBStore(Path(settings.data_dir) / "rca.duckdb", memory_limit=cfg.memory_limit, threads=cfg.threads,
+                           flush_seconds=cfg.flush_seconds, flush_rows=cfg.flush_rows)
     if backend == "postgres":
         if not cfg.postgres_dsn:
             raise ValueError("RCA_STORE__BACKEND=postgres needs RCA_STORE__POSTGRES_DSN "
