@@ -42,13 +42,19 @@ class PointsLog:
 
     def append(self, seq: int, sid: np.ndarray, ts: np.ndarray, value: np.ndarray) -> None:
         """Write one batch (and sync it, unless ``sync`` is off) before it is acknowledged."""
-        payload = b"".join((np.ascontiguousarray(sid, "<i4").tobytes(), np.ascontiguousarray(ts, "<f8").tobytes(),
-                            np.ascontiguousarray(value, "<f8").tobytes()))
-        record = _HEADER.pack(_MAGIC, seq, len(sid), zlib.crc32(payload)) + payload
+        parts = [memoryview(np.ascontiguousarray(a, dt)).cast("B")
+                 for a, dt in ((sid, "<i4"), (ts, "<f8"), (value, "<f8"))]
+        crc = 0
+        for part in parts:
+            crc = zlib.crc32(part, crc)
+        record = [_HEADER.pack(_MAGIC, seq, len(sid), crc), *parts]
+        size = sum(len(b) for b in record)
         fd = self._open()
-        written = os.write(fd, record)
-        while written < len(record):  # a short write (rare on a regular file): write the rest
-            written += os.write(fd, record[written:])
+        written = os.writev(fd, record)
+        if written < size:  # a short write (rare on a regular file): write the rest
+            rest = b"".join(bytes(b) for b in record)[written:]
+            while rest:
+                rest = rest[os.write(fd, rest):]
         if self.sync:
             os.fdatasync(fd)
 
