@@ -42,12 +42,12 @@ class PointsLog:
 
     def append(self, seq: int, sid: np.ndarray, ts: np.ndarray, value: np.ndarray) -> None:
         """Write one batch (and sync it, unless ``sync`` is off) before it is acknowledged."""
-        parts = [memoryview(np.ascontiguousarray(a, dt)).cast("B")
-                 for a, dt in ((sid, "<i4"), (ts, "<f8"), (value, "<f8"))]
+        parts: list[memoryview] = [memoryview(np.ascontiguousarray(a, dt).data).cast("B")
+                                   for a, dt in ((sid, "<i4"), (ts, "<f8"), (value, "<f8"))]
         crc = 0
         for part in parts:
             crc = zlib.crc32(part, crc)
-        record = [_HEADER.pack(_MAGIC, seq, len(sid), crc), *parts]
+        record: list[bytes | memoryview] = [_HEADER.pack(_MAGIC, seq, len(sid), crc), *parts]
         size = sum(len(b) for b in record)
         fd = self._open()
         written = os.writev(fd, record)
