@@ -113,6 +113,8 @@ class SeriesCache:
         self.lock = threading.Lock()  # requests decode in worker threads; one at a time per cache
         #: the last request's distinct label bytes (lengths, bytes back to back) and their series numbers
         self.last_spans: tuple[np.ndarray, np.ndarray, list[int]] | None = None
+        #: the last request's bytes, label spans and their numbering (intern_spans' result)
+        self.last_layout: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def canonical(self) -> tuple[np.ndarray, pa.Array, pa.Array, pa.Array]:
         """(raw series number -> key number, and the key columns by key number)."""
@@ -216,7 +218,13 @@ def _decode_v1_fast(raw: bytes, cache: SeriesCache) -> WriteResult | None:
     # numbered in the compiled pass, and only the distinct ones are looked up in the cache
     starts, ends = ls[:n_series], le[:n_series]
     buf = np.frombuffer(raw, np.uint8)
-    same, first = json_scan.intern_spans(buf, starts, ends)
+    layout = cache.last_layout
+    if (layout is not None and np.array_equal(layout[1], starts) and np.array_equal(layout[2], ends)
+            and prom_scan.same_spans(buf, layout[0], starts, ends)):
+        same, first = layout[3], layout[4]  # the label spans of the last request, in its order
+    else:
+        same, first = json_scan.intern_spans(buf, starts, ends)
+    cache.last_layout = (buf, starts, ends, same, first)
     # the distinct label bytes, back to back: a request with the series of the last one (each
     # scrape sends the same) reuses its series numbers after one compare
     f_start, f_end = starts[first], ends[first]

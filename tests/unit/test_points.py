@@ -150,7 +150,14 @@ def test_remote_write_requests_that_repeat_the_last_ones_series() -> None:
     cache = remote_write.SeriesCache(("service", "job"))
     series = [({"__name__": f"m{i % 3}", "job": f"svc{i % 4}", "instance": f"h{i}"}, [(1.7e9 + i, float(i))])
               for i in range(40)]
-    variants = [series, series, series[::-1], [(dict(lab, instance="x"), s) for lab, s in series], series[:7], series]
+    # same_length: each label set laid out where the last request had it, one byte changed
+    # in every fifth (a request that looks like the last one but is not); new_values: the
+    # same label bytes with other samples (the usual scrape)
+    same_length = [(dict(lab, instance=lab["instance"].replace("h", "k")) if i % 5 == 0 else lab, s)
+                   for i, (lab, s) in enumerate(series)]
+    new_values = [(lab, [(t + 10.0, v + 1.0) for t, v in s]) for lab, s in series]
+    variants = [series, series, series[::-1], [(dict(lab, instance="x"), s) for lab, s in series], series[:7], series,
+                same_length, series, new_values, same_length]
     for v in variants:
         raw = remote_write.decompress(remote_write.encode_v1(v), 1 << 20)
         got = remote_write.decode(raw, cache=cache).points
@@ -176,6 +183,23 @@ def test_intern_spans_numbers_equal_byte_spans_alike(seed: int) -> None:
     for q, (a, b) in enumerate(zip(starts, ends, strict=True)):
         assert code[q] == seen.setdefault(buf[a:b], len(seen))
     assert [buf[starts[f]:ends[f]] for f in first] == list(seen)
+
+
+def test_same_spans_compares_every_byte_at_any_alignment() -> None:
+    from server.ingest.prom_scan import same_spans
+
+    rng = random.Random(5)
+    a = np.frombuffer(bytes(rng.randrange(256) for _ in range(300)), np.uint8)
+    spans = [(s, s + n) for s in range(0, 40) for n in range(0, 20)]
+    starts = np.array([x for x, _ in spans], np.int64)
+    ends = np.array([y for _, y in spans], np.int64)
+    assert same_spans(a, a.copy(), starts, ends)
+    for pos in range(0, 60):
+        b = a.copy()
+        b[pos] ^= 1
+        want = all(not (x <= pos < y) for x, y in spans)
+        assert same_spans(a, b, starts, ends) == want
+    assert not same_spans(a, a[:50].copy(), starts, ends)  # a span past the end of the other
 
 
 def test_remote_write_label_orders_are_one_series() -> None:
