@@ -74,13 +74,23 @@ class Points:
     def build(cls, keys: list[SeriesKey], code: np.ndarray, ts: np.ndarray, value: np.ndarray) -> Points:
         """From per-series keys (which may repeat: two spellings of one label set) and
         per-point codes into ``keys``; repeated keys are merged into one series."""
+        return cls.build_with_remap(keys, code, ts, value)[0]
+
+    @classmethod
+    def build_with_remap(cls, keys: list[SeriesKey], code: np.ndarray, ts: np.ndarray,
+                         value: np.ndarray) -> tuple[Points, np.ndarray | None]:
+        """:meth:`build`, and the map from ``keys`` to the batch's series when some keys
+        repeat (None: none does, codes are kept)."""
         uniq: dict[SeriesKey, int] = {}
-        remap = np.fromiter((uniq.setdefault(k, len(uniq)) for k in keys), dtype=np.int32, count=len(keys))
+        remap: np.ndarray | None = np.fromiter((uniq.setdefault(k, len(uniq)) for k in keys), dtype=np.int32,
+                                               count=len(keys))
         if len(uniq) != len(keys):
-            code = remap[code]
+            code = remap[code]  # type: ignore[index]
             keys = list(uniq)
+        else:
+            remap = None
         return cls(_series_table(keys), np.ascontiguousarray(code, dtype=np.int32),
-                   np.ascontiguousarray(ts, dtype=np.float64), np.ascontiguousarray(value, dtype=np.float64))
+                   np.ascontiguousarray(ts, dtype=np.float64), np.ascontiguousarray(value, dtype=np.float64)), remap
 
     @classmethod
     def from_table(cls, table: pa.Table) -> Points:

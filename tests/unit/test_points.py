@@ -62,6 +62,19 @@ def test_json_fast_paths_give_the_reference_batch(seed: int) -> None:
             assert fast.k == len(set(fast.keys()))  # one series per label set, however it was spelt
 
 
+def test_json_batches_that_repeat_the_last_ones_series_decode_as_the_reference() -> None:
+    pts = _random_points(11)  # some label sets spelt two ways: the series table merges them
+    same_length = [dict(p, service="b") if p["service"] == "a" else p for p in pts]
+    new_values = [dict(p, value=float(i)) for i, p in enumerate(pts)]
+    shuffled = random.Random(4).sample(pts, len(pts))
+    for rows in (pts, pts, new_values, same_length, pts, shuffled, pts[:50], pts, new_values):
+        body = orjson.dumps({"points": rows})
+        got = json_points.scan(body)
+        assert got is not None
+        assert _rows(got) == _rows(_reference(body))
+        assert got.k == len(set(got.keys()))
+
+
 def test_json_scan_reads_every_number_as_the_json_parser_does() -> None:
     rnd = random.Random(3)
     values = [0.1, 1e-7, 5e-324, 1.7976931348623157e308, -0.0, 123456789012345678, 2 ** 53 + 1, 0.30000000000000004,
