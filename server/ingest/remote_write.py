@@ -113,8 +113,9 @@ class SeriesCache:
         self.lock = threading.Lock()  # requests decode in worker threads; one at a time per cache
         #: the last request's distinct label bytes (lengths, bytes back to back) and their series numbers
         self.last_spans: tuple[np.ndarray, np.ndarray, list[int]] | None = None
-        #: the last request's bytes, label spans and their numbering (intern_spans' result)
-        self.last_layout: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        #: the last request's bytes, label spans, their numbering (intern_spans' result) and
+        #: the series numbers of the distinct ones
+        self.last_layout: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[int]] | None = None
 
     def canonical(self) -> tuple[np.ndarray, pa.Array, pa.Array, pa.Array]:
         """(raw series number -> key number, and the key columns by key number)."""
@@ -131,7 +132,7 @@ class SeriesCache:
         """Bound memory between requests (series numbers stay valid within one)."""
         if len(self._raw) >= _CACHE_MAX:
             self._raw.clear()
-            self.last_spans = None
+            self.last_spans = self.last_layout = None
             self.svc, self.met, self.lab = [], [], []
             self.bad, self._cols = set(), None
             self.canon, self._canon_of, self.keys = [], {}, []
@@ -221,24 +222,25 @@ def _decode_v1_fast(raw: bytes, cache: SeriesCache) -> WriteResult | None:
     layout = cache.last_layout
     if (layout is not None and np.array_equal(layout[1], starts) and np.array_equal(layout[2], ends)
             and prom_scan.same_spans(buf, layout[0], starts, ends)):
-        same, first = layout[3], layout[4]  # the label spans of the last request, in its order
+        # the label spans of the last request, in its order: its numbering and series numbers
+        same, first, distinct = layout[3], layout[4], layout[5]
     else:
         same, first = json_scan.intern_spans(buf, starts, ends)
-    cache.last_layout = (buf, starts, ends, same, first)
-    # the distinct label bytes, back to back: a request with the series of the last one (each
-    # scrape sends the same) reuses its series numbers after one compare
-    f_start, f_end = starts[first], ends[first]
-    lens = f_end - f_start
-    gathered = buf[np.arange(int(lens.sum())) + np.repeat(f_start - (np.cumsum(lens) - lens), lens)]
-    last = cache.last_spans
-    if last is not None and np.array_equal(last[0], lens) and np.array_equal(last[1], gathered):
-        distinct = last[2]
-    else:
-        try:
-            distinct = [get(raw[a:b]) for a, b in zip(f_start.tolist(), f_end.tolist(), strict=True)]
-        except ProtobufDecodeError:
-            return None
-        cache.last_spans = (lens, gathered, distinct)
+        # the distinct label bytes, back to back: a request with the series of the last one
+        # in another layout reuses its series numbers after one compare
+        f_start, f_end = starts[first], ends[first]
+        lens = f_end - f_start
+        gathered, _ = json_scan.gather(buf, f_start, f_end)
+        last = cache.last_spans
+        if last is not None and np.array_equal(last[0], lens) and np.array_equal(last[1], gathered):
+            distinct = last[2]
+        else:
+            try:
+                distinct = [get(raw[a:b]) for a, b in zip(f_start.tolist(), f_end.tolist(), strict=True)]
+            except ProtobufDecodeError:
+                return None
+            cache.last_spans = (lens, gathered, distinct)
+    cache.last_layout = (buf, starts, ends, same, first, distinct)
     ids = np.array(distinct, dtype=np.int64)[same]
     id_list = distinct
     svc, met = cache.svc, cache.met
