@@ -486,7 +486,10 @@ class DuckDBStore:
     def _wait_points(self, seq: int, sid: np.ndarray, ts: np.ndarray, value: np.ndarray) -> None:
         """Log a batch, then queue it for the group commit (the lock is held); appended to
         DuckDB at once when the queue reaches ``flush_rows``, else by the flusher thread
-        within ``flush_seconds``."""
+        within ``flush_seconds``. Once logged, the batch is accepted: a failed append only
+        leaves it queued (retried); a queue that DuckDB keeps refusing refuses new batches."""
+        if self._waiting_rows >= 4 * self._flush_rows:
+            self._flush_points()  # raises StoreError while DuckDB refuses: nothing of this batch is kept
         try:
             self._log.append(seq, sid, ts, value)
         except OSError as exc:
@@ -498,8 +501,11 @@ class DuckDBStore:
         self._waiting.append(batch)
         self._waiting_rows += batch.num_rows
         if self._waiting_rows >= self._flush_rows:
-            self._flush_points()
-        elif self._flusher is None:
+            try:
+                self._flush_points()
+            except StoreError as exc:
+                log.error("group commit failed (retried): %s", exc)
+        if self._flusher is None:
             self._flusher = threading.Thread(target=self._flush_loop, name="rca-duckdb-flush", daemon=True)
             self._flusher.start()
 

@@ -16,6 +16,7 @@ replay.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import zlib
@@ -50,13 +51,20 @@ class PointsLog:
         record: list[bytes | memoryview] = [_HEADER.pack(_MAGIC, seq, len(sid), crc), *parts]
         size = sum(len(b) for b in record)
         fd = self._open()
-        written = os.writev(fd, record)
-        if written < size:  # a short write (rare on a regular file): write the rest
-            rest = b"".join(bytes(b) for b in record)[written:]
-            while rest:
-                rest = rest[os.write(fd, rest):]
-        if self.sync:
-            os.fdatasync(fd)
+        before = os.fstat(fd).st_size
+        try:
+            written = os.writev(fd, record)
+            if written < size:  # a short write (rare on a regular file): write the rest
+                rest = b"".join(bytes(b) for b in record)[written:]
+                while rest:
+                    rest = rest[os.write(fd, rest):]
+            if self.sync:
+                os.fdatasync(fd)
+        except OSError:
+            # no torn record may stay in front of later ones (the replay would stop at it)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, before)
+            raise
 
     def read(self) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
         """The complete records, in order: (seq, series ids, timestamps, values)."""

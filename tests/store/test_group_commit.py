@@ -14,10 +14,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import numpy as np
+import pytest
 
 from server.model.points import Points
+from server.store.base import StoreError
 from server.store.duckdb import DuckDBStore
 from server.store.points_log import PointsLog
 
@@ -133,3 +137,40 @@ def test_the_log_keeps_records_whole_and_stops_at_damage(tmp_path: Path) -> None
     assert [s for s, *_ in log.read()] == [7]
     log.clear()
     assert log.read() == []
+
+
+class _FailingAppends:
+    """DuckDB's connection, except that appends to ``points`` fail while ``failing`` is set:
+    a full disk or an I/O error cannot be caused on purpose here, so it is injected."""
+
+    def __init__(self, con: Any) -> None:
+        self.con = con
+        self.failing = True
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if self.failing and sql.startswith("INSERT INTO points"):
+            raise duckdb.IOException("No space left on device (injected)")
+        return self.con.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.con, name)
+
+
+def test_a_failing_append_keeps_accepted_batches_and_then_refuses_new_ones(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "f.duckdb", flush_seconds=60.0, flush_rows=400)
+    try:
+        store.insert_points(points=_batch(0))  # new series: committed at once
+        real = store._db
+        store._db = _FailingAppends(real)  # type: ignore[assignment]
+        accepted = [store.insert_points(points=_batch(b)) for b in range(1, 7)]  # 1,800 points: over 4 x 400
+        assert accepted == [1, 2, 3, 4, 5, 6]  # each logged, so each acknowledged, though DuckDB refused
+        size = (tmp_path / "f.duckdb.points.log").stat().st_size
+        with pytest.raises(StoreError, match="No space left"):
+            store.insert_points(points=_batch(7))
+        assert (tmp_path / "f.duckdb.points.log").stat().st_size == size  # the refused batch was not logged
+        store._db.failing = False  # type: ignore[attr-defined]
+        store._db = real
+        assert store.insert_points(points=_batch(7)) == 7
+        assert _stored(store) == [(b, 300) for b in range(8)]
+    finally:
+        store.close()
