@@ -440,6 +440,10 @@ class DuckDBStore:
             self._flush_points()
         return self._db
 
+    def flush(self) -> None:
+        """Append the accepted points still waiting for their group commit now."""
+        self._flush_points()
+
     def _flush_points(self) -> None:
         """Append the waiting batches in one statement (outside any transaction: a unit of
         work begins through ``_con``, which flushes first). On an error they stay waiting."""
