@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 SEP = "\x1f"  # canonical label JSON never holds a raw \x1f (JSON escapes control characters)
 
@@ -242,16 +243,25 @@ def _read(data: Any) -> pa.Table:
 
 
 def series_stats(code: np.ndarray, ts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per series of a batch: point count, first and last timestamp."""
-    count = np.bincount(code, minlength=k)
+    """Per series of a batch: point count, first and last timestamp (one compiled pass)."""
+    code = np.ascontiguousarray(code, dtype=np.int32)
+    if len(code) and (int(code.min()) < 0 or int(code.max()) >= k):
+        raise ValueError(f"series codes must be in [0, {k})")
+    out: tuple[np.ndarray, np.ndarray, np.ndarray] = _stats(code, np.ascontiguousarray(ts, dtype=np.float64), k)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _stats(code: np.ndarray, ts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    count = np.zeros(k, dtype=np.int64)
     lo = np.full(k, np.inf)
     hi = np.full(k, -np.inf)
-    if len(code):
-        order = np.argsort(code, kind="stable")
-        c = code[order]
-        t = ts[order]
-        starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
-        present = c[starts]
-        lo[present] = np.minimum.reduceat(t, starts)
-        hi[present] = np.maximum.reduceat(t, starts)
+    for q in range(len(code)):
+        c = code[q]
+        t = ts[q]
+        count[c] += 1
+        if t < lo[c]:
+            lo[c] = t
+        if t > hi[c]:
+            hi[c] = t
     return count, lo, hi

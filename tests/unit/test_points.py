@@ -243,3 +243,18 @@ def test_a_batch_travels_as_series_plus_codes() -> None:
     parts = pts.split(np.array([0, 1]), 2)
     assert [_rows(p) for p in parts] == [[("a", "m", None, 1.0, 1.0), ("a", "m", None, 3.0, 3.0)],
                                          [("b", "m", '{"p":"1"}', 2.0, 2.0)]]
+
+
+def test_series_stats_count_and_time_range_per_series() -> None:
+    from server.model.points import series_stats
+
+    rng = np.random.default_rng(2)
+    code = rng.integers(0, 50, 2000).astype(np.int32)
+    ts = rng.uniform(1.7e9, 1.8e9, 2000)
+    count, lo, hi = series_stats(code, ts, 53)  # three series without points in this batch
+    for k in range(53):
+        mine = ts[code == k]
+        assert count[k] == len(mine)
+        assert (lo[k], hi[k]) == ((mine.min(), mine.max()) if len(mine) else (np.inf, -np.inf))
+    with pytest.raises(ValueError, match="series codes"):
+        series_stats(np.array([0, 5], np.int32), np.array([1.0, 2.0]), 5)
