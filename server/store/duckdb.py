@@ -196,6 +196,14 @@ def usable_cpus() -> int:
 
 log = logging.getLogger("rca.store.duckdb")
 
+_APPEND_POINTS = "INSERT INTO points SELECT sid, ts, value, seq FROM rows_"
+
+
+def _points_rows(seq: int, sid: np.ndarray, ts: np.ndarray, value: np.ndarray) -> pa.Table:
+    """Rows of the points table for one stored batch (``seq`` its ingest sequence)."""
+    return pa.table({"sid": pa.array(sid, pa.int32()), "ts": pa.array(ts, pa.float64()),
+                     "value": pa.array(value, pa.float64()), "seq": pa.array(np.full(len(sid), seq, np.int64))})
+
 
 def _where(*filters: tuple[str, Any]) -> tuple[str, list[Any]]:
     """A WHERE clause from ``(condition with one ?, value)`` pairs; a None value drops its
@@ -419,7 +427,7 @@ class DuckDBStore:
             self._flusher.join(10.0)
         with self._lock:
             try:
-                self._flush_points()
+                self.flush()
             except StoreError as exc:
                 log.error("closing the store: %d accepted points could not be written: %s", self._waiting_rows, exc)
             else:
@@ -437,22 +445,18 @@ class DuckDBStore:
         every statement but that append goes through here, so a read sees every accepted
         point, and a stage checkpoint never refers to points that are not stored."""
         if self._waiting:
-            self._flush_points()
+            self.flush()
         return self._db
 
     def flush(self) -> None:
-        """Append the accepted points still waiting for their group commit now."""
-        self._flush_points()
-
-    def _flush_points(self) -> None:
         """Append the waiting batches in one statement (outside any transaction: a unit of
         work begins through ``_con``, which flushes first). On an error they stay waiting."""
         with self._lock:
             if not self._waiting:
                 return
-            waiting = self._waiting[0] if len(self._waiting) == 1 else pa.concat_tables(self._waiting)  # noqa: F841
+            rows_ = self._waiting[0] if len(self._waiting) == 1 else pa.concat_tables(self._waiting)  # noqa: F841
             try:
-                self._db.execute("INSERT INTO points SELECT sid, ts, value, seq FROM waiting")
+                self._db.execute(_APPEND_POINTS)
             except duckdb.Error as exc:
                 raise StoreError(f"writing {self._waiting_rows} accepted points: {exc}") from exc
             self._waiting = []
@@ -471,16 +475,12 @@ class DuckDBStore:
             last = -1 if row is None or row[0] is None else int(row[0])
             fresh = [r for r in records if r[0] > last]
             if fresh:
-                waiting = pa.table({  # noqa: F841 (read by DuckDB)
-                    "sid": pa.array(np.concatenate([r[1] for r in fresh]), pa.int32()),
-                    "ts": pa.array(np.concatenate([r[2] for r in fresh]), pa.float64()),
-                    "value": pa.array(np.concatenate([r[3] for r in fresh]), pa.float64()),
-                    "seq": pa.array(np.concatenate([np.full(len(r[1]), r[0], np.int64) for r in fresh]))})
+                rows_ = pa.concat_tables([_points_rows(*r) for r in fresh])
                 try:
-                    self._db.execute("INSERT INTO points SELECT sid, ts, value, seq FROM waiting")
+                    self._db.execute(_APPEND_POINTS)
                 except duckdb.Error as exc:
                     raise StoreError(f"re-appending the accepted points in {self._log.path}: {exc}") from exc
-                log.warning("re-appended %d accepted points (%d batches) from %s", waiting.num_rows, len(fresh),
+                log.warning("re-appended %d accepted points (%d batches) from %s", rows_.num_rows, len(fresh),
                             self._log.path)
         try:
             self._log.clear()
@@ -493,20 +493,19 @@ class DuckDBStore:
         within ``flush_seconds``. Once logged, the batch is accepted: a failed append only
         leaves it queued (retried); a queue that DuckDB keeps refusing refuses new batches."""
         if self._waiting_rows >= 4 * self._flush_rows:
-            self._flush_points()  # raises StoreError while DuckDB refuses: nothing of this batch is kept
+            self.flush()  # raises StoreError while DuckDB refuses: nothing of this batch is kept
         try:
             self._log.append(seq, sid, ts, value)
         except OSError as exc:
             raise StoreError(f"cannot write {self._log.path}: {exc}") from exc
-        batch = pa.table({"sid": pa.array(sid, pa.int32()), "ts": pa.array(ts, pa.float64()),
-                          "value": pa.array(value, pa.float64()), "seq": pa.array(np.full(len(sid), seq, np.int64))})
+        batch = _points_rows(seq, sid, ts, value)
         if not self._waiting:
             self._waiting_since = time.monotonic()
         self._waiting.append(batch)
         self._waiting_rows += batch.num_rows
         if self._waiting_rows >= self._flush_rows:
             try:
-                self._flush_points()
+                self.flush()
             except StoreError as exc:
                 log.error("group commit failed (retried): %s", exc)
         if self._flusher is None:
@@ -526,7 +525,7 @@ class DuckDBStore:
                     continue
                 timeout = self._flush_seconds
                 try:
-                    self._flush_points()
+                    self.flush()
                 except StoreError as exc:
                     log.error("group commit failed (retried): %s", exc)
 
@@ -613,10 +612,8 @@ class DuckDBStore:
             if not new and self._flush_seconds > 0 and not self._in_uow:
                 self._wait_points(seq, per_point, points.ts, points.value)  # logged; DuckDB gets it with others
             else:
-                batch = pa.table({"sid": pa.array(per_point, pa.int32()),  # noqa: F841 (read by DuckDB)
-                                  "ts": pa.array(points.ts, pa.float64()),
-                                  "value": pa.array(points.value, pa.float64())})
-                insert = f"INSERT INTO points SELECT sid, ts, value, {int(seq)}::BIGINT FROM batch"
+                rows_ = _points_rows(seq, per_point, points.ts, points.value)  # noqa: F841 (read by DuckDB)
+                insert = _APPEND_POINTS
                 if new:
                     fresh = pa.table({"sid": pa.array([s for _, s in new], pa.int32()),  # noqa: F841 (read by DuckDB)
                                       "service": pa.array([k[0] for k, _ in new], pa.string()),
