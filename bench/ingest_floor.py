@@ -4,8 +4,9 @@ the floor under ``bench/ingest.py``'s end-to-end figures.
 For each format the same pre-encoded 10k-point batches as ``bench/ingest.py`` go through
 the server's own code: decode and validate the body into a ``Points`` batch, store it in
 a DuckDB file (as the API does before its 202: logged and synced, appended to DuckDB in
-groups; ``RCA_STORE__FLUSH_SECONDS=0`` in the environment: one commit per batch), encode and decode
-the ``MetricPoints`` event, and detect (the detector stage: series lookup, sort, the
+groups; ``RCA_STORE__FLUSH_SECONDS=0`` in the environment: one commit per batch), hand the
+``MetricPoints`` event over (in process: the points themselves; ``--encode-events``: encoded
+and decoded, as on Kafka), and detect (the detector stage: series lookup, sort, the
 compiled kernel). CPU time per stage is measured with ``time.process_time`` on one core;
 the kernel's own share is printed apart. What ``bench/ingest.py`` measures above the sum
 is the HTTP server, the event loop and the stage workers' bookkeeping.
@@ -58,7 +59,7 @@ def _decoder(fmt: str) -> Callable[[bytes], Points]:
     return lambda body: remote_write.decode(remote_write.decompress(body, 1 << 30), cache=cache).points
 
 
-def run(fmt: str, batches: int) -> dict[str, float]:
+def run(fmt: str, batches: int, encode_events: bool = False) -> dict[str, float]:
     data = bench_ingest.Data(batches, 1000, 10_000, labels=True)
     bodies = bench_ingest.encode("json" if fmt == "json-reference" else fmt, data, False)
     decode_body = _decoder(fmt)
@@ -85,7 +86,10 @@ def run(fmt: str, batches: int) -> dict[str, float]:
                 spent.clear()
             points = timed("decode + validate", decode_body, body)
             seq = timed(STORE, lambda p=points: store.insert_points(points=p))
-            msg = timed("event encode + decode", lambda p=points, s=seq: decode(encode(MetricPoints.from_points(p, s))))
+            if encode_events:
+                msg = timed("event encode + decode", lambda p=points, s=seq: decode(encode(MetricPoints.from_points(p, s))))
+            else:
+                msg = timed("event hand-over", MetricPoints.in_memory, points, seq)
             timed("detect", stage.process_points, msg.points())  # type: ignore[union-attr]
         timed(STORE, store.flush)  # the last group (the flusher thread's CPU counts where it falls)
         store.close()
@@ -98,6 +102,8 @@ def main() -> int:
     ap.add_argument("--formats", default="json,arrow,remote-write",
                     help="comma-separated subset of " + ", ".join(FORMATS))
     ap.add_argument("--batches", type=int, default=40, help="10k-point batches per format (the first is not timed)")
+    ap.add_argument("--encode-events", action="store_true",
+                    help="encode and decode the detector's event as on Kafka (in process it is handed over as is)")
     args = ap.parse_args()
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     unknown = set(formats) - set(FORMATS)
@@ -109,7 +115,7 @@ def main() -> int:
     print(f"CPU microseconds per point, 10k-point batches of 1,000 labelled series; load {os.getloadavg()[0]:.1f}",
           flush=True)
     for fmt in formats:
-        per = run(fmt, args.batches)
+        per = run(fmt, args.batches, args.encode_events)
         total = sum(v for k, v in per.items() if not k.startswith(" "))
         print(f"{fmt}:")
         for k, v in per.items():

@@ -16,12 +16,15 @@ from __future__ import annotations
 import dataclasses
 import struct
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import orjson
 import pyarrow as pa
 
 from server.model.points import Points
+
+if TYPE_CHECKING:
+    from server.bus.base import Delivery
 
 __all__ = [
     "AlertsChanged", "AnomalyEvent", "AnomalyEvents", "ChangesAdded", "Event", "IncidentsNeedRca", "LabelAdded",
@@ -74,13 +77,24 @@ class MetricPoints:
     series_bytes: int = 0
     count: int = 0
     seq: int = -1
+    #: the points themselves, in this process only (never encoded): an event the in-process
+    #: bus hands over as is skips the Arrow IPC round trip
+    mem: Points | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_points(cls, points: Points, seq: int = -1) -> MetricPoints:
         series, pts = points.to_ipc()
         return cls(ipc=series + pts, series_bytes=len(series), count=points.n, seq=seq)
 
+    @classmethod
+    def in_memory(cls, points: Points, seq: int = -1) -> MetricPoints:
+        """The event for a consumer in this process: the points, not their encoding (it
+        cannot be encoded)."""
+        return cls(count=points.n, seq=seq, mem=points)
+
     def points(self) -> Points:
+        if self.mem is not None:
+            return self.mem
         body = memoryview(self.ipc)
         return Points.from_ipc(body[:self.series_bytes], body[self.series_bytes:])
 
@@ -199,7 +213,11 @@ def encode(event: Event) -> bytes:
     """Serialise an event (header JSON plus, for a metric batch, the Arrow IPC body)."""
     body = b""
     header: dict[str, Any] = {"type": event.TYPE, "v": event.V}
+    if getattr(event, "mem", None) is not None:
+        raise EventError("an in-memory metric event cannot be encoded (encode MetricPoints.from_points)")
     for f in dataclasses.fields(event):
+        if f.name == "mem":
+            continue
         value = getattr(event, f.name)
         if f.name == "ipc":
             body = value
@@ -229,7 +247,7 @@ def decode(data: bytes) -> Event:
     cls = _TYPES.get(str(header.get("type")))
     if cls is None:
         raise EventError(f"unknown event type {header.get('type')!r}")
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = {f.name for f in dataclasses.fields(cls)} - {"mem"}
     kwargs: dict[str, Any] = {}
     for k, v in header.items():
         if k not in known:
@@ -242,6 +260,13 @@ def decode(data: bytes) -> Event:
         kwargs["ipc"] = bytes(data[_HEADER.size + n:])
     event: Event = cls(**kwargs)
     return event
+
+
+def delivered(delivery: Delivery) -> Event:
+    """The event of a bus delivery: the object its publisher made when the bus handed it
+    over in this process (``Delivery.event``), else ``value`` decoded."""
+    ev = delivery.event
+    return ev if ev is not None else decode(delivery.value)  # type: ignore[no-any-return]
 
 
 def header_version(data: bytes) -> int:

@@ -43,6 +43,8 @@ from server.topics import Topics
 
 SEP = "\x1f"
 T = TypeVar("T")
+#: a metrics-topic message: partition, encoded value (empty in process), event handed over as is
+_Message = tuple[int, bytes, MetricPoints | None]
 
 
 @dataclass(slots=True)
@@ -125,7 +127,7 @@ class Publisher:
         return points, seq
 
     def _decode_store(self, decode: Callable[[], Points], limits: SeriesLimits | None,
-                      idem: Idempotency | None) -> tuple[Points, int, list[tuple[int, bytes]]]:
+                      idem: Idempotency | None) -> tuple[Points, int, list[_Message]]:
         points = decode()
         if not points.n:
             return points, -1, []
@@ -133,7 +135,7 @@ class Publisher:
         return points, seq, messages
 
     def _store_points(self, points: Points, limits: SeriesLimits | None,
-                      idem: Idempotency | None) -> tuple[int, list[tuple[int, bytes]]]:
+                      idem: Idempotency | None) -> tuple[int, list[_Message]]:
         seq = self._insert_points(points, limits, idem)
         return seq, self._messages(points, seq)  # encoded here, off the event loop
 
@@ -197,21 +199,25 @@ class Publisher:
                                       now=idem.now)
         idem.saved = True
 
-    def _messages(self, points: Points, seq: int) -> list[tuple[int, bytes]]:
-        """(partition, encoded message) of a batch: one per partition it touches, and on
-        the store-backed metrics log one per partition (offsets follow sequence numbers)."""
+    def _messages(self, points: Points, seq: int) -> list[_Message]:
+        """(partition, encoded message, event) of a batch: one per partition it touches, and
+        on the store-backed metrics log one per partition (offsets follow sequence numbers).
+        That log is the store (the in-process bus): the message is the points themselves,
+        handed to the detector in this process without an encoding (it reads the store back
+        after a restart)."""
         n = self.bus.partitions(self.topics.metrics)
         parts = points.split(points.partitions(n, self._partition_cache), n) if n > 1 else [points]
-        return [(p, encode(MetricPoints.from_points(part, seq))) for p, part in enumerate(parts)
-                if part.n or self.points_log]
+        if self.points_log:
+            return [(p, b"", MetricPoints.in_memory(part, seq)) for p, part in enumerate(parts)]
+        return [(p, encode(MetricPoints.from_points(part, seq)), None) for p, part in enumerate(parts) if part.n]
 
-    async def _publish_messages(self, messages: list[tuple[int, bytes]], seq: int) -> None:
+    async def _publish_messages(self, messages: list[_Message], seq: int) -> None:
         topic = self.topics.metrics
-        for p, message in messages:
+        for p, message, event in messages:
             self.published += 1
             if self.points_log and self._out_of_step(topic, p, seq):
                 continue
-            await self.bus.publish(topic, message, key=b"p%d" % p, partition=p)
+            await self.bus.publish(topic, message, key=b"p%d" % p, partition=p, event=event)
 
     async def _publish_points(self, points: Points, seq: int) -> None:
         await self._publish_messages(self._messages(points, seq), seq)
@@ -220,7 +226,7 @@ class Publisher:
         self.published += 1
         if self.journal and self._out_of_step(self.topics.events, 0, seq):
             return
-        await self.bus.publish(self.topics.events, encode(ev), key=_key(ev), partition=0)
+        await self.bus.publish(self.topics.events, encode(ev), key=_key(ev), partition=0, event=ev)
 
     def _out_of_step(self, topic: str, partition: int, seq: int) -> bool:
         """A source topic's next offset must be the batch's sequence number; if it is not

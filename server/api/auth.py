@@ -98,14 +98,23 @@ def _unauthorized(msg: str) -> HTTPException:
     return HTTPException(401, detail=msg, headers={"WWW-Authenticate": 'Bearer realm="rca"'})
 
 
-async def principal(request: Request, state: State) -> Principal:
-    """Who is calling (anonymous with every role while the server runs open). Async, so a
-    request costs no thread hand-off: the store is read (in a worker thread) only when
-    the cached keys are stale."""
-    ring: KeyRing = state.keys
+_PRINCIPAL = "rca.principal"  # where a request's caller is kept once known (its ASGI scope)
+
+
+async def principal(request: Request) -> Principal:
+    """Who is calling (anonymous with every role while the server runs open), found once
+    per request. Async, so a request costs no thread hand-off: the store is read (in a
+    worker thread) only when the cached keys are stale. The role and rate-limit checks
+    call it themselves (one dependency each, with no dependencies of their own: FastAPI
+    solves a tree of them per request, at a cost comparable to the handler's own work)."""
+    who: Principal | None = request.scope.get(_PRINCIPAL)
+    if who is not None:
+        return who
+    ring: KeyRing = request.app.state.rca.keys
     if ring.stale():
         await asyncio.to_thread(ring.refresh)
-    return identify(request, ring)
+    who = request.scope[_PRINCIPAL] = identify(request, ring)
+    return who
 
 
 def identify(request: Request, ring: KeyRing) -> Principal:
@@ -124,7 +133,8 @@ def identify(request: Request, ring: KeyRing) -> Principal:
 def require(role: str) -> Any:
     """A dependency that admits callers holding ``role`` (401 without a key, 403 without the role)."""
 
-    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    async def check(request: Request) -> Principal:
+        who = await principal(request)
         if role not in who.roles:
             raise HTTPException(403, detail=f"this API key ({who.key_id}) lacks the '{role}' role; "
                                             f"it has: {', '.join(sorted(who.roles)) or 'none'}")

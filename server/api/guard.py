@@ -98,8 +98,9 @@ class GuardMiddleware:
         async def bounded() -> Message:
             if state["done"]:
                 return await receive()
-            try:
-                message = await asyncio.wait_for(receive(), None if deadline is None else max(deadline - loop.time(), 0))
+            try:  # asyncio.timeout_at, not wait_for: no task per body chunk
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
             except TimeoutError:
                 raise HTTPException(408, f"request body not received within {self.body_timeout:g} s",
                                     headers={"Connection": "close"}) from None

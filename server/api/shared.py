@@ -14,14 +14,14 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
 from fastapi import Depends, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 
 from server.api.auth import Principal, principal
-from server.api.deps import AppState, State
+from server.api.deps import AppState
 from server.obs import count_shared_error
 from server.shared.base import SharedStateError
 
@@ -48,10 +48,12 @@ def client_of(request: Request, who: Principal) -> str:
 def rate_limit(scope: str) -> Any:
     """A dependency that spends one request of the caller's ``scope`` budget (429 past it)."""
 
-    async def check(request: Request, state: State, who: Annotated[Principal, Depends(principal)]) -> None:
+    async def check(request: Request) -> None:
+        state: AppState = request.app.state.rca
         limiter = state.limiter
         if limiter is None or not limiter.limited(scope):
             return
+        who = await principal(request)
         try:
             decision = await limiter.hit(scope, client_of(request, who))
         except SharedStateError as exc:

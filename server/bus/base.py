@@ -22,7 +22,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class BusError(Exception):
@@ -42,6 +42,9 @@ class Delivery:
     offset: int
     key: bytes
     value: bytes
+    #: the message as its publisher made it, handed over as is by the in-process bus (no
+    #: decode); None from a broker or a log read back: decode ``value``
+    event: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +109,11 @@ class Bus(Protocol):
 
     def partitions(self, topic: str) -> int: ...
 
-    async def publish(self, topic: str, value: bytes, *, key: bytes, partition: int | None = None) -> None:
-        """Append once the bus has it (a broker has acknowledged the write)."""
+    async def publish(self, topic: str, value: bytes, *, key: bytes, partition: int | None = None,
+                      event: Any = None) -> None:
+        """Append once the bus has it (a broker has acknowledged the write). ``event`` is the
+        decoded message: a bus in this process may hand it to its consumers as is (their
+        ``Delivery.event``) instead of their decoding ``value``; a broker ignores it."""
 
     async def consumer(self, *, group: str, topics: Sequence[str],
                        listener: RebalanceListener | None = None, member_id: str | None = None) -> Consumer: ...

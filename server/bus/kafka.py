@@ -95,7 +95,8 @@ class KafkaBus:
         except KeyError:
             raise BusError(f"unknown topic {topic!r}") from None
 
-    async def publish(self, topic: str, value: bytes, *, key: bytes, partition: int | None = None) -> None:
+    async def publish(self, topic: str, value: bytes, *, key: bytes, partition: int | None = None,
+                      event: Any = None) -> None:
         if self._producer is None:
             raise BusError("bus not started")
         p = partition_of(key, self.partitions(topic)) if partition is None else partition

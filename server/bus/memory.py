@@ -41,7 +41,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from server.bus.base import (
     BusError,
@@ -160,7 +160,8 @@ class _Segments:
 @dataclass
 class _Log:
     base: int = 0  # offset of items[0]
-    items: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: (key, value, the decoded event or None) per message
+    items: list[tuple[bytes, bytes, Any]] = field(default_factory=list)
     source: SourceLog | None = None
     segments: _Segments | None = None
 
@@ -213,7 +214,7 @@ class MemoryBus:
                     low = min((g.committed.get(TopicPartition(t.name, p), 0) for g in self._groups.values()
                                if TopicPartition(t.name, p) in g.committed), default=0)
                     base, items = await asyncio.to_thread(seg.load, low)
-                    logs.append(_Log(base=base, items=items, segments=seg))
+                    logs.append(_Log(base=base, items=[(k, v, None) for k, v in items], segments=seg))
                 else:
                     logs.append(_Log())
             self._logs[t.name] = logs
@@ -270,7 +271,11 @@ class MemoryBus:
                 lg.items.clear()
                 lg.base = lg.source.end(p)
 
-    async def publish(self, topic: str, value: bytes, *, key: bytes, partition: int | None = None) -> None:
+    async def publish(self, topic: str, value: bytes, *, key: bytes, partition: int | None = None,
+                      event: Any = None) -> None:
+        """``event`` (the decoded ``value``) is handed to the consumers as is. On a topic
+        whose log is a source, ``value`` may be empty when ``event`` is given: the message
+        is not written anywhere, and one read back from the source is encoded there."""
         logs = self._topic(topic)
         p = partition_of(key, len(logs)) if partition is None else partition
         if not 0 <= p < len(logs):
@@ -282,11 +287,13 @@ class MemoryBus:
                 raise BusError("bus closed")
             lg = logs[p]
             if lg.segments is not None:
+                if event is not None and not value:
+                    raise BusError(f"{topic} is written to disk: its messages need their encoded value")
                 try:
                     lg.segments.append(lg.end, key, value)
                 except OSError as exc:
                     raise BusError(f"cannot write the log of {topic}/{p}: {exc}") from exc
-            lg.items.append((key, value))
+            lg.items.append((key, value, event))
         self._wake(topic)
 
     def _wake(self, topic: str | None = None) -> None:
@@ -464,8 +471,8 @@ class MemoryConsumer:
                     continue
             pos = max(pos, log.base)
             while pos < log.end and len(out) < max_records:
-                key, value = log.items[pos - log.base]
-                out.append(Delivery(tp.topic, tp.partition, pos, key, value))
+                key, value, event = log.items[pos - log.base]
+                out.append(Delivery(tp.topic, tp.partition, pos, key, value, event))
                 pos += 1
             self._pos[tp] = pos
             if len(out) >= max_records:

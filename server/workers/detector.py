@@ -21,7 +21,7 @@ from typing import Any
 from server.bus.base import Bus, Delivery, TopicPartition
 from server.detector.core import DetectorConfig, warm_up
 from server.detector.worker import DetectorStage, SeriesEvent
-from server.events import AnomalyEvent, AnomalyEvents, MetricBatch, MetricPoints, decode, encode
+from server.events import AnomalyEvent, AnomalyEvents, MetricBatch, MetricPoints, delivered, encode
 from server.model.labels import canonical_labels
 from server.settings import Settings
 from server.status import Checkpoints, StatusBoard
@@ -117,7 +117,7 @@ class DetectorWorker(StageWorker):
 
     # ---- work ------------------------------------------------------------------------------
     def _detect(self, d: Delivery) -> AnomalyEvents:
-        ev = decode(d.value)
+        ev = delivered(d)
         stage = self.stages.get(d.partition)
         if stage is None:  # not ours any more (revoked between poll and handle)
             raise RuntimeError(f"partition {d.partition} not owned")
@@ -144,7 +144,7 @@ class DetectorWorker(StageWorker):
             if d.partition not in self.stages:
                 continue  # revoked since the poll: its new owner reads it
             out = await asyncio.to_thread(self._detect, d)
-            await self.bus.publish(self.topics_.grouping, encode(out), key=b"p%d" % d.partition)
+            await self.bus.publish(self.topics_.grouping, encode(out), key=b"p%d" % d.partition, event=out)
         if self.metrics is not None:
             self.metrics.late_points.set(self.late_points)
         return True

@@ -29,7 +29,7 @@ from server.events import (
     Event,
     IncidentsNeedRca,
     TopologyChanged,
-    decode,
+    delivered,
     encode,
 )
 from server.grouping.worker import IncidentManager
@@ -179,15 +179,15 @@ class GroupingWorker(StageWorker):
         return out
 
     async def handle(self, deliveries: list[Delivery]) -> bool:
-        events = [decode(d.value) for d in deliveries]
+        events = [delivered(d) for d in deliveries]
         if self._stores(events):
             dirty = await asyncio.to_thread(self._apply, events)
         else:  # in memory only: no worker thread needed
             self._advance(events)
             dirty = set()
         if dirty or self.watermark != self._sent_watermark:
-            await self.bus.publish(self.topics_.analysis, encode(IncidentsNeedRca(
-                incident_ids=tuple(sorted(dirty)), watermark=self.watermark)), key=b"grouping")
+            need = IncidentsNeedRca(incident_ids=tuple(sorted(dirty)), watermark=self.watermark)
+            await self.bus.publish(self.topics_.analysis, encode(need), key=b"grouping", event=need)
             self._sent_watermark = self.watermark
         return True
 

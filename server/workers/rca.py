@@ -27,7 +27,7 @@ from server.events import (
     LogsAdded,
     ModelRetrained,
     RerunRequested,
-    decode,
+    delivered,
     encode,
 )
 from server.rca.service import RcaService, candidate_window
@@ -116,7 +116,7 @@ class RcaWorker(StageWorker):
         return dirty
 
     async def handle(self, deliveries: list[Delivery]) -> bool:
-        events = [decode(d.value) for d in deliveries]
+        events = [delivered(d) for d in deliveries]
         if self._reads_store(events):
             self.dirty |= await asyncio.to_thread(self._collect, events)
         else:  # incident ids and watermarks only: no worker thread needed
@@ -190,7 +190,7 @@ class RetrainWorker(StageWorker):
         incidents: set[str] = set()
         labels = 0
         for d in deliveries:
-            ev = decode(d.value)
+            ev = delivered(d)
             if isinstance(ev, LabelAdded):
                 labels += 1
                 label = next((lbl for lbl in self.store.list_labels(incident_id=ev.incident_id)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 
 from server.bus.base import Bus, Consumer, Delivery, TopicPartition, TopicSpec, partition_of
+from server.events import IncidentsNeedRca, delivered, encode
 from tests.bus.conftest import BusFactory
 
 
@@ -48,6 +49,20 @@ async def test_order_per_key_and_partition_of_key(make_bus: BusFactory, topic: s
     assert len(by_key) == 7
     for seq in by_key.values():
         assert seq == sorted(seq)  # every key's messages in publish order
+    await c.close()
+
+
+async def test_the_consumer_gets_the_event_that_was_published(make_bus: BusFactory, topic: str) -> None:
+    """``delivered`` gives back the event published with the message: handed over as is by
+    a bus in this process, decoded from the bytes from a broker."""
+    bus = await make_bus()
+    await bus.start([TopicSpec(topic, 1)])
+    sent = [IncidentsNeedRca(incident_ids=(f"inc-{i}",), watermark=float(i)) for i in range(3)]
+    for ev in sent:
+        await bus.publish(topic, encode(ev), key=b"k", event=ev)
+    c = await bus.consumer(group=f"{topic}-ev", topics=[topic])
+    got = (await _drain([c], 3))[c.member_id]
+    assert [delivered(d) for d in got] == sent
     await c.close()
 
 

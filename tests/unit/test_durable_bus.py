@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from server.bus.base import Delivery, TopicPartition
+from server.bus.base import BusError, Delivery, TopicPartition
 from server.bus.memory import MemoryBus
-from server.events import ChangesAdded, MetricPoints, decode
+from server.events import ChangesAdded, EventError, IncidentsNeedRca, MetricPoints, decode, delivered, encode
 from server.journal import JournalSource, PointsSource
 from server.model import Change
 from server.model.points import Points
@@ -57,6 +57,9 @@ async def test_stored_batches_are_the_metrics_log_across_a_restart(tmp_path: Pat
     c = await bus.consumer(group="det", topics=[topics.metrics])
     first = await c.poll(timeout=0.1)
     assert [d.offset for d in first] == [0, 1, 2]
+    for d in first:  # in this process: the points themselves, no encoding (the store is the log)
+        assert d.value == b"" and isinstance(d.event, MetricPoints) and d.event.mem is not None
+        assert delivered(d).points().table().equals(_points(d.offset).table())  # type: ignore[union-attr]
     await c.ack(first[:2])  # batch 2 was delivered, not finished: then the process dies
     # a batch stored whose publish never happened (killed between commit and publish)
     pub._insert_points(_points(3), None, None)
@@ -66,8 +69,9 @@ async def test_stored_batches_are_the_metrics_log_across_a_restart(tmp_path: Pat
     assert sum(p.lag for p in await bus.lag(group="det", topic=topics.metrics)) == 2  # pending tells the truth
     again = await _take(bus, "det", topics.metrics, 2)
     assert [d.offset for d in again] == [2, 3]
-    for d in again:
-        ev = decode(d.value)
+    for d in again:  # read back from the store after the restart: encoded there
+        assert d.event is None
+        ev = delivered(d)
         assert isinstance(ev, MetricPoints) and ev.seq == d.offset
         assert ev.points().table().equals(_points(d.offset).table())
     # a detector restoring an older checkpoint seeks back: read from the store as well
@@ -117,6 +121,27 @@ async def test_stage_topics_survive_in_segment_files_even_a_torn_write(tmp_path:
     bus = await _bus(tmp_path, store, topics)
     assert [d.value for d in await _take(bus, "g", topics.grouping, 3)] == [b"v3", b"v4", b"v5"]
     assert np.all([d.offset for d in await _take(bus, "g", topics.grouping, 3)] == np.array([3, 4, 5]))
+    store.close()
+
+
+async def test_a_message_written_to_disk_needs_its_encoding(tmp_path: Path) -> None:
+    """The decoded event rides along in this process; a stage topic's message is still
+    written to its segment, so its encoded value is required, and an in-memory metric
+    event cannot be encoded by mistake."""
+    topics = Topics.of(Settings(data_dir=tmp_path))
+    store = DuckDBStore(tmp_path / "rca.duckdb")
+    bus = await _bus(tmp_path, store, topics)
+    need = IncidentsNeedRca(incident_ids=("inc-1",), watermark=5.0)
+    with pytest.raises(BusError, match="encoded value"):
+        await bus.publish(topics.analysis, b"", key=b"k", event=need)
+    await bus.publish(topics.analysis, encode(need), key=b"k", event=need)
+    (d,) = await _take(bus, "rca", topics.analysis, 1)
+    assert d.event is need and delivered(d) == need
+    bus = await _bus(tmp_path, store, topics)  # after a restart: read from the segment, decoded
+    (d,) = await _take(bus, "rca", topics.analysis, 1)
+    assert d.event is None and delivered(d) == need
+    with pytest.raises(EventError):
+        encode(MetricPoints.in_memory(_points(0)))
     store.close()
 
 

@@ -159,6 +159,46 @@ def test_arrow_batches_that_repeat_the_last_ones_series_decode_as_the_reference(
         assert _rows(arrow_ipc.decode_points(body(rows))) == _rows(_reference(orjson.dumps({"points": rows})))
 
 
+def test_arrow_batches_with_the_last_ones_key_columns_byte_for_byte() -> None:
+    """A batch whose service, metric and labels columns are the last valid batch's, byte
+    for byte, reuses its series after one compare: its own timestamps and values are what
+    is stored, a bad value in it is still refused (naming the row), and a batch that only
+    looks the same (another column type, one label changed) is decoded afresh."""
+    pts = _random_points(13)
+    for p in pts:
+        p.pop("extra", None)
+    n = len(pts)
+
+    def table(ts: list[float], values: list[float], labels: pa.DataType = pa.string()) -> pa.Table:
+        return pa.table({
+            "service": pa.array([p["service"] for p in pts]).dictionary_encode(),
+            "metric": pa.array([p["metric"] for p in pts]),
+            "ts": pa.array(ts, pa.float64()),
+            "value": pa.array(values, pa.float64()),
+            "labels": pa.array([orjson.dumps(p["labels"]).decode() if p.get("labels") else None for p in pts],
+                               labels),
+        })
+
+    def reference(t: pa.Table) -> list[tuple[object, ...]]:
+        return _rows(arrow_ipc.validate_points(t))
+
+    ts = [float(p["ts"]) for p in pts]  # type: ignore[arg-type]
+    first = table(ts, [float(i) for i in range(n)])
+    assert _rows(arrow_ipc.decode_points(arrow_ipc.encode(first))) == reference(first)
+    later = table([t + 60.0 for t in ts], [float(-i) for i in range(n)])
+    got = arrow_ipc.decode_points(arrow_ipc.encode(later))
+    assert _rows(got) == reference(later)
+    assert got.series is arrow_ipc.decode_points(arrow_ipc.encode(later)).series  # reused, not rebuilt
+    bad = table(ts, [float(i) for i in range(n - 1)] + [float("nan")])
+    with pytest.raises(BatchError) as exc:
+        arrow_ipc.decode_points(arrow_ipc.encode(bad))
+    assert exc.value.errors[0]["loc"] == ["body", "points", n - 1, "value"]
+    wide = table(ts, [1.0] * n, pa.large_string())  # the same texts, other offsets' width
+    assert _rows(arrow_ipc.decode_points(arrow_ipc.encode(wide))) == reference(wide)
+    relabelled = first.set_column(4, "labels", pa.array(['{"zone": "b"}'] + first.column("labels").to_pylist()[1:]))
+    assert _rows(arrow_ipc.decode_points(arrow_ipc.encode(relabelled))) == reference(relabelled)
+
+
 def test_remote_write_requests_that_repeat_the_last_ones_series() -> None:
     cache = remote_write.SeriesCache(("service", "job"))
     series = [({"__name__": f"m{i % 3}", "job": f"svc{i % 4}", "instance": f"h{i}"}, [(1.7e9 + i, float(i))])
