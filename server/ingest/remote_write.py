@@ -62,8 +62,9 @@ def protocol_of(content_type: str | None) -> str:
     return V1
 
 
-def decompress(body: bytes, max_bytes: int, encoding: str | None = "snappy") -> bytes:
-    """Snappy block decompression with a bound on the decompressed size."""
+def decompress(body: bytes, max_bytes: int, encoding: str | None = "snappy") -> np.ndarray:
+    """Snappy block decompression with a bound on the decompressed size, into a byte array
+    of the size the block declares (no copy after it)."""
     enc = (encoding or "snappy").strip().lower()
     if enc != "snappy":
         raise UnsupportedMediaType(f"remote-write bodies are Content-Encoding: snappy, not {enc!r}")
@@ -74,10 +75,14 @@ def decompress(body: bytes, max_bytes: int, encoding: str | None = "snappy") -> 
         raise DecodeError("body is not snappy-compressed (bad length header)")
     if size > max_bytes:
         raise DecodeError(f"decompressed body of {size} bytes exceeds the limit of {max_bytes} bytes")
+    out = np.empty(size, dtype=np.uint8)
     try:
-        return bytes(cramjam.snappy.decompress_raw(body))
+        got = cramjam.snappy.decompress_raw_into(body, out)
     except Exception as exc:  # cramjam raises its own DecompressionError
         raise DecodeError(f"body is not valid snappy (block format): {exc}") from exc
+    if got != size:
+        raise DecodeError(f"body is not valid snappy (block format): {got} bytes, not the {size} declared")
+    return out
 
 
 def _uvarint(buf: bytes) -> int | None:
@@ -116,6 +121,9 @@ class SeriesCache:
         #: the last request's bytes, label spans, their numbering (intern_spans' result) and
         #: the series numbers of the distinct ones
         self.last_layout: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[int]] | None = None
+        #: the last request's sample -> label span numbers and the batch's series and codes
+        #: (valid while its layout is: a request like it reuses both after one compare)
+        self.last_points: tuple[np.ndarray, pa.Table, np.ndarray] | None = None
 
     def canonical(self) -> tuple[np.ndarray, pa.Array, pa.Array, pa.Array]:
         """(raw series number -> key number, and the key columns by key number)."""
@@ -132,7 +140,7 @@ class SeriesCache:
         """Bound memory between requests (series numbers stay valid within one)."""
         if len(self._raw) >= _CACHE_MAX:
             self._raw.clear()
-            self.last_spans = self.last_layout = None
+            self.last_spans = self.last_layout = self.last_points = None
             self.svc, self.met, self.lab = [], [], []
             self.bad, self._cols = set(), None
             self.canon, self._canon_of, self.keys = [], {}, []
@@ -178,19 +186,21 @@ class SeriesCache:
         return out
 
 
-def decode(raw: bytes, *, proto: str = V1, cache: SeriesCache) -> WriteResult:
+def decode(raw: bytes | np.ndarray, *, proto: str = V1, cache: SeriesCache) -> WriteResult:
     """Decompressed protobuf -> point table. Whole-request validation: a series without
     a metric name or a service label rejects the request (422), nothing is kept."""
     with cache.lock:
         return _decode(raw, proto, cache)
 
 
-def _decode(raw: bytes, proto: str, cache: SeriesCache) -> WriteResult:
+def _decode(raw: bytes | np.ndarray, proto: str, cache: SeriesCache) -> WriteResult:
     cache.begin()
     if proto == V1:
-        fast = _decode_v1_fast(raw, cache)
+        fast = _decode_v1_fast(np.frombuffer(raw, np.uint8) if isinstance(raw, bytes) else raw, cache)
         if fast is not None:
             return fast
+    if isinstance(raw, np.ndarray):
+        raw = raw.tobytes()
     try:
         req = (WriteRequest if proto == V1 else WriteRequestV2).FromString(raw)
     except ProtobufDecodeError as exc:
@@ -209,21 +219,29 @@ def _decode(raw: bytes, proto: str, cache: SeriesCache) -> WriteResult:
     return _table(series, cache, proto)
 
 
-def _decode_v1_fast(raw: bytes, cache: SeriesCache) -> WriteResult | None:
-    """The compiled scan (see :mod:`server.ingest.prom_scan`); None: use the protobuf library."""
-    status, ls, le, n_series, s_series, s_ts, s_val, n = prom_scan.scan_v1(np.frombuffer(raw, np.uint8))
+def _decode_v1_fast(buf: np.ndarray, cache: SeriesCache) -> WriteResult | None:
+    """The compiled scan (see :mod:`server.ingest.prom_scan`) of the request's bytes;
+    None: use the protobuf library."""
+    status, ls, le, n_series, s_series, s_ts, s_val, n = prom_scan.scan_v1(buf)
     if status != prom_scan.OK:
         return None
     get = cache.raw_id
     # Prometheus sends each series' labels again with every sample: equal label bytes are
     # numbered in the compiled pass, and only the distinct ones are looked up in the cache
     starts, ends = ls[:n_series], le[:n_series]
-    buf = np.frombuffer(raw, np.uint8)
     layout = cache.last_layout
+    last_points = cache.last_points
+    cache.last_points = None
     if (layout is not None and np.array_equal(layout[1], starts) and np.array_equal(layout[2], ends)
             and prom_scan.same_spans(buf, layout[0], starts, ends)):
         # the label spans of the last request, in its order: its numbering and series numbers
         same, first, distinct = layout[3], layout[4], layout[5]
+        values = s_val[:n]
+        if last_points is not None and np.array_equal(last_points[0], s_series[:n]) and np.isfinite(values).all():
+            # and its samples laid out as its were (the usual scrape): its series and codes
+            cache.last_layout, cache.last_points = layout, last_points
+            ts = s_ts[:n].astype(np.float64) / 1e3
+            return WriteResult(Points(last_points[1], last_points[2].copy(), ts, values.copy()), n_series, n, 0, V1)
     else:
         same, first = json_scan.intern_spans(buf, starts, ends)
         # the distinct label bytes, back to back: a request with the series of the last one
@@ -236,7 +254,7 @@ def _decode_v1_fast(raw: bytes, cache: SeriesCache) -> WriteResult | None:
             distinct = last[2]
         else:
             try:
-                distinct = [get(raw[a:b]) for a, b in zip(f_start.tolist(), f_end.tolist(), strict=True)]
+                distinct = [get(buf[a:b].tobytes()) for a, b in zip(f_start.tolist(), f_end.tolist(), strict=True)]
             except ProtobufDecodeError:
                 return None
             cache.last_spans = (lens, gathered, distinct)
@@ -276,6 +294,8 @@ def _decode_v1_fast(raw: bytes, cache: SeriesCache) -> WriteResult | None:
     take = pa.array(keys, type=pa.int64())
     series = pa.table({"service": c_svc.take(take), "metric": c_met.take(take), "labels": c_lab.take(take)})
     points = Points(series, remap[sample_ids], np.ascontiguousarray(ts), values.copy())
+    if not dropped:
+        cache.last_points = (s_series[:n].copy(), series, points.code)
     return WriteResult(points, n_series, n, dropped, V1)
 
 

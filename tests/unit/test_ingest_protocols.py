@@ -24,7 +24,7 @@ def _library(raw: bytes) -> remote_write.WriteResult:
 
 
 def _raw(series: list) -> bytes:
-    return remote_write.decompress(remote_write.encode_v1(series), 1 << 26)
+    return remote_write.decompress(remote_write.encode_v1(series), 1 << 26).tobytes()
 
 
 def test_fast_path_equals_protobuf_library() -> None:
@@ -59,6 +59,10 @@ def test_fast_path_falls_back_on_interleaved_labels_and_rejects_garbage() -> Non
     big = bytes(cramjam.snappy.compress_raw(b"\x00" * 5000))
     with pytest.raises(DecodeError, match="exceeds"):
         remote_write.decompress(big, 1000)
+    ok = bytes(cramjam.snappy.compress_raw(b"hello world hello"))  # its length header, then the block
+    for bad in (bytes([ok[0] + 3]) + ok[1:], bytes([ok[0] - 3]) + ok[1:], ok[:-2]):  # lies about its size, cut
+        with pytest.raises(DecodeError, match="not valid snappy"):
+            remote_write.decompress(bad, 1 << 20)
     with pytest.raises(UnsupportedMediaType):
         remote_write.protocol_of("application/x-protobuf;proto=io.prometheus.write.v3.Request")
     assert remote_write.protocol_of("application/x-protobuf; proto=io.prometheus.write.v2.Request") == remote_write.V2
