@@ -77,7 +77,7 @@ def decompress(body: bytes, max_bytes: int, encoding: str | None = "snappy") -> 
         raise DecodeError(f"decompressed body of {size} bytes exceeds the limit of {max_bytes} bytes")
     out = np.empty(size, dtype=np.uint8)
     try:
-        got = cramjam.snappy.decompress_raw_into(body, memoryview(out))
+        got = cramjam.snappy.decompress_raw_into(body, out.data)
     except Exception as exc:  # cramjam raises its own DecompressionError
         raise DecodeError(f"body is not valid snappy (block format): {exc}") from exc
     if got != size:
