@@ -124,6 +124,30 @@ def _port(host: str) -> int | None:
         return None
 
 
+class _Chunks:
+    """A request body as the chunks that arrived, where uvicorn keeps a ``bytearray``:
+    ``+=`` keeps the chunk (uvicorn's bytearray copies it), ``bytes()`` gives a lone chunk
+    back as it is (uvicorn copies the bytearray again) and joins several once. On a
+    megabyte batch that is two copies of the body fewer per request."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def __iadd__(self, chunk: bytes) -> _Chunks:
+        self.parts.append(bytes(chunk))  # a no-op for the bytes httptools hands over
+        self.size += len(chunk)
+        return self
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bytes__(self) -> bytes:
+        return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+
+
 class HeaderTimeoutProtocol(HttpToolsProtocol):
     """Closes a connection whose request head has not fully arrived ``header_timeout`` s
     after the connection opened or the request began (one byte a second holds nothing)."""
@@ -159,6 +183,15 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.cycle
+        if not isinstance(cycle.body, _Chunks):  # new, or reset to a bytearray by each receive()
+            held = bytes(cycle.body)
+            cycle.body = _Chunks()  # type: ignore[assignment]
+            if held:
+                cycle.body += held
+        super().on_body(body)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

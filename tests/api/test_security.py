@@ -254,6 +254,46 @@ def test_slow_clients_are_cut_off(tmp_path: Path) -> None:
             assert c.get("/health").status_code == 200
 
 
+def _response(s: socket.socket) -> tuple[bytes, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(65536)
+    head, rest = data.split(b"\r\n\r\n", 1)
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(rest) < length:
+        rest += s.recv(65536)
+    return head.split(b"\r\n")[0], rest
+
+
+def test_a_body_sent_in_pieces_arrives_whole(tmp_path: Path) -> None:
+    """The real server (uvicorn with this project's protocol class, which keeps a body's
+    chunks instead of copying them) takes a body that trickles in, with a length or
+    chunked, as one batch, byte for byte."""
+    import orjson
+
+    pts = [p for s in range(4) for p in series(f"piece{s}", "m", n=500, base=1.0, seed=s)]
+    body = orjson.dumps({"points": pts})
+    pieces = [body[i:i + len(body) // 5 + 1] for i in range(0, len(body), len(body) // 5 + 1)]
+    with EmbeddedServer(data_dir=tmp_path / "d") as srv:
+        for chunked in (False, True):
+            s = _raw(srv.port)
+            framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % len(body)
+            s.sendall(b"POST /ingest/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      + framing + b"\r\n\r\n")
+            for piece in pieces:
+                s.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+                time.sleep(0.05)  # each piece reaches the server apart
+            if chunked:
+                s.sendall(b"0\r\n\r\n")
+            status, answer = _response(s)
+            s.close()
+            assert b" 202 " in status + b" " and orjson.loads(answer) == {"accepted": len(pts)}
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            wait_idle(c)
+            got = {m["service"]: m["points"] for m in c.get("/services/metrics").json()}
+        assert got == {f"piece{s}": 1000 for s in range(4)}  # both requests, every point
+
+
 def test_start_up_failures_are_one_clear_line(tmp_path: Path) -> None:
     data = tmp_path / "d"
     port = free_port()
