@@ -125,6 +125,31 @@ def _round_half_even(v: float) -> int:
 
 
 @_jit()
+def group_order(code: np.ndarray, ts: np.ndarray, k: int) -> np.ndarray:
+    """The points of a batch grouped by series (``code`` in ``[0, k)``), each series' points
+    in their order (a stable counting sort: O(n + k), where a sort by series and time is
+    O(n log n)); an empty array when some series' points are not in time order (the caller
+    then sorts by time as well)."""
+    n = len(code)
+    start = np.zeros(k + 1, dtype=np.int64)
+    for q in range(n):
+        start[code[q] + 1] += 1
+    for c in range(k):
+        start[c + 1] += start[c]
+    order = np.empty(n, dtype=np.int64)
+    last = np.full(k, -np.inf)
+    for q in range(n):
+        c = code[q]
+        t = ts[q]
+        if t < last[c]:
+            return np.empty(0, dtype=np.int64)
+        last[c] = t
+        order[start[c]] = q
+        start[c] += 1
+    return order
+
+
+@_jit()
 def ring_slots(buffer: int, dim: int, stride: int) -> int:
     """Slots per phase of the history ring (a power of two; see :func:`_pos`)."""
     need = -(-(buffer + dim + 1) // stride)

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from server.detector import kernel as K
 from server.detector.core import DetectorConfig, DetectorEvent, StreamingDetector
 from server.detector.explain import explain
 from server.model.labels import parse_labels
@@ -148,10 +149,15 @@ class DetectorStage:
                 mapping[j] = i
             self._grow()
             self._batch_cache = (points.series, mapping)
-        return self._process(mapping[points.code], points.ts, points.value)
+        order = K.group_order(points.code, points.ts, points.k)  # each series' points together, in time order
+        return self._process(mapping[points.code], points.ts, points.value, order if len(order) else None)
 
-    def _process(self, sid: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> list[SeriesEvent]:
-        order = np.lexsort((ts, sid))
+    def _process(self, sid: np.ndarray, ts: np.ndarray, vals: np.ndarray,
+                 order: np.ndarray | None = None) -> list[SeriesEvent]:
+        """Points of known series (any order; ``order``: a grouping by series with each
+        series' points in time order, when the caller has one)."""
+        if order is None:
+            order = np.lexsort((ts, sid))
         sid, ts, vals = sid[order], ts[order], vals[order]
         # previous timestamp of each row within its series (or the series' last detected point)
         prev = np.empty_like(ts)

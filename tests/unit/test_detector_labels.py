@@ -64,3 +64,36 @@ def test_matchers() -> None:
     assert not matches({"pod": "a"}, {"pod": "b"})
     assert not matches({"pod": "a"}, parse_matchers(["pod=a", "pod=b"]))
     assert canonical_labels({}) is None and canonical_labels({"b": "1", "a": "2"}) == '{"a":"2","b":"1"}'
+
+
+def test_a_batch_detects_alike_whatever_the_order_of_its_points() -> None:
+    """Points of a batch go to the kernel grouped by series in time order: by a linear
+    grouping when each series' points arrive in time order, by a sort when they do not;
+    either way the same events, late points and state as one series at a time."""
+    from server.detector import kernel as K
+    from server.model.points import Points
+
+    rng = np.random.default_rng(4)
+    rows = [("web", "lat", {"pod": p}, 100.0 + 10 * i, 1.0 + 0.01 * rng.standard_normal() + (3.0 if i > 300 else 0))
+            for i in range(400) for p in "abc"]
+    in_order = Points.from_table(_table(rows))
+    assert len(K.group_order(in_order.code, in_order.ts, in_order.k)) == len(rows)
+    shuffled_rows = [rows[i] for i in rng.permutation(len(rows))]
+    shuffled = Points.from_table(_table(shuffled_rows))
+    assert len(K.group_order(shuffled.code, shuffled.ts, shuffled.k)) == 0  # not in time order: sorted instead
+    got = []
+    for pts in (in_order, shuffled):
+        st = DetectorStage()
+        events = st.process_points(pts)
+        state = st.detector.get_state()["state"]  # one row per field, one column per series
+        by_series = {st.labels[i]: state[:, i].tolist() for i in range(len(st.labels))}
+        seen = sorted([(e.service, e.labels, e.event.kind, e.event.ts) for e in events], key=lambda e: (e[3], str(e[1])))
+        got.append((seen, st.late_points, by_series))
+    one = DetectorStage()
+    alone = []
+    for p in "abc":
+        alone += one.process(_table([r for r in rows if r[2] == {"pod": p}]))
+    assert got[0] == got[1]
+    assert got[0][0] == sorted(
+        [(e.service, e.labels, e.event.kind, e.event.ts) for e in alone], key=lambda e: (e[3], str(e[1])))
+    assert any(kind == "open" for _, _, kind, _ in got[0][0])
