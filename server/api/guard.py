@@ -153,6 +153,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     after the connection opened or the request began (one byte a second holds nothing)."""
 
     header_timeout = 10.0
+    #: body bytes a connection may hold before the app reads them (then reading pauses)
+    body_high_water = 4 * 1024 * 1024
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -185,13 +187,23 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
+        """uvicorn's ``on_body`` (same checks and wake-up), with the body kept as chunks
+        and reading paused only past ``body_high_water`` bytes not yet read by the app:
+        uvicorn pauses past 64 KiB, which on a 1 MB batch means a dozen pauses, resumes
+        (two epoll calls each) and wake-ups per request, about a tenth of the event
+        loop's CPU on 10k-point batches. What a connection holds stays bounded."""
         cycle = self.cycle
+        if (self.parser.should_upgrade() and self._should_upgrade()) or cycle.response_complete:
+            return
         if not isinstance(cycle.body, _Chunks):  # new, or reset to a bytearray by each receive()
             held = bytes(cycle.body)
             cycle.body = _Chunks()  # type: ignore[assignment]
             if held:
                 cycle.body += held
-        super().on_body(body)
+        cycle.body += body
+        if len(cycle.body) > self.body_high_water:
+            self.flow.pause_reading()
+        cycle.message_event.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
