@@ -75,30 +75,20 @@ async def check_backpressure(state: AppState) -> None:
                                    "nothing of this batch was stored, retry after 1 s")
 
 
-async def read_body(request: Request, max_bytes: int, timeout: float | None = None) -> bytes:
-    """The whole body, at most ``max_bytes`` (else 413), within ``timeout`` seconds (else
-    408; None: the app's GuardMiddleware bounds every body's time already)."""
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The whole body, at most ``max_bytes`` (else 413). Its time is bounded by the app's
+    GuardMiddleware (408), as every body's is."""
     cl = request.headers.get("content-length")
     if cl is not None and cl.isdigit() and int(cl) > max_bytes:
         raise HTTPException(413, detail=f"request body of {cl} bytes exceeds the limit of {max_bytes} bytes")
     chunks: list[bytes] = []  # joined once at the end (a body arrives in a few chunks: one copy, not two)
     size = 0
-
-    async def collect() -> None:
-        nonlocal size
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_bytes:
-                raise HTTPException(413, detail=f"request body exceeds the limit of {max_bytes} bytes")
-            if chunk:
-                chunks.append(chunk)
-
-    try:
-        async with asyncio.timeout(timeout):  # not wait_for: no task per request
-            await collect()
-    except TimeoutError as exc:
-        raise HTTPException(408, detail=f"request body not received within {timeout:g} s",
-                            headers={"Connection": "close"}) from exc
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise HTTPException(413, detail=f"request body exceeds the limit of {max_bytes} bytes")
+        if chunk:
+            chunks.append(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
@@ -106,7 +96,7 @@ async def read_batch(request: Request, state: AppState, accepted: tuple[str, ...
     """Content type, backpressure and body limits shared by every ingest endpoint."""
     check_content_type(request, accepted)
     await check_backpressure(state)
-    return await read_body(request, state.settings.api.max_body_bytes)  # its time: GuardMiddleware
+    return await read_body(request, state.settings.api.max_body_bytes)
 
 
 def _reject(state: AppState, kind: str, exc: BatchError) -> JSONResponse:

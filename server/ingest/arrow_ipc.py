@@ -206,8 +206,9 @@ def decode_points(body: bytes) -> Points:
     if keys is not None:
         last = _LAST_KEYS
         if last is not None and _same_keys(last[0], keys):
-            ts, value = _plain_numbers(t, "ts"), _plain_numbers(t, "value")
-            if ts is not None and value is not None:
+            errors: list[dict[str, Any]] = []
+            ts, value = _number_col(t, "ts", errors), _number_col(t, "value", errors)
+            if not errors and ts is not None and value is not None:  # else validated below, which names the rows
                 return Points(last[1], last[2].copy(), ts, value)
     points = validate_points(t)
     if keys is not None:
@@ -272,19 +273,6 @@ def _same_keys(a: tuple[_Buffers | None, ...], b: tuple[_Buffers | None, ...]) -
         if not all(len(u) == len(v) and np.array_equal(u, v) for u, v in zip(x, y, strict=True)):
             return False
     return True
-
-
-def _plain_numbers(t: pa.Table, name: str) -> np.ndarray | None:
-    """A float or integer column without nulls or non-finite values as float64 (None:
-    anything else, left to the column-wise path, which names the bad rows)."""
-    if name not in t.column_names:
-        return None
-    col = t.column(name)
-    if col.null_count or not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
-        return None
-    arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
-    out = np.ascontiguousarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
-    return out if np.isfinite(out).all() else None
 
 
 # the key columns' buffers of the last valid batch, with its series table and codes: a

@@ -230,19 +230,17 @@ def _decode_v1_fast(buf: np.ndarray, cache: SeriesCache) -> WriteResult | None:
     # numbered in the compiled pass, and only the distinct ones are looked up in the cache
     starts, ends = ls[:n_series], le[:n_series]
     layout = cache.last_layout
-    last_points = cache.last_points
-    cache.last_points = None
     if (layout is not None and np.array_equal(layout[1], starts) and np.array_equal(layout[2], ends)
             and prom_scan.same_spans(buf, layout[0], starts, ends)):
         # the label spans of the last request, in its order: its numbering and series numbers
         same, first, distinct = layout[3], layout[4], layout[5]
-        values = s_val[:n]
-        if last_points is not None and np.array_equal(last_points[0], s_series[:n]) and np.isfinite(values).all():
+        prior, values = cache.last_points, s_val[:n]
+        if prior is not None and np.array_equal(prior[0], s_series[:n]) and np.isfinite(values).all():
             # and its samples laid out as its were (the usual scrape): its series and codes
-            cache.last_layout, cache.last_points = layout, last_points
             ts = s_ts[:n].astype(np.float64) / 1e3
-            return WriteResult(Points(last_points[1], last_points[2].copy(), ts, values.copy()), n_series, n, 0, V1)
+            return WriteResult(Points(prior[1], prior[2].copy(), ts, values.copy()), n_series, n, 0, V1)
     else:
+        cache.last_points = None  # made for another layout
         same, first = json_scan.intern_spans(buf, starts, ends)
         # the distinct label bytes, back to back: a request with the series of the last one
         # in another layout reuses its series numbers after one compare
