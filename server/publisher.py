@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -87,6 +87,8 @@ class Publisher:
         self.bus = bus
         self.topics = topics
         self.store = store
+        #: the store numbers the batches it stores (checked once: a protocol check walks its methods)
+        self._numbers_batches = store is not None and isinstance(store, PointLog)
         #: the events topic's log is the store's journal (in-process bus): offsets = journal sequence numbers
         self.journal = journal
         #: the metrics topic's log is the stored batches (in-process bus): offsets = ingest sequence numbers
@@ -143,8 +145,8 @@ class Publisher:
         store = self._store()
 
         def insert() -> int:
-            if isinstance(store, PointLog):
-                return store.insert_points(points=points, limits=limits)
+            if self._numbers_batches:
+                return cast(PointLog, store).insert_points(points=points, limits=limits)
             store.insert_metrics(table=points.table(), limits=limits)
             return -1
 

@@ -22,15 +22,17 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 class BusError(Exception):
     """A bus backend failed (translated from the driver's own error)."""
 
 
-@dataclass(frozen=True, slots=True)
-class TopicPartition:
+class TopicPartition(NamedTuple):
+    """A partition of a topic (a named tuple: hashed and compared in C, as every poll and
+    ack of the in-process bus looks partitions up)."""
+
     topic: str
     partition: int
 

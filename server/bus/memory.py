@@ -190,6 +190,7 @@ class MemoryBus:
         self.durable = self.log_dir is not None
         self._logs: dict[str, list[_Log]] = {}
         self._groups: dict[str, _Group] = {}
+        self._reader_cache: dict[str, list[_Group]] = {}  # topic -> the groups that read it (see _readers)
         self._cond = asyncio.Condition()
         self._closed = False
         self._offsets_fd: int | None = None
@@ -233,6 +234,7 @@ class MemoryBus:
                 latest[key] = max(latest.get(key, 0), int(parts[3]))
         for (group, topic, p), off in latest.items():
             self._groups.setdefault(group, _Group(group)).committed[TopicPartition(topic, p)] = off
+        self._reader_cache.clear()
         self._compact_offsets()
 
     def _compact_offsets(self) -> None:
@@ -305,8 +307,14 @@ class MemoryBus:
                     m._event.set()
 
     def _readers(self, topic: str) -> list[_Group]:
-        return [g for g in self._groups.values() if any(topic in m.topics for m in g.members.values())
+        """The groups that read ``topic`` (a member reads it, or the group keeps offsets in
+        it); remembered until a member joins or leaves or a group claims a new partition."""
+        got = self._reader_cache.get(topic)
+        if got is None:
+            got = self._reader_cache[topic] = [
+                g for g in self._groups.values() if any(topic in m.topics for m in g.members.values())
                 or any(tp.topic == topic for tp in g.committed)]
+        return got
 
     def _backlog(self, topic: str, p: int) -> int:
         tp = TopicPartition(topic, p)
@@ -351,6 +359,7 @@ class MemoryBus:
         c = MemoryConsumer(self, g, list(topics), listener, member_id or f"{group}-{next(_ids)}")
         async with self._cond:
             g.members[c.member_id] = c
+            self._reader_cache.clear()
             self._reassign(g)
             self._cond.notify_all()
         self._wake()
@@ -369,6 +378,7 @@ class MemoryBus:
         async with self._cond:
             g = c.group
             g.members.pop(c.member_id, None)
+            self._reader_cache.clear()
             for tp in [tp for tp, o in g.owner.items() if o == c.member_id]:
                 del g.owner[tp]
             self._reassign(g)
@@ -444,6 +454,7 @@ class MemoryConsumer:
                 g.owner[tp] = self.member_id
                 if tp not in g.committed:  # the group reads this partition from now on: keep it for the group
                     g.committed[tp] = 0
+                    self.bus._reader_cache.clear()
                     self.bus._save_offset(g.name, tp, 0)
                 self._pos[tp] = max(g.committed[tp], self._floor(tp))
             self._owned |= claimable

@@ -199,33 +199,27 @@ def _update_sums(sums: np.ndarray, ring: np.ndarray, i: int, a0: int, c0: int, x
     arithmetic on float32 storage (vectorised by LLVM).  It takes the 2-D arrays and a row,
     not row views: a view is a reference-counted array in Numba, and its increments and
     decrements (atomic) cost more than the arithmetic."""
+    a = np.uint64(a0)
+    c = np.uint64(c0)
     for j in range(sums.shape[1]):
-        u = x - np.float64(ring[i, a0 + j])
-        w = xd - np.float64(ring[i, c0 + j])
+        # unsigned column indices: Numba adds no negative-index fix-up to them, which would
+        # turn the contiguous loads below into one load per element (no vector loads)
+        u = x - np.float64(ring[i, a + np.uint64(j)])
+        w = xd - np.float64(ring[i, c + np.uint64(j)])
         v = np.float64(sums[i, j]) + (u * u - w * w)
         sums[i, j] = v if v > 0.0 else 0.0
 
 
-@_jit(inline=True)
+@_jit(fastmath={"nnan", "nsz"})
 def _min_prefix(s: np.ndarray, i: int, m: int) -> float:
-    """min(s[i, :m]) (inf when m <= 0) with eight independent running minima (a 2-D array
-    and a row, not a row view: see :func:`_update_sums`)."""
-    b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = np.inf
-    j = 0
-    while j + 8 <= m:
-        b0 = min(b0, s[i, j])
-        b1 = min(b1, s[i, j + 1])
-        b2 = min(b2, s[i, j + 2])
-        b3 = min(b3, s[i, j + 3])
-        b4 = min(b4, s[i, j + 4])
-        b5 = min(b5, s[i, j + 5])
-        b6 = min(b6, s[i, j + 6])
-        b7 = min(b7, s[i, j + 7])
-        j += 8
-    while j < m:
-        b0 = min(b0, s[i, j])
-        j += 1
-    return min(min(min(b0, b1), min(b2, b3)), min(min(b4, b5), min(b6, b7)))
+    """min(s[i, :m]) (inf when m <= 0), taken in float32 (exact: the minimum of the stored
+    values, widened once) so that LLVM vectorises it (no NaN is ever stored in the lag
+    sums: see :func:`_update_sums`). A 2-D array and a row, not a row view (see there)."""
+    b = np.float32(np.inf)
+    for j in range(m):
+        v = s[i, j]
+        b = v if v < b else b
+    return float(b)
 
 
 @_jit(inline=True)

@@ -216,32 +216,32 @@ def decode_points(body: bytes) -> Points:
     return points
 
 
-_Buffers = tuple[np.ndarray, ...]
+#: a key column as its bytes: (what they mean: types, offset, length, null count, index
+#: width), then its Arrow buffers (data, offsets, dictionary indices, validity; None: absent)
+_Buffers = tuple[tuple[int, ...], tuple[pa.Buffer | None, ...]]
 
 
 def _string_buffers(t: pa.Table, name: str) -> _Buffers | None:
-    """(data, offsets, per-row dictionary indices (empty: none), validity bitmap (empty:
-    no nulls)) of a string or dictionary-of-strings column, as views of its Arrow
-    buffers; None for any other type."""
+    """A string or dictionary-of-strings column as :data:`_Buffers` (its Arrow buffers,
+    not copied); None for any other type."""
     col = t.column(name)
     arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
-    bufs = arr.buffers()
-    valid = np.frombuffer(bufs[0], np.uint8) if arr.null_count and bufs[0] is not None else np.empty(0, np.uint8)
-    indices = np.empty(0, np.uint8)
-    # what the bytes mean: types (and index width), offsets into the buffers, lengths
     meta = [arr.type.id, arr.offset, len(arr), arr.null_count]
+    bufs = arr.buffers()
+    held: list[pa.Buffer | None] = [bufs[0] if arr.null_count else None]  # validity (of the indices)
     if pa.types.is_dictionary(arr.type):
         if bufs[1] is None:
             return None
-        indices = np.frombuffer(bufs[1], np.uint8)
+        held.append(bufs[1])  # the indices
         meta.append(arr.type.index_type.id)
         arr = arr.dictionary
+        meta += [arr.type.id, arr.offset, len(arr), arr.null_count]
         bufs = arr.buffers()
-        meta += [arr.type.id, arr.offset, len(arr)]
+        held.append(bufs[0] if arr.null_count else None)
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) or bufs[1] is None:
         return None
-    data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.empty(0, np.uint8)
-    return data, np.frombuffer(bufs[1], np.uint8), indices, valid, np.array(meta, dtype=np.int64)
+    held += [bufs[1], bufs[2]]  # offsets, bytes
+    return tuple(meta), tuple(held)
 
 
 def _key_buffers(t: pa.Table) -> tuple[_Buffers | None, ...] | None:
@@ -265,13 +265,21 @@ def _key_buffers(t: pa.Table) -> tuple[_Buffers | None, ...] | None:
 
 
 def _same_keys(a: tuple[_Buffers | None, ...], b: tuple[_Buffers | None, ...]) -> bool:
+    """Whether two batches' key columns are byte for byte the same (Arrow's own buffer
+    compare: a memcmp, no array per compare)."""
     for x, y in zip(a, b, strict=True):
         if x is None or y is None:
             if x is not y:
                 return False
             continue
-        if not all(len(u) == len(v) and np.array_equal(u, v) for u, v in zip(x, y, strict=True)):
+        if x[0] != y[0] or len(x[1]) != len(y[1]):
             return False
+        for u, v in zip(x[1], y[1], strict=True):
+            if u is None or v is None:
+                if u is not v:
+                    return False
+            elif not u.equals(v):
+                return False
     return True
 
 

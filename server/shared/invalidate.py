@@ -65,8 +65,11 @@ class InvalidatingStore:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
+        if not callable(attr):  # data: read through every time
+            return attr
         spaces = namespaces_of(name)
-        if not spaces or not callable(attr):
+        if not spaces:
+            self.__dict__[name] = attr  # a read: the inner store's own method from now on
             return attr
 
         @functools.wraps(attr)
@@ -75,6 +78,7 @@ class InvalidatingStore:
             self.bump(spaces)
             return out
 
+        self.__dict__[name] = write  # made once: the next lookup finds it without __getattr__
         return write
 
 
