@@ -278,6 +278,8 @@ def warm_up(config: DetectorConfig | None = None) -> None:
     Numba's on-disk cache in well under a second) instead of on the first real point."""
     StreamingDetector(config, capacity=1).step(np.zeros(1, dtype=np.int64), np.zeros(1), np.zeros(1))
     K.group_order(np.zeros(1, dtype=np.int32), np.zeros(1), 1)
+    K.take_new(np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(1), np.zeros(1),
+               np.full(1, -np.inf))
 
 
 def _grow_rows(a: np.ndarray, rows: int) -> np.ndarray:

@@ -163,6 +163,46 @@ def group_order(code: np.ndarray, ts: np.ndarray, k: int) -> np.ndarray:
 
 
 @_jit()
+def take_new(order: np.ndarray, sid: np.ndarray, ts: np.ndarray, xs: np.ndarray,
+             last_ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The points of a batch taken in ``order`` (each series' points together, in time
+    order) without the late ones: a point is kept when it is newer than its series' last
+    detected point (``last_ts``) and than the point before it in the batch. Returns the
+    kept points' series, timestamps and values, and their newest timestamp (-inf: none);
+    ``last_ts`` moves to each series' last kept point. One pass, where the same in NumPy
+    takes about fifteen over the batch."""
+    n = len(order)
+    sid_o = np.empty(n, dtype=np.int64)
+    ts_o = np.empty(n)
+    x_o = np.empty(n)
+    m = 0
+    newest = -np.inf
+    prev_i = -1
+    prev_t = 0.0
+    base = 0.0
+    for q in range(n):
+        r = order[q]
+        i = sid[r]
+        t = ts[r]
+        if i != prev_i:  # a series' first point in the batch: compared with its last detected one
+            base = last_ts[i]
+            keep = t > base
+        else:
+            keep = t > prev_t and t > base
+        prev_i = i
+        prev_t = t
+        if keep:
+            sid_o[m] = i
+            ts_o[m] = t
+            x_o[m] = xs[r]
+            m += 1
+            last_ts[i] = t
+            if t > newest:
+                newest = t
+    return sid_o[:m], ts_o[:m], x_o[:m], newest
+
+
+@_jit()
 def ring_slots(buffer: int, dim: int, stride: int) -> int:
     """Slots per phase of the history ring (a power of two; see :func:`_pos`)."""
     need = -(-(buffer + dim + 1) // stride)

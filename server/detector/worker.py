@@ -158,28 +158,17 @@ class DetectorStage:
         series' points in time order, when the caller has one)."""
         if order is None:
             order = np.lexsort((ts, sid))
-        sid, ts, vals = sid[order], ts[order], vals[order]
-        # previous timestamp of each row within its series (or the series' last detected point)
-        prev = np.empty_like(ts)
-        prev[1:] = ts[:-1]
-        starts = np.ones(len(sid), dtype=bool)
-        starts[1:] = sid[1:] != sid[:-1]
-        prev[starts] = self.last_ts[sid[starts]]
-        keep = ts > prev
-        keep &= ts > self.last_ts[sid]
-        n_late = int((~keep).sum())
-        self.late_points += n_late
-        if n_late:
-            sid, ts, vals = sid[keep], ts[keep], vals[keep]
-            if len(sid) == 0:
-                return []
+        n = len(order)
+        sid, ts, vals, newest = K.take_new(order, np.ascontiguousarray(sid, dtype=np.int64),
+                                           np.ascontiguousarray(ts, dtype=np.float64),
+                                           np.ascontiguousarray(vals, dtype=np.float64), self.last_ts)
+        self.late_points += n - len(sid)
+        if len(sid) == 0:
+            return []
         self.points += len(sid)
+        self.watermark = max(self.watermark, newest)
         # one call: the kernel takes each series' points in the given (time) order
         events: list[DetectorEvent] = self.detector.step(sid, ts, vals).events
-        ends = np.ones(len(sid), dtype=bool)
-        ends[:-1] = sid[1:] != sid[:-1]
-        self.last_ts[sid[ends]] = ts[ends]
-        self.watermark = max(self.watermark, float(ts.max()))
         out = [SeriesEvent(self.names[e.series][0], self.names[e.series][1], e.series, e,
                            self.labels_of(e.series),
                            explain(e, self.names[e.series][1]) if e.kind == "open" else None) for e in events]

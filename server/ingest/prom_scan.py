@@ -24,7 +24,7 @@ def _varint(buf: np.ndarray, pos: int, end: int) -> tuple[int, int]:  # pragma: 
     result = np.uint64(0)
     shift = np.uint64(0)
     while pos < end:
-        b = np.uint64(buf[pos])
+        b = np.uint64(buf[np.uint64(pos)])  # unsigned: no negative-index fix-up per byte
         pos += 1
         result |= (b & np.uint64(0x7F)) << shift
         if b < np.uint64(0x80):
