@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from server.ingest.unchecked import load
+
 OK, FALLBACK = 0, 1
 _POW10 = np.array([10.0 ** i for i in range(23)])
 _MAX_EXACT = 2 ** 53
@@ -24,7 +26,7 @@ _MAX_EXACT = 2 ** 53
 
 @njit(cache=True, nogil=True)
 def _ws(b: np.ndarray, i: int, n: int) -> int:  # pragma: no cover - compiled
-    while i < n and (b[i] == 32 or b[i] == 10 or b[i] == 13 or b[i] == 9):
+    while i < n and (load(b, i) == 32 or load(b, i) == 10 or load(b, i) == 13 or load(b, i) == 9):
         i += 1
     return i
 
@@ -35,7 +37,7 @@ def _string_end(b: np.ndarray, i: int, n: int) -> tuple[int, bool]:  # pragma: n
     i += 1
     esc = False
     while i < n:
-        c = b[i]
+        c = load(b, i)
         if c == 92:  # backslash
             esc = True
             i += 2
@@ -51,10 +53,10 @@ def _string_end(b: np.ndarray, i: int, n: int) -> tuple[int, bool]:  # pragma: n
 @njit(cache=True, nogil=True)
 def _literal(b: np.ndarray, i: int, n: int) -> int:  # pragma: no cover - compiled
     """Index after ``true``, ``false`` or ``null`` at b[i]; -1 otherwise."""
-    if i + 4 <= n and ((b[i] == 116 and b[i + 1] == 114 and b[i + 2] == 117 and b[i + 3] == 101)
-                       or (b[i] == 110 and b[i + 1] == 117 and b[i + 2] == 108 and b[i + 3] == 108)):
+    if i + 4 <= n and ((load(b, i) == 116 and load(b, i + 1) == 114 and load(b, i + 2) == 117 and load(b, i + 3) == 101)
+                       or (load(b, i) == 110 and load(b, i + 1) == 117 and load(b, i + 2) == 108 and load(b, i + 3) == 108)):
         return i + 4
-    if i + 5 <= n and b[i] == 102 and b[i + 1] == 97 and b[i + 2] == 108 and b[i + 3] == 115 and b[i + 4] == 101:
+    if i + 5 <= n and load(b, i) == 102 and load(b, i + 1) == 97 and load(b, i + 2) == 108 and load(b, i + 3) == 115 and load(b, i + 4) == 101:
         return i + 5
     return -1
 
@@ -66,13 +68,13 @@ def _skip(b: np.ndarray, i: int, n: int) -> int:  # pragma: no cover - compiled
     only when they are the labels, which are parsed on their own)."""
     if i >= n:
         return -1
-    c = b[i]
+    c = load(b, i)
     if c == 34:
         return _string_end(b, i, n)[0]
     if c == 123 or c == 91:
         depth = 0
         while i < n:
-            c = b[i]
+            c = load(b, i)
             if c == 34:
                 i = _string_end(b, i, n)[0]
                 if i < 0:
@@ -96,52 +98,52 @@ def _number(b: np.ndarray, i: int, n: int) -> tuple[int, float, bool]:  # pragma
     """(index after the number, its value, exact): not exact -> parse the text elsewhere;
     index -1: not a JSON number."""
     neg = False
-    if i < n and b[i] == 45:
+    if i < n and load(b, i) == 45:
         neg = True
         i += 1
-    if i >= n or not (48 <= b[i] <= 57):
+    if i >= n or not (48 <= load(b, i) <= 57):
         return -1, 0.0, False
     mant = np.uint64(0)
     sig = 0  # significant digits kept in mant
     exp10 = 0
     truncated = False
-    if b[i] == 48:
+    if load(b, i) == 48:
         i += 1
     else:
-        while i < n and 48 <= b[i] <= 57:
+        while i < n and 48 <= load(b, i) <= 57:
             if sig < 19:
-                mant = mant * np.uint64(10) + np.uint64(b[i] - 48)
+                mant = mant * np.uint64(10) + np.uint64(load(b, i) - 48)
                 sig += 1
             else:
                 exp10 += 1
-                truncated = truncated or b[i] != 48
+                truncated = truncated or load(b, i) != 48
             i += 1
-    if i < n and b[i] == 46:
+    if i < n and load(b, i) == 46:
         i += 1
-        if i >= n or not (48 <= b[i] <= 57):
+        if i >= n or not (48 <= load(b, i) <= 57):
             return -1, 0.0, False
-        while i < n and 48 <= b[i] <= 57:
-            if mant == 0 and b[i] == 48:
+        while i < n and 48 <= load(b, i) <= 57:
+            if mant == 0 and load(b, i) == 48:
                 exp10 -= 1  # a leading zero of the fraction
             elif sig < 19:
-                mant = mant * np.uint64(10) + np.uint64(b[i] - 48)
+                mant = mant * np.uint64(10) + np.uint64(load(b, i) - 48)
                 sig += 1
                 exp10 -= 1
             else:
-                truncated = truncated or b[i] != 48
+                truncated = truncated or load(b, i) != 48
             i += 1
-    if i < n and (b[i] == 101 or b[i] == 69):
+    if i < n and (load(b, i) == 101 or load(b, i) == 69):
         i += 1
         eneg = False
-        if i < n and (b[i] == 43 or b[i] == 45):
-            eneg = b[i] == 45
+        if i < n and (load(b, i) == 43 or load(b, i) == 45):
+            eneg = load(b, i) == 45
             i += 1
-        if i >= n or not (48 <= b[i] <= 57):
+        if i >= n or not (48 <= load(b, i) <= 57):
             return -1, 0.0, False
         e = 0
-        while i < n and 48 <= b[i] <= 57:
+        while i < n and 48 <= load(b, i) <= 57:
             if e < 100000:
-                e = e * 10 + (b[i] - 48)
+                e = e * 10 + (load(b, i) - 48)
             i += 1
         exp10 += -e if eneg else e
     if truncated or mant > np.uint64(_MAX_EXACT) or exp10 < -22 or exp10 > 22:
@@ -177,14 +179,14 @@ def span_hash(b: np.ndarray, s: int, e: int, h: np.uint64) -> np.uint64:  # prag
     while x + 8 <= e:
         w = np.uint64(0)
         for q in range(8):
-            w |= np.uint64(b[x + q]) << np.uint64(8 * q)
+            w |= np.uint64(load(b, x + q)) << np.uint64(8 * q)
         h = ((h << np.uint64(5)) | (h >> np.uint64(59))) ^ w
         h *= k
         x += 8
     w = np.uint64(e - s)
     q = 0
     while x < e:
-        w ^= np.uint64(b[x]) << np.uint64(8 * q)
+        w ^= np.uint64(load(b, x)) << np.uint64(8 * q)
         x += 1
         q += 1
     h = ((h << np.uint64(5)) | (h >> np.uint64(59))) ^ w
@@ -198,8 +200,8 @@ def _word(w: np.ndarray, x: int) -> np.uint64:  # pragma: no cover - compiled
     i = x >> 3
     r = x & 7
     if r == 0:
-        return w[i]
-    return (w[i] >> np.uint64(8 * r)) | (w[i + 1] << np.uint64(64 - 8 * r))
+        return load(w, i)  # type: ignore[no-any-return]
+    return (load(w, i) >> np.uint64(8 * r)) | (load(w, i + 1) << np.uint64(64 - 8 * r))  # type: ignore[no-any-return]
 
 
 @njit(cache=True, nogil=True)
@@ -249,7 +251,7 @@ def intern_spans(b: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[n
                         break
                     y += 8
                 while same and s + y < e:
-                    if b[p + y] != b[s + y]:
+                    if load(b, p + y) != load(b, s + y):
                         same = False
                     y += 1
             if same:
@@ -274,7 +276,7 @@ def _same(b: np.ndarray, spans: np.ndarray, x: int, y: int) -> bool:  # pragma: 
         if e1 - s1 != e2 - s2:
             return False
         for q in range(e1 - s1):
-            if b[s1 + q] != b[s2 + q]:
+            if load(b, s1 + q) != load(b, s2 + q):
                 return False
     return True
 
@@ -284,7 +286,7 @@ def _key_is(b: np.ndarray, s: int, e: int, word: np.ndarray) -> bool:  # pragma:
     if e - s != len(word):
         return False
     for q in range(len(word)):  # noqa: SIM110 (a generator does not compile)
-        if b[s + q] != word[q]:
+        if load(b, s + q) != word[q]:
             return False
     return True
 
@@ -302,23 +304,23 @@ def _point(b: np.ndarray, i: int, n: int, j: int, spans: np.ndarray, num: np.nda
            numspan: np.ndarray, ws: np.ndarray, wm: np.ndarray, wt: np.ndarray, wv: np.ndarray,
            wl: np.ndarray) -> int:  # pragma: no cover - compiled
     """Reads the point object at b[i] into row j; index after it, or -1 (fall back)."""
-    if b[i] != 123:
+    if load(b, i) != 123:
         return -1
     i = _ws(b, i + 1, n)
     seen = 0
     spans[j, 4] = 0
     spans[j, 5] = 0  # no labels: an empty span
-    if i < n and b[i] == 125:
+    if i < n and load(b, i) == 125:
         return -1
     while i < n:
-        if b[i] != 34:
+        if load(b, i) != 34:
             return -1
         ks = i + 1
         ke, esc = _string_end(b, i, n)
         if ke < 0 or esc:
             return -1
         i = _ws(b, ke, n)
-        if i >= n or b[i] != 58:
+        if i >= n or load(b, i) != 58:
             return -1
         i = _ws(b, i + 1, n)
         if i >= n:
@@ -326,20 +328,20 @@ def _point(b: np.ndarray, i: int, n: int, j: int, spans: np.ndarray, num: np.nda
         kb, kend = ks, ke - 1
         # which field: by length and first letter, then the whole name
         klen = kend - kb
-        first = b[kb] if klen > 0 else 0
+        first = load(b, kb) if klen > 0 else 0
         field = -1
         if klen == 7 and first == 115 and _key_is(b, kb, kend, ws):
             field = 0
         elif klen == 6 and first == 109 and _key_is(b, kb, kend, wm):
             field = 1
-        elif klen == 2 and first == 116 and b[kb + 1] == 115:
+        elif klen == 2 and first == 116 and load(b, kb + 1) == 115:
             field = 2
         elif klen == 5 and first == 118 and _key_is(b, kb, kend, wv):
             field = 3
         elif klen == 6 and first == 108 and _key_is(b, kb, kend, wl):
             field = 4
         if field == 0 or field == 1:
-            if b[i] != 34:
+            if load(b, i) != 34:
                 return -1
             e, esc = _string_end(b, i, n)
             if e < 0 or esc:
@@ -360,11 +362,11 @@ def _point(b: np.ndarray, i: int, n: int, j: int, spans: np.ndarray, num: np.nda
             seen |= 4 << f
             i = e
         elif field == 4:
-            if b[i] == 110:  # null
+            if load(b, i) == 110:  # null
                 e = _literal(b, i, n)
                 if e < 0:
                     return -1
-            elif b[i] == 123:
+            elif load(b, i) == 123:
                 e = _skip(b, i, n)
                 if e < 0:
                     return -1
@@ -380,10 +382,10 @@ def _point(b: np.ndarray, i: int, n: int, j: int, spans: np.ndarray, num: np.nda
         i = _ws(b, i, n)
         if i >= n:
             return -1
-        if b[i] == 44:
+        if load(b, i) == 44:
             i = _ws(b, i + 1, n)
             continue
-        if b[i] == 125:
+        if load(b, i) == 125:
             return i + 1 if seen == 15 else -1
         return -1
     return -1
@@ -405,19 +407,19 @@ def scan(b: np.ndarray, ndjson: bool, spans: np.ndarray, num: np.ndarray, exact:
     wrapped = False
     if ndjson:
         end_char = -1
-    elif b[i] == 123:  # {"points": [...], ...}: find the array
+    elif load(b, i) == 123:  # {"points": [...], ...}: find the array
         i = _ws(b, i + 1, n)
         found = False
-        while i < n and b[i] == 34:
+        while i < n and load(b, i) == 34:
             ks = i + 1
             ke, esc = _string_end(b, i, n)
             if ke < 0 or esc:
                 return FALLBACK, 0, 0
             i = _ws(b, ke, n)
-            if i >= n or b[i] != 58:
+            if i >= n or load(b, i) != 58:
                 return FALLBACK, 0, 0
             i = _ws(b, i + 1, n)
-            if _key_is(b, ks, ke - 1, wp) and i < n and b[i] == 91:
+            if _key_is(b, ks, ke - 1, wp) and i < n and load(b, i) == 91:
                 found = True
                 wrapped = True
                 i += 1
@@ -426,11 +428,11 @@ def scan(b: np.ndarray, ndjson: bool, spans: np.ndarray, num: np.ndarray, exact:
             if i < 0:
                 return FALLBACK, 0, 0
             i = _ws(b, i, n)
-            if i < n and b[i] == 44:
+            if i < n and load(b, i) == 44:
                 i = _ws(b, i + 1, n)
         if not found:
             return FALLBACK, 0, 0
-    elif b[i] == 91:
+    elif load(b, i) == 91:
         i += 1
     else:
         return FALLBACK, 0, 0
@@ -442,7 +444,7 @@ def scan(b: np.ndarray, ndjson: bool, spans: np.ndarray, num: np.ndarray, exact:
             if ndjson:
                 break
             return FALLBACK, 0, 0
-        if b[i] == end_char and j == 0:
+        if load(b, i) == end_char and j == 0:
             i += 1
             break
         if j >= cap:
@@ -468,31 +470,31 @@ def scan(b: np.ndarray, ndjson: bool, spans: np.ndarray, num: np.ndarray, exact:
         i = _ws(b, i, n)
         if ndjson:
             continue
-        if i < n and b[i] == 44:
+        if i < n and load(b, i) == 44:
             i = _ws(b, i + 1, n)
             continue
-        if i < n and b[i] == end_char:
+        if i < n and load(b, i) == end_char:
             i += 1
             break
         return FALLBACK, 0, 0
     if not ndjson and wrapped:  # the rest of the wrapping object: other keys, then the end
         i = _ws(b, i, n)
-        while i < n and b[i] == 44:
+        while i < n and load(b, i) == 44:
             i = _ws(b, i + 1, n)
-            if i >= n or b[i] != 34:
+            if i >= n or load(b, i) != 34:
                 return FALLBACK, 0, 0
             ks = i + 1
             ke, esc = _string_end(b, i, n)
             if ke < 0 or esc or _key_is(b, ks, ke - 1, wp):
                 return FALLBACK, 0, 0
             i = _ws(b, ke, n)
-            if i >= n or b[i] != 58:
+            if i >= n or load(b, i) != 58:
                 return FALLBACK, 0, 0
             i = _skip(b, _ws(b, i + 1, n), n)
             if i < 0:
                 return FALLBACK, 0, 0
             i = _ws(b, i, n)
-        if i >= n or b[i] != 125:
+        if i >= n or load(b, i) != 125:
             return FALLBACK, 0, 0
         i += 1
     if _ws(b, i, n) != n:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from server.ingest.unchecked import load
+
 OK, FALLBACK, MALFORMED = 0, 1, 2
 
 
@@ -24,7 +26,7 @@ def _varint(buf: np.ndarray, pos: int, end: int) -> tuple[int, int]:  # pragma: 
     result = np.uint64(0)
     shift = np.uint64(0)
     while pos < end:
-        b = np.uint64(buf[np.uint64(pos)])  # unsigned: no negative-index fix-up per byte
+        b = np.uint64(load(buf, pos))
         pos += 1
         result |= (b & np.uint64(0x7F)) << shift
         if b < np.uint64(0x80):
@@ -122,7 +124,7 @@ def scan_v1(buf: np.ndarray):  # type: ignore[no-untyped-def]  # pragma: no cove
                             return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0
                         word = np.uint64(0)
                         for y in range(8):  # little-endian, no array per sample
-                            word |= np.uint64(buf[q + y]) << np.uint64(8 * y)
+                            word |= np.uint64(load(buf, q + y)) << np.uint64(8 * y)
                         bits[0] = word
                         value = as_double[0]
                         q += 8
@@ -169,15 +171,15 @@ def same_spans(b: np.ndarray, pb: np.ndarray, starts: np.ndarray, ends: np.ndarr
         if e > len(b) or e > len(pb):
             return False
         while y < e and (y & 7) != 0:
-            if b[y] != pb[y]:
+            if load(b, y) != load(pb, y):
                 return False
             y += 1
         while y + 8 <= e:
-            if w[y >> 3] != pw[y >> 3]:
+            if load(w, y >> 3) != load(pw, y >> 3):
                 return False
             y += 8
         while y < e:
-            if b[y] != pb[y]:
+            if load(b, y) != load(pb, y):
                 return False
             y += 1
     return True
