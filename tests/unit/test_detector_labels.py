@@ -97,3 +97,24 @@ def test_a_batch_detects_alike_whatever_the_order_of_its_points() -> None:
     assert got[0][0] == sorted(
         [(e.service, e.labels, e.event.kind, e.event.ts) for e in alone], key=lambda e: (e[3], str(e[1])))
     assert any(kind == "open" for _, _, kind, _ in got[0][0])
+
+
+def test_late_points_are_those_not_newer_than_their_series_last_point() -> None:
+    """Within a batch (repeated timestamps, points out of order) and against the last
+    batch: every late point is counted, the others are detected, and the watermark is
+    the newest detected point."""
+    st = DetectorStage()
+    st.process(_table([("web", "lat", {"pod": "a"}, 100.0, 1.0), ("web", "lat", {"pod": "b"}, 100.0, 1.0)]))
+    assert (st.points, st.late_points, st.watermark) == (2, 0, 100.0)
+    st.process(_table([
+        ("web", "lat", {"pod": "a"}, 90.0, 1.0),    # older than pod a's last point: late
+        ("web", "lat", {"pod": "a"}, 110.0, 1.0),
+        ("web", "lat", {"pod": "a"}, 110.0, 2.0),   # the same time again: late
+        ("web", "lat", {"pod": "a"}, 105.0, 1.0),   # out of order in the batch: detected before 110
+        ("web", "lat", {"pod": "b"}, 100.0, 1.0),   # pod b's last point again: late
+        ("web", "lat", {"pod": "c"}, 50.0, 1.0),    # a new series: nothing is late for it
+    ]))
+    assert (st.points, st.late_points, st.watermark) == (5, 3, 110.0)
+    last = dict(zip(st.labels, st.last_ts[: len(st.labels)].tolist(), strict=True))
+    assert last == {canonical_labels({"pod": "a"}): 110.0, canonical_labels({"pod": "b"}): 100.0,
+                    canonical_labels({"pod": "c"}): 50.0}
