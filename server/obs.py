@@ -79,6 +79,8 @@ class Metrics:
                                        "(effects stored, downstream events published)", ["stage"],
                                        buckets=_LATENCY_BUCKETS, registry=r)
         self.stage_messages = Counter("rca_stage_messages", "bus messages handled by a stage", ["stage"], registry=r)
+        #: per stage, its children of the two above (see observe_batch)
+        self.stage_children: dict[str, tuple[Any, Any]] = {}
         self.stage_errors = Counter("rca_stage_errors", "failed batches of a stage (redelivered when transient)",
                                     ["stage"], registry=r)
         self.store_errors = Counter("rca_store_errors", "store operations that failed (StoreError), by component "
@@ -123,8 +125,12 @@ class Metrics:
 
 def observe_batch(metrics: Metrics | None, stage: str, seconds: float, messages: int) -> None:
     if metrics is not None:
-        metrics.stage_seconds.labels(stage).observe(seconds)
-        metrics.stage_messages.labels(stage).inc(messages)
+        children = metrics.stage_children.get(stage)
+        if children is None:  # looked up once per stage (a labels() lookup is a dozen Python calls)
+            children = metrics.stage_children[stage] = (metrics.stage_seconds.labels(stage),
+                                                        metrics.stage_messages.labels(stage))
+        children[0].observe(seconds)
+        children[1].inc(messages)
 
 
 def count_error(metrics: Metrics | None, component: str, exc: BaseException) -> None:

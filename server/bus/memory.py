@@ -463,7 +463,7 @@ class MemoryConsumer:
 
     async def _fetch(self, max_records: int) -> list[Delivery]:
         out: list[Delivery] = []
-        for tp in sorted(self._owned, key=lambda x: (x.topic, x.partition)):
+        for tp in sorted(self._owned):  # by topic, then partition (named tuples sort so)
             log = self.bus._logs[tp.topic][tp.partition]
             pos = self._pos[tp]
             if log.source is not None and pos < log.base:  # older than what is in memory: read it back
@@ -497,7 +497,12 @@ class MemoryConsumer:
         target = g.target.get(self.member_id, set())
         if self._owned != target and (self._owned - target or any(tp not in g.owner for tp in target - self._owned)):
             return True
-        return any(self._pos[tp] < self.bus._logs[tp.topic][tp.partition].end for tp in self._owned)
+        logs, pos = self.bus._logs, self._pos
+        for tp in self._owned:
+            log = logs[tp.topic][tp.partition]
+            if pos[tp] < log.base + len(log.items):
+                return True
+        return False
 
     async def poll(self, *, max_records: int = 500, timeout: float = 1.0) -> list[Delivery]:
         if self._closed:
