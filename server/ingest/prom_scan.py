@@ -18,7 +18,11 @@ from numba import njit
 
 from server.ingest.unchecked import load
 
-OK, FALLBACK, MALFORMED = 0, 1, 2
+OK, FALLBACK, MALFORMED, GROW = 0, 1, 2, 3
+#: the first scan's room, in bytes of request per series (a Prometheus series entry takes
+#: far more); a request of smaller entries is scanned again with room for any (GROW).
+#: Room for the worst case (one series per two bytes) costs more than the scan itself.
+BYTES_PER_SERIES = 32
 
 
 @njit(cache=True, nogil=True)
@@ -55,10 +59,13 @@ def _skip(buf: np.ndarray, pos: int, end: int, wt: int) -> int:  # pragma: no co
 
 
 @njit(cache=True, nogil=True)
-def scan_v1(buf: np.ndarray):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    """-> (status, lab_start, lab_end, n_series, sample_series, sample_ts_ms, sample_value, n_samples)."""
+def scan_v1(buf: np.ndarray, room: int = 0):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """-> (status, lab_start, lab_end, n_series, sample_series, sample_ts_ms, sample_value, n_samples).
+    ``room``: series and samples to make room for (0 or more than can fit: as many as can);
+    status GROW when the request has more."""
     end = buf.shape[0]
-    cap = end // 2 + 1
+    full = end // 2 + 1
+    cap = full if room <= 0 or room > full else room
     lab_start = np.empty(cap, np.int64)
     lab_end = np.empty(cap, np.int64)
     s_series = np.empty(cap, np.int32)
@@ -137,7 +144,7 @@ def scan_v1(buf: np.ndarray):  # type: ignore[no-untyped-def]  # pragma: no cove
                         if q < 0:
                             return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0
                 if n_samples >= cap:
-                    return FALLBACK, lab_start, lab_end, 0, s_series, s_ts, s_val, 0
+                    return (FALLBACK if cap == full else GROW), lab_start, lab_end, 0, s_series, s_ts, s_val, 0
                 s_series[n_samples] = n_series
                 s_ts[n_samples] = tsv
                 s_val[n_samples] = value
@@ -146,6 +153,8 @@ def scan_v1(buf: np.ndarray):  # type: ignore[no-untyped-def]  # pragma: no cove
         if ls == -1:
             ls = pos
             le = pos
+        if n_series >= cap:
+            return GROW, lab_start, lab_end, 0, s_series, s_ts, s_val, 0  # (never at full room)
         lab_start[n_series] = ls
         lab_end[n_series] = le
         n_series += 1
@@ -154,7 +163,7 @@ def scan_v1(buf: np.ndarray):  # type: ignore[no-untyped-def]  # pragma: no cove
 
 
 def warm_up() -> None:
-    scan_v1(np.zeros(0, np.uint8))
+    scan_v1(np.zeros(0, np.uint8), 1)
 
 
 @njit(cache=True, nogil=True)

@@ -222,7 +222,9 @@ def _decode(raw: bytes | np.ndarray, proto: str, cache: SeriesCache) -> WriteRes
 def _decode_v1_fast(buf: np.ndarray, cache: SeriesCache) -> WriteResult | None:
     """The compiled scan (see :mod:`server.ingest.prom_scan`) of the request's bytes;
     None: use the protobuf library."""
-    status, ls, le, n_series, s_series, s_ts, s_val, n = prom_scan.scan_v1(buf)
+    status, ls, le, n_series, s_series, s_ts, s_val, n = prom_scan.scan_v1(buf, len(buf) // prom_scan.BYTES_PER_SERIES + 64)
+    if status == prom_scan.GROW:
+        status, ls, le, n_series, s_series, s_ts, s_val, n = prom_scan.scan_v1(buf, 0)
     if status != prom_scan.OK:
         return None
     get = cache.raw_id

@@ -43,6 +43,20 @@ def test_fast_path_equals_protobuf_library() -> None:
     assert fast.samples == sum(len(s) for _, s in series)
 
 
+def test_fast_path_rescans_a_request_of_many_small_series() -> None:
+    """The scan makes room for one series per BYTES_PER_SERIES bytes first; a request of
+    smaller series entries (here mostly series without samples) is scanned again with room
+    for all, and still decodes as the protobuf library does."""
+    series = [({"__name__": "m", "job": "j"}, []) for _ in range(3000)]
+    series += [({"__name__": "m", "job": f"s{i}"}, [(T0 + i, float(i))]) for i in range(10)]
+    raw = _raw(series)
+    buf = np.frombuffer(raw, np.uint8)
+    assert prom_scan.scan_v1(buf, len(buf) // prom_scan.BYTES_PER_SERIES + 64)[0] == prom_scan.GROW
+    assert prom_scan.scan_v1(buf, 0)[0] == prom_scan.OK
+    fast = remote_write.decode(raw, cache=remote_write.SeriesCache(("service", "job")))
+    assert fast.table.equals(_library(raw).table) and fast.samples == 10
+
+
 def test_fast_path_falls_back_on_interleaved_labels_and_rejects_garbage() -> None:
     # labels after a sample (legal protobuf, never sent by Prometheus): the library decodes it
     lab = lambda n, v: b"\x0a" + bytes([4 + len(n) + len(v)]) + b"\x0a" + bytes([len(n)]) + n + b"\x12" + bytes([len(v)]) + v  # noqa: E731
