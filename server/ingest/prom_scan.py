@@ -60,7 +60,9 @@ def _skip(buf: np.ndarray, pos: int, end: int, wt: int) -> int:  # pragma: no co
 
 @njit(cache=True, nogil=True)
 def scan_v1(buf: np.ndarray, room: int = 0):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    """-> (status, lab_start, lab_end, n_series, sample_series, sample_ts_ms, sample_value, n_samples).
+    """-> (status, lab_start, lab_end, n_series, sample_series, sample_ts_ms, sample_value, n_samples,
+    fields: per sample the offsets of its value and of its timestamp's first and end byte;
+    ``fields[0, 0] == -1`` when some sample is not exactly one value and one timestamp).
     ``room``: series and samples to make room for (0 or more than can fit: as many as can);
     status GROW when the request has more."""
     end = buf.shape[0]
@@ -71,6 +73,10 @@ def scan_v1(buf: np.ndarray, room: int = 0):  # type: ignore[no-untyped-def]  # 
     s_series = np.empty(cap, np.int32)
     s_ts = np.empty(cap, np.int64)
     s_val = np.empty(cap, np.float64)
+    # where each sample's value (8 bytes) and timestamp (varint) sit: [0] value, [1] ts
+    # start, [2] ts end; [0, 0] = -1 when some sample is not one value and one timestamp
+    fields = np.empty((cap, 3), np.int64)
+    regular = True
     n_series = 0
     n_samples = 0
     bits = np.empty(1, np.uint64)  # a sample's value: its 8 bytes, read as a double through this view
@@ -79,17 +85,17 @@ def scan_v1(buf: np.ndarray, room: int = 0):  # type: ignore[no-untyped-def]  # 
     while pos < end:
         key, pos = _varint(buf, pos, end)
         if pos < 0:
-            return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0
+            return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0, fields
         field = key >> 3
         wt = key & 7
         if field != 1 or wt != 2:
             pos = _skip(buf, pos, end, wt)
             if pos < 0:
-                return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0
+                return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0, fields
             continue
         ln, pos = _varint(buf, pos, end)
         if pos < 0 or ln < 0 or pos + ln > end:
-            return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0
+            return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0, fields
         ts_end = pos + ln
         ls = -1
         le = -1
@@ -98,68 +104,154 @@ def scan_v1(buf: np.ndarray, room: int = 0):  # type: ignore[no-untyped-def]  # 
             field_start = p
             k, p = _varint(buf, p, ts_end)
             if p < 0:
-                return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0
+                return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0, fields
             f = k >> 3
             w = k & 7
             if w != 2:
                 p = _skip(buf, p, ts_end, w)
                 if p < 0:
-                    return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0
+                    return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0, fields
                 continue
             sub, p = _varint(buf, p, ts_end)
             if p < 0 or sub < 0 or p + sub > ts_end:
-                return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0
+                return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0, fields
             fe = p + sub
             if f == 1:
                 if ls == -1:
                     ls = field_start
                 elif le != field_start:
-                    return FALLBACK, lab_start, lab_end, 0, s_series, s_ts, s_val, 0
+                    return FALLBACK, lab_start, lab_end, 0, s_series, s_ts, s_val, 0, fields
                 le = fe
             elif f == 2:
                 value = 0.0
                 tsv = 0
+                v_at = -1
+                t_at = -1
+                t_end = -1
                 q = p
                 while q < fe:
                     kk, q = _varint(buf, q, fe)
                     if q < 0:
-                        return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0
+                        return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0, fields
                     ff = kk >> 3
                     ww = kk & 7
                     if ff == 1 and ww == 1:
                         if q + 8 > fe:
-                            return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0
+                            return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0, fields
                         word = np.uint64(0)
                         for y in range(8):  # little-endian, no array per sample
                             word |= np.uint64(load(buf, q + y)) << np.uint64(8 * y)
                         bits[0] = word
                         value = as_double[0]
+                        regular = regular and v_at < 0
+                        v_at = q
                         q += 8
                     elif ff == 2 and ww == 0:
+                        regular = regular and t_at < 0
+                        t_at = q
                         tsv, q = _varint(buf, q, fe)
                         if q < 0:
-                            return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0
+                            return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0, fields
+                        t_end = q
                     else:
                         q = _skip(buf, q, fe, ww)
                         if q < 0:
-                            return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0
+                            return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0, fields
                 if n_samples >= cap:
-                    return (FALLBACK if cap == full else GROW), lab_start, lab_end, 0, s_series, s_ts, s_val, 0
+                    return (FALLBACK if cap == full else GROW), lab_start, lab_end, 0, s_series, s_ts, s_val, 0, fields
                 s_series[n_samples] = n_series
                 s_ts[n_samples] = tsv
                 s_val[n_samples] = value
+                regular = regular and v_at >= 0 and t_at >= 0
+                fields[n_samples, 0] = v_at
+                fields[n_samples, 1] = t_at
+                fields[n_samples, 2] = t_end
                 n_samples += 1
             p = fe
         if ls == -1:
             ls = pos
             le = pos
         if n_series >= cap:
-            return GROW, lab_start, lab_end, 0, s_series, s_ts, s_val, 0  # (never at full room)
+            return GROW, lab_start, lab_end, 0, s_series, s_ts, s_val, 0, fields  # (never at full room)
         lab_start[n_series] = ls
         lab_end[n_series] = le
         n_series += 1
         pos = ts_end
-    return OK, lab_start, lab_end, n_series, s_series, s_ts, s_val, n_samples
+    if not regular and n_samples:
+        fields[0, 0] = -1
+    return OK, lab_start, lab_end, n_series, s_series, s_ts, s_val, n_samples, fields
+
+
+@njit(cache=True, nogil=True)
+def _equal_range(b: np.ndarray, pb: np.ndarray, w: np.ndarray, pw: np.ndarray, y: int, e: int) -> bool:  # pragma: no cover
+    """Whether ``b[y:e] == pb[y:e]``, eight bytes at a time (``w``, ``pw``: the words of
+    ``b`` and ``pb``; eight bytes at an unaligned place are two words shifted)."""
+    r = y & 7
+    if r != 0 and y + 8 <= e and (y >> 3) + 1 < len(w):
+        sh = np.uint64(8 * r)
+        back = np.uint64(64 - 8 * r)
+        while y + 8 <= e and (y >> 3) + 1 < len(w):
+            i = y >> 3
+            if ((load(w, i) >> sh) | (load(w, i + 1) << back)) != ((load(pw, i) >> sh) | (load(pw, i + 1) << back)):
+                return False
+            y += 8
+    while y + 8 <= e and (y & 7) == 0:
+        if load(w, y >> 3) != load(pw, y >> 3):
+            return False
+        y += 8
+    while y < e:
+        if load(b, y) != load(pb, y):
+            return False
+        y += 1
+    return True
+
+
+@njit(cache=True, nogil=True)
+def same_but_samples(b: np.ndarray, pb: np.ndarray, fields: np.ndarray):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """For a request of the same length as the previous one (``pb``, whose samples' fields
+    sit at ``fields``, from :func:`scan_v1`): whether every byte but the samples' values
+    and timestamps is the same (then the message is the same but for those: the same
+    series, in the same order, each timestamp a varint of the same length, which is
+    checked), and the samples' timestamps (ms) and values read at those places."""
+    n = fields.shape[0]
+    ts = np.empty(n, np.int64)
+    val = np.empty(n, np.float64)
+    if len(b) != len(pb):
+        return False, ts, val
+    n8 = len(b) // 8
+    w = b[: n8 * 8].view(np.uint64)
+    pw = pb[: n8 * 8].view(np.uint64)
+    bits = np.empty(1, np.uint64)
+    as_double = bits.view(np.float64)
+    pos = 0
+    for k in range(n):
+        v = fields[k, 0]
+        t = fields[k, 1]
+        e = fields[k, 2]
+        if v < t:
+            a0, a1, c0, c1 = v, v + 8, t, e
+        else:
+            a0, a1, c0, c1 = t, e, v, v + 8
+        if a0 < pos or not _equal_range(b, pb, w, pw, pos, a0) or not _equal_range(b, pb, w, pw, a1, c0):
+            return False, ts, val
+        pos = c1
+        word = np.uint64(0)
+        for y in range(8):
+            word |= np.uint64(load(b, v + y)) << np.uint64(8 * y)
+        bits[0] = word
+        val[k] = as_double[0]
+        r = np.uint64(0)
+        shift = np.uint64(0)
+        for y in range(t, e):  # a varint of exactly e - t bytes: continuation bits on all but the last
+            c = np.uint64(load(b, y))
+            if (c >= np.uint64(0x80)) != (y < e - 1):
+                return False, ts, val
+            r |= (c & np.uint64(0x7F)) << shift
+            shift += np.uint64(7)
+        ts[k] = np.int64(r)
+    if not _equal_range(b, pb, w, pw, pos, len(b)):
+        return False, ts, val
+    return True, ts, val
 
 
 def warm_up() -> None:

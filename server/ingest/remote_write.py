@@ -124,6 +124,10 @@ class SeriesCache:
         #: the last request's sample -> label span numbers and the batch's series and codes
         #: (valid while its layout is: a request like it reuses both after one compare)
         self.last_points: tuple[np.ndarray, pa.Table, np.ndarray] | None = None
+        #: with last_points: the last request's bytes, where its samples' values and times sit
+        #: (scan_v1's fields) and its number of series; a request of the same bytes but for
+        #: those is read without a scan (prom_scan.same_but_samples)
+        self.last_fields: tuple[np.ndarray, np.ndarray, int] | None = None
 
     def canonical(self) -> tuple[np.ndarray, pa.Array, pa.Array, pa.Array]:
         """(raw series number -> key number, and the key columns by key number)."""
@@ -140,7 +144,7 @@ class SeriesCache:
         """Bound memory between requests (series numbers stay valid within one)."""
         if len(self._raw) >= _CACHE_MAX:
             self._raw.clear()
-            self.last_spans = self.last_layout = self.last_points = None
+            self.last_spans = self.last_layout = self.last_points = self.last_fields = None
             self.svc, self.met, self.lab = [], [], []
             self.bad, self._cols = set(), None
             self.canon, self._canon_of, self.keys = [], {}, []
@@ -222,11 +226,23 @@ def _decode(raw: bytes | np.ndarray, proto: str, cache: SeriesCache) -> WriteRes
 def _decode_v1_fast(buf: np.ndarray, cache: SeriesCache) -> WriteResult | None:
     """The compiled scan (see :mod:`server.ingest.prom_scan`) of the request's bytes;
     None: use the protobuf library."""
-    status, ls, le, n_series, s_series, s_ts, s_val, n = prom_scan.scan_v1(buf, len(buf) // prom_scan.BYTES_PER_SERIES + 64)
+    memo, prior = cache.last_fields, cache.last_points
+    if memo is not None and prior is not None and len(buf) == len(memo[0]):
+        # the usual scrape: the last request's bytes but for the samples' values and times
+        ok, ts_ms, values = prom_scan.same_but_samples(buf, memo[0], memo[1])
+        if ok and np.isfinite(values).all():
+            cache.last_fields = (buf, memo[1], memo[2])
+            return WriteResult(Points(prior[1], prior[2].copy(), ts_ms.astype(np.float64) / 1e3, values),
+                               memo[2], len(values), 0, V1)
+    status, ls, le, n_series, s_series, s_ts, s_val, n, fields = prom_scan.scan_v1(
+        buf, len(buf) // prom_scan.BYTES_PER_SERIES + 64)
     if status == prom_scan.GROW:
-        status, ls, le, n_series, s_series, s_ts, s_val, n = prom_scan.scan_v1(buf, 0)
+        status, ls, le, n_series, s_series, s_ts, s_val, n, fields = prom_scan.scan_v1(buf, 0)
+    cache.last_fields = None
     if status != prom_scan.OK:
         return None
+    # where this request's samples sit, kept with its points (see above)
+    sample_fields = (buf, fields[:n].copy(), n_series) if n and fields[0, 0] >= 0 else None
     get = cache.raw_id
     # Prometheus sends each series' labels again with every sample: equal label bytes are
     # numbered in the compiled pass, and only the distinct ones are looked up in the cache
@@ -240,6 +256,7 @@ def _decode_v1_fast(buf: np.ndarray, cache: SeriesCache) -> WriteResult | None:
         if prior is not None and np.array_equal(prior[0], s_series[:n]) and np.isfinite(values).all():
             # and its samples laid out as its were (the usual scrape): its series and codes
             ts = s_ts[:n].astype(np.float64) / 1e3
+            cache.last_fields = sample_fields
             return WriteResult(Points(prior[1], prior[2].copy(), ts, values.copy()), n_series, n, 0, V1)
     else:
         cache.last_points = None  # made for another layout
@@ -296,6 +313,7 @@ def _decode_v1_fast(buf: np.ndarray, cache: SeriesCache) -> WriteResult | None:
     points = Points(series, remap[sample_ids], np.ascontiguousarray(ts), values.copy())
     if not dropped:
         cache.last_points = (s_series[:n].copy(), series, points.code)
+        cache.last_fields = sample_fields
     return WriteResult(points, n_series, n, dropped, V1)
 
 

@@ -57,6 +57,38 @@ def test_fast_path_rescans_a_request_of_many_small_series() -> None:
     assert fast.table.equals(_library(raw).table) and fast.samples == 10
 
 
+def test_a_request_like_the_last_but_its_samples_is_read_without_a_scan() -> None:
+    """Prometheus sends the same series every time: a request whose bytes are the last
+    one's but for the samples' values and timestamps is read at the same places; any other
+    difference (a label value, a timestamp of another varint length) is scanned again.
+    Every answer equals the protobuf library's."""
+    rng = np.random.default_rng(3)
+
+    def request(t0: float, job: str = "api", scale: float = 1.0) -> bytes:
+        return _raw([({"__name__": f"m{i % 3}", "job": job, "instance": f"h{i}"}, [(t0 + i, scale * float(rng.normal()))])
+                     for i in range(200)])
+
+    cache = remote_write.SeriesCache(("service", "job"))
+    first = request(T0)
+    remote_write.decode(first, cache=cache)
+    assert cache.last_fields is not None
+    for raw in (request(T0 + 15), request(T0 + 30, scale=1e300), request(T0 + 45, job="apj"),  # label changed
+                request(T0 + 60), request(1.0), request(2.0)):  # timestamps of another length
+        got = remote_write.decode(raw, cache=cache)
+        assert got.table.equals(_library(raw).table)
+    # a label value of the same length: the bytes differ outside the samples
+    memo = cache.last_fields
+    assert memo is not None
+    changed = np.frombuffer(request(2.0, job="apj"), np.uint8)
+    assert len(changed) == len(memo[0]) and not prom_scan.same_but_samples(changed, memo[0], memo[1])[0]
+    # the usual scrape: read at the places of the last request's samples
+    remote_write.decode(request(T0 + 75), cache=cache)
+    again = request(T0 + 90)
+    memo = cache.last_fields
+    assert memo is not None and prom_scan.same_but_samples(np.frombuffer(again, np.uint8), memo[0], memo[1])[0]
+    assert remote_write.decode(again, cache=cache).table.equals(_library(again).table)
+
+
 def test_fast_path_falls_back_on_interleaved_labels_and_rejects_garbage() -> None:
     # labels after a sample (legal protobuf, never sent by Prometheus): the library decodes it
     lab = lambda n, v: b"\x0a" + bytes([4 + len(n) + len(v)]) + b"\x0a" + bytes([len(n)]) + n + b"\x12" + bytes([len(v)]) + v  # noqa: E731
