@@ -34,7 +34,7 @@ from server.api.validation import parse_items, validate_metrics  # noqa: E402
 from server.detector.core import DetectorConfig, warm_up  # noqa: E402
 from server.detector.worker import DetectorStage  # noqa: E402
 from server.events import MetricPoints, decode, encode  # noqa: E402
-from server.ingest import arrow_ipc, json_points, remote_write  # noqa: E402
+from server.ingest import arrow_ipc, json_points, prom_scan, remote_write  # noqa: E402
 from server.model.points import Points  # noqa: E402
 from server.store.duckdb import DuckDBStore  # noqa: E402
 
@@ -55,6 +55,7 @@ def _decoder(fmt: str) -> Callable[[bytes], Points]:
         return lambda body: Points.from_table(validate_metrics(parse_items(body, "points")))
     if fmt == "arrow":
         return arrow_ipc.decode_points
+    prom_scan.warm_up()  # as the server does at start (its compare is first used on the third batch)
     cache = remote_write.SeriesCache(("service", "job"))
     return lambda body: remote_write.decode(remote_write.decompress(body, 1 << 30), cache=cache).points
 

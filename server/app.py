@@ -27,7 +27,7 @@ from server.api.deps import AppState
 from server.api.guard import GuardMiddleware, allowed_hosts
 from server.api.shared import rate_limit
 from server.bus.base import Bus
-from server.ingest import json_points
+from server.ingest import json_points, prom_scan
 from server.obs import Metrics, count_error
 from server.pipeline import STAGES, StageRunner, build_workers
 from server.progress import Progress
@@ -116,6 +116,11 @@ class TimingMiddleware:
                     time.perf_counter() - t0)
 
 
+def _warm_decoders() -> None:
+    json_points.warm_up()
+    prom_scan.warm_up()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -129,9 +134,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cache = build_cache(settings)
         store = build_store(settings, cache, metrics)
         limiter = build_limiter(settings)
-        # the compiled JSON scan, loaded from Numba's cache beside the start-up (a JSON batch
-        # that arrives first waits for it)
-        warm = asyncio.get_running_loop().run_in_executor(None, json_points.warm_up)
+        # the compiled JSON and remote-write scans, loaded from Numba's cache beside the
+        # start-up (a batch that arrives first waits for them)
+        warm = asyncio.get_running_loop().run_in_executor(None, _warm_decoders)
         bus = build_bus(settings, store)
         topics = Topics.of(settings)
         await bus.start(topics.specs())

@@ -255,7 +255,9 @@ def same_but_samples(b: np.ndarray, pb: np.ndarray, fields: np.ndarray):  # type
 
 
 def warm_up() -> None:
+    """Compile (or load from Numba's cache) the scan and the compare before a request needs them."""
     scan_v1(np.zeros(0, np.uint8), 1)
+    same_but_samples(np.zeros(8, np.uint8), np.zeros(8, np.uint8), np.zeros((0, 3), np.int64))
 
 
 @njit(cache=True, nogil=True)
