@@ -269,20 +269,7 @@ def same_spans(b: np.ndarray, pb: np.ndarray, starts: np.ndarray, ends: np.ndarr
     w = b[: n8 * 8].view(np.uint64)
     pw = pb[: n8 * 8].view(np.uint64)
     for q in range(len(starts)):
-        y = starts[q]
         e = ends[q]
-        if e > len(b) or e > len(pb):
+        if e > len(b) or e > len(pb) or not _equal_range(b, pb, w, pw, starts[q], e):
             return False
-        while y < e and (y & 7) != 0:
-            if load(b, y) != load(pb, y):
-                return False
-            y += 1
-        while y + 8 <= e:
-            if load(w, y >> 3) != load(pw, y >> 3):
-                return False
-            y += 8
-        while y < e:
-            if load(b, y) != load(pb, y):
-                return False
-            y += 1
     return True
