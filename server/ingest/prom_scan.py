@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from server.ingest.json_scan import _word
 from server.ingest.unchecked import load
 
 OK, FALLBACK, MALFORMED, GROW = 0, 1, 2, 3
@@ -185,18 +186,9 @@ def scan_v1(buf: np.ndarray, room: int = 0):  # type: ignore[no-untyped-def]  # 
 @njit(cache=True, nogil=True)
 def _equal_range(b: np.ndarray, pb: np.ndarray, w: np.ndarray, pw: np.ndarray, y: int, e: int) -> bool:  # pragma: no cover
     """Whether ``b[y:e] == pb[y:e]``, eight bytes at a time (``w``, ``pw``: the words of
-    ``b`` and ``pb``; eight bytes at an unaligned place are two words shifted)."""
-    r = y & 7
-    if r != 0 and y + 8 <= e and (y >> 3) + 1 < len(w):
-        sh = np.uint64(8 * r)
-        back = np.uint64(64 - 8 * r)
-        while y + 8 <= e and (y >> 3) + 1 < len(w):
-            i = y >> 3
-            if ((load(w, i) >> sh) | (load(w, i + 1) << back)) != ((load(pw, i) >> sh) | (load(pw, i + 1) << back)):
-                return False
-            y += 8
-    while y + 8 <= e and (y & 7) == 0:
-        if load(w, y >> 3) != load(pw, y >> 3):
+    ``b`` and ``pb``, read at any byte offset by ``json_scan._word``)."""
+    while y + 8 <= e and (y >> 3) + 1 < len(w):  # (_word may read the word after y's)
+        if _word(w, y) != _word(pw, y):
             return False
         y += 8
     while y < e:
