@@ -223,6 +223,12 @@ def _decode(raw: bytes | np.ndarray, proto: str, cache: SeriesCache) -> WriteRes
     return _table(series, cache, proto)
 
 
+def _writable(buf: np.ndarray) -> np.ndarray:
+    """The request's bytes as the next request's compare may write them (see
+    ``prom_scan.same_but_samples``): a decompressed body already is; bytes are copied."""
+    return buf if buf.flags.writeable else buf.copy()
+
+
 def _decode_v1_fast(buf: np.ndarray, cache: SeriesCache) -> WriteResult | None:
     """The compiled scan (see :mod:`server.ingest.prom_scan`) of the request's bytes;
     None: use the protobuf library."""
@@ -231,7 +237,7 @@ def _decode_v1_fast(buf: np.ndarray, cache: SeriesCache) -> WriteResult | None:
         # the usual scrape: the last request's bytes but for the samples' values and times
         ok, ts_ms, values = prom_scan.same_but_samples(buf, memo[0], memo[1])
         if ok and np.isfinite(values).all():
-            cache.last_fields = (buf, memo[1], memo[2])
+            cache.last_fields = (_writable(buf), memo[1], memo[2])
             return WriteResult(Points(prior[1], prior[2].copy(), ts_ms.astype(np.float64) / 1e3, values),
                                memo[2], len(values), 0, V1)
     status, ls, le, n_series, s_series, s_ts, s_val, n, fields = prom_scan.scan_v1(
@@ -242,7 +248,7 @@ def _decode_v1_fast(buf: np.ndarray, cache: SeriesCache) -> WriteResult | None:
     if status != prom_scan.OK:
         return None
     # where this request's samples sit, kept with its points (see above)
-    sample_fields = (buf, fields[:n].copy(), n_series) if n and fields[0, 0] >= 0 else None
+    sample_fields = (_writable(buf), fields[:n].copy(), n_series) if n and fields[0, 0] >= 0 else None
     get = cache.raw_id
     # Prometheus sends each series' labels again with every sample: equal label bytes are
     # numbered in the compiled pass, and only the distinct ones are looked up in the cache

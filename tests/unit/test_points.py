@@ -255,6 +255,19 @@ def test_same_spans_compares_every_byte_at_any_alignment() -> None:
     assert not same_spans(a, a[:50].copy(), starts, ends)  # a span past the end of the other
 
 
+def test_whole_request_compare_sees_a_difference_in_any_byte() -> None:
+    from server.ingest.prom_scan import _all_equal
+
+    rng = random.Random(6)
+    for size in (0, 1, 7, 8, 9, 63, 64, 65, 301):
+        a = np.frombuffer(bytes(rng.randrange(256) for _ in range(size)), np.uint8)
+        assert _all_equal(a, a.copy())
+        for pos in range(size):
+            b = a.copy()
+            b[pos] ^= 0x80
+            assert not _all_equal(a, b)
+
+
 def test_remote_write_label_orders_are_one_series() -> None:
     cache = remote_write.SeriesCache(("service", "job"))
     raw = remote_write.encode_v1([({"__name__": "up", "job": "api", "pod": "a", "zone": "eu"}, [(1.7e9, 1.0)])])
