@@ -39,8 +39,9 @@ class StoreSettings(BaseModel):
     # DuckDB group commit of metric points: accepted batches are appended to the points
     # table together, at the latest after flush_seconds or once flush_rows points wait
     # (any read of the store, a stage checkpoint and a clean shutdown write them first).
-    # One large append costs about half as much per point as one commit per batch; a
-    # crash (not a clean stop) loses at most the last flush_seconds of accepted points.
+    # One large append costs about half as much per point as one commit per batch. Each
+    # batch is first written and synced to the points log (<data dir>/rca.duckdb.points.log)
+    # before its 202, so a crash loses none: the next start appends what was waiting.
     # 0 commits every batch before its 202.
     flush_seconds: float = Field(default=0.25, ge=0, le=60)
     flush_rows: int = Field(default=262_144, ge=1)

@@ -239,6 +239,11 @@ class DuckDBStore:
             if memory_limit:
                 config["memory_limit"] = memory_limit
             config["threads"] = threads or usable_cpus()
+            # No row-group merges at checkpoints: a group commit ends in a partial row group,
+            # and merging those with their neighbours rewrote about half of every append
+            # (checkpoints cost 50-110 ns per point, and the file grew to 13-18 bytes per point
+            # instead of 9; bench/store_append.py). Emptied row groups are still dropped.
+            config["max_vacuum_tasks"] = 0
             self._db = duckdb.connect(str(self.path), config=config)
         except duckdb.Error as exc:
             raise StoreError(f"cannot open DuckDB file {self.path}: {exc}") from exc
