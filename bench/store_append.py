@@ -48,7 +48,7 @@ def batches(total: int) -> list[pa.Table]:
 def run(data: list[pa.Table], group: int, vacuum: bool) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "points.duckdb")
-        config: dict[str, object] = {"threads": 1}
+        config: dict[str, str | bool | int | float | list[str]] = {"threads": 1}
         if not vacuum:
             config["max_vacuum_tasks"] = 0
         con = duckdb.connect(path, config=config)
