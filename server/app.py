@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -22,10 +22,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import server
 from server.api import auth, evidence, export, health, ingest, openapi, query, receivers, schemas
-from server.api.auth import KeyRing, require
+from server.api.auth import KeyRing, require, role_check
 from server.api.deps import AppState
 from server.api.guard import GuardMiddleware, allowed_hosts
-from server.api.shared import rate_limit
+from server.api.hot import HotRoutes, hot_routes
+from server.api.shared import rate_check, rate_limit
 from server.bus.base import Bus
 from server.ingest import json_points, prom_scan
 from server.obs import Metrics, count_error
@@ -183,8 +184,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # per-client rate limits (RCA_LIMITS__INGEST / __QUERY) per scope. The answers every route
     # can give (401, 403, 408, 413, 415, 421, 422, 429, 500, 503) are declared from one table
     # in server/api/openapi.py.
-    app.include_router(ingest.router, dependencies=[require("ingest"), rate_limit("ingest")])
-    app.include_router(receivers.router, dependencies=[require("ingest"), rate_limit("ingest")])
+    # The ingest routes are also served without the router, by HotRoutes (added below, the
+    # innermost middleware), with these same checks: server/api/hot.py.
+    ingest_checks = (role_check("ingest"), rate_check("ingest"))
+    app.include_router(ingest.router, dependencies=[Depends(c) for c in ingest_checks])
+    app.include_router(receivers.router, dependencies=[Depends(c) for c in ingest_checks])
     # Signed change webhooks check their own signature or token (RCA_WEBHOOKS__*), not an API key.
     app.include_router(receivers.webhooks_router)
     app.include_router(query.router, dependencies=[require("read"), rate_limit("query")])
@@ -192,6 +196,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(evidence.router, dependencies=[require("read"), rate_limit("query")])
     app.include_router(export.router, dependencies=[require("read"), rate_limit("query")])
     app.include_router(auth.router)
+    app.add_middleware(HotRoutes, routes=hot_routes([ingest.router, receivers.router], ingest_checks))
     if settings.api.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -130,8 +131,9 @@ def identify(request: Request, ring: KeyRing) -> Principal:
     raise _unauthorized("an API key is required: send 'Authorization: Bearer <key>' (create one with 'rca keys create')")
 
 
-def require(role: str) -> Any:
-    """A dependency that admits callers holding ``role`` (401 without a key, 403 without the role)."""
+def role_check(role: str) -> Callable[[Request], Awaitable[Principal]]:
+    """The check of :func:`require`, a function of the request alone (also called directly
+    by ``server.api.hot``)."""
 
     async def check(request: Request) -> Principal:
         who = await principal(request)
@@ -141,7 +143,12 @@ def require(role: str) -> Any:
         return who
 
     check.__name__ = f"require_{role}"
-    return Depends(check)
+    return check
+
+
+def require(role: str) -> Any:
+    """A dependency that admits callers holding ``role`` (401 without a key, 403 without the role)."""
+    return Depends(role_check(role))
 
 
 # 401 and 403 are declared on every operation that checks a role by server/api/openapi.py

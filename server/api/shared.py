@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -45,8 +45,9 @@ def client_of(request: Request, who: Principal) -> str:
     return f"addr:{request.client.host if request.client else 'unknown'}"
 
 
-def rate_limit(scope: str) -> Any:
-    """A dependency that spends one request of the caller's ``scope`` budget (429 past it)."""
+def rate_check(scope: str) -> Callable[[Request], Awaitable[None]]:
+    """The check of :func:`rate_limit`, a function of the request alone (also called
+    directly by ``server.api.hot``)."""
 
     async def check(request: Request) -> None:
         state: AppState = request.app.state.rca
@@ -67,7 +68,12 @@ def rate_limit(scope: str) -> Any:
                                        f"{decision.limit} (setting RCA_LIMITS__{scope.upper()}); retry after {wait} s")
 
     check.__name__ = f"rate_limit_{scope}"
-    return Depends(check)
+    return check
+
+
+def rate_limit(scope: str) -> Any:
+    """A dependency that spends one request of the caller's ``scope`` budget (429 past it)."""
+    return Depends(rate_check(scope))
 
 
 def cached(state: AppState, namespaces: Sequence[str], key: str, compute: Callable[[], Any]) -> Any:
