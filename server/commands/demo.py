@@ -5,7 +5,8 @@ fleet, backfills an hour of history so baselines exist, then runs live (the flee
 reports every --interval seconds) and rolls out a faulty deployment. As soon as the
 incident is detected it prints the incident, its ranked suspects with their evidence,
 how long detection took, and the URLs to explore; then it opens the terminal UI
-(unless --no-tui or no terminal). Press Ctrl-C to stop.
+(unless --no-tui or no terminal). Press Ctrl-C to stop (a `kill` stops it as cleanly:
+the server, the simulator and the web pages it started all end).
 
 The data dir is wiped at start so the demo always begins from a clean slate.
 """
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from server.commands.term import interrupt_on_term
 from server.embedded import EmbeddedServer, free_port
 
 
@@ -100,6 +102,7 @@ def _print_incident(api: httpx.Client, inc: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
+    interrupt_on_term()  # a `kill` stops the server, the simulator and the pages as Ctrl-C does
     if args.data_dir.exists():
         shutil.rmtree(args.data_dir)
     port = args.port or free_port()

@@ -28,6 +28,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from server.commands.term import interrupt_on_term
+
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 BUILD_INPUTS = ("src", "public", "package.json", "package-lock.json", "next.config.mjs", "tsconfig.json",
                 ".eslintrc.json")
@@ -177,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
     except WebError as exc:
         print(f"rca web: {exc}", file=sys.stderr)
         return 1
+    interrupt_on_term()  # a `kill` stops the web app's server too, as Ctrl-C does
     proc = start(port=args.port, host=args.host, api_url=args.url.rstrip("/"), sim_url=args.sim_url.rstrip("/"))
     _say(f"http://{args.host}:{args.port}  (server {args.url}, simulator {args.sim_url}); Ctrl-C to stop")
     try:

@@ -71,7 +71,12 @@ def test_rca_web_serves_the_built_app_against_the_given_server(built_app: Path, 
                 pytest.fail("rca web did not serve within 90 s")
             assert ">Incidents</h1>" in r.text and srv.url in r.text  # the page, read from this server
         finally:
-            os.killpg(proc.pid, signal.SIGINT)
+            # `kill` of the command alone (a supervisor's SIGTERM) stops the app's own
+            # server too (it runs in a process group of its own), as Ctrl-C does
+            proc.send_signal(signal.SIGTERM)
             out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
     assert "the build is up to date" in out
     assert f"http://127.0.0.1:{port}" in out
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/incidents", timeout=5)
