@@ -59,6 +59,17 @@ def _skip(buf: np.ndarray, pos: int, end: int, wt: int) -> int:  # pragma: no co
     return -1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _double_at(buf: np.ndarray, q: int, bits: np.ndarray, as_double: np.ndarray) -> float:  # pragma: no cover
+    """The little-endian double at byte ``q`` (``as_double``: a float64 view of ``bits``,
+    one uint64: no array per value)."""
+    word = np.uint64(0)
+    for y in range(8):
+        word |= np.uint64(load(buf, q + y)) << np.uint64(8 * y)
+    bits[0] = word
+    return as_double[0]  # type: ignore[no-any-return]
+
+
 @njit(cache=True, nogil=True)
 def scan_v1(buf: np.ndarray, room: int = 0):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     """-> (status, lab_start, lab_end, n_series, sample_series, sample_ts_ms, sample_value, n_samples,
@@ -139,11 +150,7 @@ def scan_v1(buf: np.ndarray, room: int = 0):  # type: ignore[no-untyped-def]  # 
                     if ff == 1 and ww == 1:
                         if q + 8 > fe:
                             return MALFORMED, lab_start, lab_end, 0, s_series, s_ts, s_val, 0, fields
-                        word = np.uint64(0)
-                        for y in range(8):  # little-endian, no array per sample
-                            word |= np.uint64(load(buf, q + y)) << np.uint64(8 * y)
-                        bits[0] = word
-                        value = as_double[0]
+                        value = _double_at(buf, q, bits, as_double)
                         regular = regular and v_at < 0
                         v_at = q
                         q += 8
@@ -242,23 +249,15 @@ def same_but_samples(b: np.ndarray, pb: np.ndarray, fields: np.ndarray):  # type
         if lo < pos or v + 8 > size or e > size or t >= e or (v < t < v + 8) or (t < v < e):
             return False, ts, val  # (never for the fields scan_v1 found)
         pos = max(v + 8, e)
-        word = np.uint64(0)
-        for y in range(8):
-            c = load(b, v + y)
-            pb[v + y] = c
-            word |= np.uint64(c) << np.uint64(8 * y)
-        bits[0] = word
-        val[k] = as_double[0]
-        r = np.uint64(0)
-        shift = np.uint64(0)
-        for y in range(t, e):  # a varint of exactly e - t bytes: continuation bits on all but the last
-            c = load(b, y)
-            pb[y] = c
-            if (c >= 0x80) != (y < e - 1):
-                return False, ts, val
-            r |= (np.uint64(c) & np.uint64(0x7F)) << shift
-            shift += np.uint64(7)
-        ts[k] = np.int64(r)
+        val[k] = _double_at(b, v, bits, as_double)
+        r, q = _varint(b, t, e)
+        if q != e:  # not a varint of exactly e - t bytes
+            return False, ts, val
+        ts[k] = r
+        for y in range(v, v + 8):
+            pb[y] = load(b, y)
+        for y in range(t, e):
+            pb[y] = load(b, y)
     return _all_equal(b, pb), ts, val
 
 
