@@ -196,7 +196,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(evidence.router, dependencies=[require("read"), rate_limit("query")])
     app.include_router(export.router, dependencies=[require("read"), rate_limit("query")])
     app.include_router(auth.router)
-    app.add_middleware(HotRoutes, routes=hot_routes([ingest.router, receivers.router], ingest_checks))
+    app.add_middleware(HotRoutes, routes=hot_routes([ingest.router, receivers.router]), checks=ingest_checks)
     if settings.api.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -33,14 +32,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server.api.deps import State
 
 Check = Callable[[Request], Awaitable[Any]]
-Endpoint = Callable[[Request, Any], Awaitable[Response]]
-
-
-@dataclass(frozen=True)
-class Hot:
-    route: APIRoute
-    checks: tuple[Check, ...]
-    endpoint: Endpoint
 
 
 def _plain(route: APIRoute) -> bool:
@@ -58,38 +49,39 @@ def _plain(route: APIRoute) -> bool:
             and isinstance(ret, type) and issubclass(ret, Response))
 
 
-def hot_routes(routers: Iterable[APIRouter], checks: Sequence[Check]) -> dict[str, Hot]:
-    """Path -> how to serve it here, for the plain POST routes of ``routers`` (included in
-    the app with exactly the dependencies ``checks``)."""
-    out: dict[str, Hot] = {}
+def hot_routes(routers: Iterable[APIRouter]) -> dict[str, APIRoute]:
+    """Path -> route, for the plain POST routes of ``routers``."""
+    out: dict[str, APIRoute] = {}
     for router in routers:
         for route in router.routes:
             if isinstance(route, APIRoute) and route.methods == {"POST"} and _plain(route):
-                out[route.path] = Hot(route, tuple(checks), route.endpoint)
+                out[route.path] = route
     return out
 
 
 class HotRoutes:
-    """Serve the routes of :func:`hot_routes` without the router (see the module's text)."""
+    """Serve the routes of :func:`hot_routes` without the router (see the module's text),
+    with ``checks``: exactly the dependencies their routers are included with."""
 
-    def __init__(self, app: ASGIApp, *, routes: dict[str, Hot]) -> None:
+    def __init__(self, app: ASGIApp, *, routes: dict[str, APIRoute], checks: Sequence[Check]) -> None:
         self.app = app
         self.routes = routes
+        self.checks = tuple(checks)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        hot = (self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST"
-               and not scope.get("root_path") else None)
-        if hot is None:
+        route = (self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST"
+                 and not scope.get("root_path") else None)
+        if route is None:
             await self.app(scope, receive, send)
             return
-        scope["route"] = hot.route  # as the router sets it (request metrics are labelled by it)
-        scope["endpoint"] = hot.endpoint
+        scope["route"] = route  # as the router sets it (request metrics are labelled by it)
+        scope["endpoint"] = route.endpoint
         scope["path_params"] = {}
         request = Request(scope, receive, send)
         try:
-            for check in hot.checks:
+            for check in self.checks:
                 await check(request)
-            response = await hot.endpoint(request, scope["app"].state.rca)
+            response = await route.endpoint(request, scope["app"].state.rca)
         except Exception as exc:
             handler = _handler(scope["app"].exception_handlers, exc)
             if handler is None:

@@ -64,7 +64,7 @@ def _answer(c: TestClient, method: str, path: str, key: str | None = None,
 def test_the_short_way_serves_every_ingest_route() -> None:
     from server.api import ingest, receivers
 
-    paths = set(hot_routes([ingest.router, receivers.router], ()))
+    paths = set(hot_routes([ingest.router, receivers.router]))
     assert paths == {"/ingest/metrics", "/ingest/logs", "/ingest/deployments", "/ingest/config_changes",
                      "/ingest/flag_changes", "/ingest/topology", "/ingest/alerts", "/api/v1/write",
                      "/v1/metrics", "/v1/logs"}
@@ -96,7 +96,7 @@ def test_a_route_with_more_than_request_and_state_stays_with_the_router() -> Non
     async def read(request: Request, state: State) -> JSONResponse:
         return JSONResponse({})
 
-    assert set(hot_routes([router], ())) == {"/plain"}
+    assert set(hot_routes([router])) == {"/plain"}
 
 
 def test_answers_equal_the_routers(apps: tuple[TestClient, TestClient, dict[str, str]]) -> None:
